@@ -1,0 +1,356 @@
+/*
+ * tlb.c - the software MMU: every load and store a task makes goes through its TLB; a miss
+ * walks the 4-level table and sets accessed/dirty as the hardware would; a translation that
+ * the PTE does not allow is a page fault, handed to the trap handler (fault.c).
+ *
+ * TLB shootdown.  A task's TLB is written only by the host thread running the task.  Any other
+ * thread that downgrades or removes a PTE of that mm raises the task's tlb_flush_gen and then
+ * waits until an access the task has in flight (odd mmu_seq) is over, exactly as a CPU sending
+ * a flush IPI waits for the other CPUs' acknowledgements:
+ *
+ *     accessing thread                     flushing thread
+ *     mmu_seq++ (odd)                      change the PTE
+ *     read tlb_flush_gen; if it moved,     tlb_flush_gen++
+ *        empty the TLB                     full barrier (membarrier, or seq_cst)
+ *     translate, copy                      if mmu_seq is odd: wait until it moves
+ *     mmu_seq++ (even)                     free the frame / table
+ *
+ * Either the accessor sees the new generation and empties its TLB first, or the flusher sees
+ * the access in flight and waits for it; so after flush_tlb_mm_range returns no access can use
+ * the old translation.  With membarrier(2) the accessor's side needs no fence at all: the
+ * flusher forces one on every running thread, which keeps a TLB hit at a few nanoseconds.
+ */
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "../../mm/mm.h"
+
+_Thread_local struct task_struct *current;
+
+#if defined(__SANITIZE_THREAD__)
+#define COWVM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define COWVM_TSAN 1
+#endif
+#endif
+
+static bool use_membarrier;
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_register(void)
+{
+#ifndef COWVM_TSAN /* ThreadSanitizer cannot see membarrier's ordering: use fences there */
+	use_membarrier =
+		syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#endif
+}
+
+void tlb_init_shootdown(void)
+{
+	pthread_once(&membarrier_once, membarrier_register);
+}
+
+static void local_flush_tlb_all(struct task_struct *t)
+{
+	for (int i = 0; i < TLB_ENTRIES; i++)
+		t->tlb[i].tag = 0;
+}
+
+static void local_flush_tlb_range(struct task_struct *t, uint64_t start, uint64_t end)
+{
+	if ((end - start) >> PAGE_SHIFT >= TLB_ENTRIES) {
+		local_flush_tlb_all(t);
+		return;
+	}
+	for (uint64_t addr = start & PAGE_MASK; addr < end; addr += PAGE_SIZE) {
+		struct tlb_entry *e = &t->tlb[(addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
+		if ((e->tag & PAGE_MASK) == addr)
+			e->tag = 0;
+	}
+}
+
+static inline void mmu_enter(struct task_struct *t)
+{
+	uint64_t seq = atomic_load_explicit(&t->mmu_seq, memory_order_relaxed);
+	if (likely(use_membarrier)) {
+		atomic_store_explicit(&t->mmu_seq, seq + 1, memory_order_relaxed);
+		atomic_signal_fence(memory_order_seq_cst);
+	} else {
+		atomic_exchange_explicit(&t->mmu_seq, seq + 1, memory_order_seq_cst);
+	}
+	uint64_t gen = atomic_load_explicit(&t->tlb_flush_gen,
+					    use_membarrier ? memory_order_relaxed : memory_order_seq_cst);
+	if (unlikely(gen != t->tlb_seen_gen)) {
+		local_flush_tlb_all(t);
+		t->tlb_seen_gen = gen;
+	}
+}
+
+static inline void mmu_exit(struct task_struct *t)
+{
+	uint64_t seq = atomic_load_explicit(&t->mmu_seq, memory_order_relaxed);
+	atomic_store_explicit(&t->mmu_seq, seq + 1, memory_order_release);
+}
+
+/*
+ * flush_tlb_mm_range - no task of mm may translate [start, end) with what it cached before.
+ * Caller holds mm's mmap_lock (which keeps the thread list still) and is not inside an access.
+ */
+void flush_tlb_mm_range(struct mm_struct *mm, uint64_t start, uint64_t end)
+{
+	struct task_struct *t, *remote[64];
+	int nremote = 0;
+	bool overflow = false;
+
+	count_vm_event(mm->vm, TLB_FLUSH);
+	list_for_each_entry(t, &mm->threads, thread_node) {
+		if (t == current) {
+			local_flush_tlb_range(t, start, end);
+			continue;
+		}
+		atomic_fetch_add_explicit(&t->tlb_flush_gen, 1, memory_order_seq_cst);
+		if (nremote < 64)
+			remote[nremote++] = t;
+		else
+			overflow = true;
+	}
+	if (!nremote)
+		return;
+	if (use_membarrier)
+		syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+	else
+		atomic_thread_fence(memory_order_seq_cst);
+	if (overflow) { /* more remote tasks than the array holds: wait on each in turn */
+		list_for_each_entry(t, &mm->threads, thread_node) {
+			if (t == current)
+				continue;
+			uint64_t s = atomic_load_explicit(&t->mmu_seq, memory_order_seq_cst);
+			while ((s & 1) && atomic_load_explicit(&t->mmu_seq, memory_order_acquire) == s)
+				sched_yield();
+		}
+		return;
+	}
+	for (int i = 0; i < nremote; i++) {
+		uint64_t s = atomic_load_explicit(&remote[i]->mmu_seq, memory_order_seq_cst);
+		while ((s & 1) && atomic_load_explicit(&remote[i]->mmu_seq, memory_order_acquire) == s)
+			sched_yield();
+	}
+}
+
+/* ---- translation ----------------------------------------------------------------------------- */
+
+/*
+ * The page walk of a TLB miss.  Every level must be present and user-accessible (and writable
+ * for a write).  Accessed, and dirty on a write, are set with a compare-and-swap that fails if
+ * the kernel changed the entry meanwhile, as the hardware's locked update does.  Returns the
+ * host address of the frame, or NULL: a page fault.
+ */
+static uint8_t *walk_and_fill(struct task_struct *t, uint64_t page_addr, bool write)
+{
+	struct cowvm *vm = t->vm;
+	static const int shifts[3] = { PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT };
+	const uint64_t need = _PAGE_PRESENT | _PAGE_USER | (write ? _PAGE_RW : 0);
+
+	atomic_fetch_add_explicit(&t->tlb_misses, 1, memory_order_relaxed);
+retry:;
+	pte_t *table = table_of(vm, t->mm->pgd);
+	for (int i = 0; i < 3; i++) {
+		pte_t e = ptep_get(&table[(page_addr >> shifts[i]) & 511]);
+		if ((e & need) != need)
+			return NULL;
+		table = table_of(vm, pte_pfn(e));
+	}
+	pte_t *ptep = &table[pte_index(page_addr)];
+	pte_t pte = ptep_get(ptep);
+	if ((pte & need) != need)
+		return NULL;
+	uint64_t bits = _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+	if ((pte & bits) != bits) {
+		pte_t newpte = pte | bits;
+		if (!__atomic_compare_exchange_n(ptep, &pte, newpte, false, __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			goto retry;
+		pte = newpte;
+	}
+	uint64_t pfn = pte_pfn(pte);
+	if (unlikely(!pfn_valid(vm, pfn)))
+		bug("PTE %#llx maps frame beyond memory", (unsigned long long)pte);
+	uint8_t *host = pfn_to_virt(vm, pfn);
+	struct tlb_entry *e = &t->tlb[(page_addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
+	e->host = host;
+	e->tag = page_addr | TLB_VALID |
+		 ((pte & (_PAGE_RW | _PAGE_DIRTY)) == (_PAGE_RW | _PAGE_DIRTY) ? TLB_WRITE : 0);
+	return host;
+}
+
+static inline uint8_t *translate(struct task_struct *t, uint64_t page_addr, bool write)
+{
+	const struct tlb_entry *e = &t->tlb[(page_addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
+	uint64_t want = page_addr | TLB_VALID | (write ? TLB_WRITE : 0);
+	if (likely(e->tag == want || (!write && e->tag == (want | TLB_WRITE))))
+		return e->host;
+	return walk_and_fill(t, page_addr, write);
+}
+
+#define ACCESS_CHUNK 64 /* pages translated together before any byte moves */
+
+static void copy_chunk(uint8_t **host, uint64_t addr, void *buf, size_t len, bool write)
+{
+	uint8_t *b = buf;
+	for (int i = 0; len > 0; i++) {
+		size_t off = addr & (PAGE_SIZE - 1);
+		size_t n = PAGE_SIZE - off < len ? PAGE_SIZE - off : len;
+		if (write)
+			memcpy(host[i] + off, b, n);
+		else
+			memcpy(b, host[i] + off, n);
+		addr += n;
+		b += n;
+		len -= n;
+	}
+}
+
+/*
+ * Translate every page of [addr, addr + len) (at most ACCESS_CHUNK pages), faulting pages in
+ * as needed, and then copy.  Returns 0 or the unresolved fault's reason with *fault_addr set.
+ */
+static unsigned access_chunk(struct task_struct *t, uint64_t addr, void *buf, size_t len,
+			     bool write, bool user, uint64_t *fault_addr)
+{
+	uint8_t *host[ACCESS_CHUNK];
+	uint64_t first = addr & PAGE_MASK, last = (addr + len - 1) & PAGE_MASK;
+	uint64_t prev_fault = UINT64_MAX;
+	unsigned retries = 0;
+
+	for (;;) {
+		uint64_t page = first;
+		int i = 0;
+		mmu_enter(t);
+		for (; page <= last; page += PAGE_SIZE, i++) {
+			host[i] = translate(t, page, write);
+			if (!host[i])
+				break;
+		}
+		if (page > last) {
+			copy_chunk(host, addr, buf, len, write);
+			mmu_exit(t);
+			return 0;
+		}
+		mmu_exit(t);
+		unsigned ret = do_user_addr_fault(t, page < addr ? addr : page, write, user);
+		if (ret) {
+			*fault_addr = page < addr ? addr : page;
+			return ret;
+		}
+		if (page == prev_fault && ++retries > 100000)
+			bug("fault at %#llx resolved but the access still faults",
+			    (unsigned long long)page);
+		prev_fault = page;
+	}
+}
+
+/*
+ * mmu_access - an access by task t (user = its own load/store; else the kernel's uaccess on
+ * its behalf).  Up to ACCESS_CHUNK pages move only when all are translated; a longer access is
+ * first faulted in page by page, then copied, so a failing access moves no byte unless another
+ * thread unmaps memory during it.  Returns 0 or the fault reason, *fault_addr the first byte
+ * that could not be accessed.  Caller holds no locks.
+ */
+unsigned mmu_access(struct task_struct *t, uint64_t addr, void *buf, size_t len, bool write,
+		    bool user, uint64_t *fault_addr)
+{
+	if (len == 0)
+		return 0;
+	if (addr + len < addr || addr + len > (1ull << 47)) { /* non-canonical: #GP, SIGSEGV */
+		*fault_addr = addr + len < addr || addr >= (1ull << 47) ? addr : (1ull << 47);
+		return VM_FAULT_SIGSEGV;
+	}
+	uint64_t npages = (((addr + len - 1) & PAGE_MASK) - (addr & PAGE_MASK)) / PAGE_SIZE + 1;
+	if (npages > ACCESS_CHUNK) {
+		/* Probe: fault every page in, moving nothing. */
+		for (uint64_t page = addr & PAGE_MASK; page < addr + len; page += PAGE_SIZE) {
+			uint8_t dummy;
+			uint64_t a = page < addr ? addr : page;
+			unsigned ret = access_chunk(t, a, &dummy, 1, write, user, fault_addr);
+			if (ret)
+				return ret;
+		}
+	}
+	uint8_t *b = buf;
+	while (len > 0) {
+		uint64_t chunk_end = (addr & PAGE_MASK) + (uint64_t)ACCESS_CHUNK * PAGE_SIZE;
+		size_t n = chunk_end - addr < len ? chunk_end - addr : len;
+		unsigned ret = access_chunk(t, addr, b, n, write, user, fault_addr);
+		if (ret)
+			return ret;
+		addr += n;
+		b += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* ---- the public load/store helpers: a TLB hit is a handful of instructions -------------------- */
+
+static int access_errno(unsigned ret)
+{
+	return (ret & VM_FAULT_OOM) ? -ENOMEM : -EFAULT;
+}
+
+int cowvm_read(cowvm_task_t *t, uint64_t addr, void *buf, size_t len)
+{
+	uint64_t fault_addr;
+	if (!t || (!buf && len))
+		return -EINVAL;
+	current = t;
+	unsigned ret = mmu_access(t, addr, buf, len, false, true, &fault_addr);
+	return ret ? access_errno(ret) : 0;
+}
+
+int cowvm_write(cowvm_task_t *t, uint64_t addr, const void *buf, size_t len)
+{
+	uint64_t fault_addr;
+	if (!t || (!buf && len))
+		return -EINVAL;
+	current = t;
+	unsigned ret = mmu_access(t, addr, (void *)buf, len, true, true, &fault_addr);
+	return ret ? access_errno(ret) : 0;
+}
+
+int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val)
+{
+	if (unlikely(!t || !val))
+		return -EINVAL;
+	current = t;
+	if (likely((addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8 && addr < (1ull << 47))) {
+		mmu_enter(t);
+		uint8_t *host = translate(t, addr & PAGE_MASK, false);
+		if (likely(host)) {
+			memcpy(val, host + (addr & (PAGE_SIZE - 1)), 8);
+			mmu_exit(t);
+			return 0;
+		}
+		mmu_exit(t);
+	}
+	return cowvm_read(t, addr, val, 8);
+}
+
+int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val)
+{
+	if (unlikely(!t))
+		return -EINVAL;
+	current = t;
+	if (likely((addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8 && addr < (1ull << 47))) {
+		mmu_enter(t);
+		uint8_t *host = translate(t, addr & PAGE_MASK, true);
+		if (likely(host)) {
+			memcpy(host + (addr & (PAGE_SIZE - 1)), &val, 8);
+			mmu_exit(t);
+			return 0;
+		}
+		mmu_exit(t);
+	}
+	return cowvm_write(t, addr, &val, 8);
+}

@@ -1,0 +1,206 @@
+/*
+ * cowvm.h - the public interface of libcowvm.
+ *
+ * cowvm is Linux's anonymous-memory machinery (demand paging, the zero page, fork by
+ * copy-on-write, COW faults with reuse, reverse mapping, LRU, user copies with exception-table
+ * fixups) rebuilt in user space.  A cowvm_t is one machine: physical frames, the zero page and
+ * the tasks that run on it.  A cowvm_task_t is one thread of one process; processes are made by
+ * cowvm_spawn and cowvm_fork, threads by cowvm_clone_thread.
+ *
+ * Conventions, as in Linux system calls:
+ *  - calls that return int or int64_t return a negative errno on failure (-EINVAL, -ENOMEM ...);
+ *  - calls that return a pointer return NULL and set errno;
+ *  - a failed call leaves the machine as it was, except where Linux itself applies a call to a
+ *    prefix of a range before it finds a hole (mprotect, madvise: -ENOMEM after the mapped part).
+ * PROT_*, MAP_* and MADV_* take the values of <sys/mman.h>, so the host's constants can be used.
+ *
+ * Threads: a task may be used by any host thread, but by one at a time (it is a CPU running that
+ * thread).  Different tasks may run on different host threads at once.
+ */
+#ifndef COWVM_H
+#define COWVM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define COWVM_PAGE_SIZE 4096u
+#define COWVM_TASK_SIZE_MAX ((1ull << 47) - 4096) /* highest user address + 1, as x86-64 */
+
+typedef struct cowvm cowvm_t;
+typedef struct task_struct cowvm_task_t;
+
+/* ---- machine ---------------------------------------------------------------------------- */
+
+/* cowvm_config.flags */
+#define COWVM_CONFIG_NO_POISON 0x1u /* do not poison freed frames / fill new ones (benchmarks) */
+#define COWVM_CONFIG_PREFAULT  0x2u /* back all physical memory with host pages at create */
+
+struct cowvm_config {
+	uint64_t phys_bytes; /* physical memory; a multiple of 4 KiB, 64 KiB .. 1 TiB; 0 = 64 MiB */
+	unsigned flags;      /* COWVM_CONFIG_* */
+	unsigned nr_cpus;    /* per-CPU free lists; 0 = number of host CPUs, at most 64 */
+};
+
+cowvm_t *cowvm_create(const struct cowvm_config *cfg); /* NULL + errno */
+void cowvm_destroy(cowvm_t *vm);                       /* exits every task left */
+
+/* ---- tasks ------------------------------------------------------------------------------ */
+
+cowvm_task_t *cowvm_spawn(cowvm_t *vm);           /* new process, empty mm; NULL + errno */
+cowvm_task_t *cowvm_fork(cowvm_task_t *parent);   /* NULL + errno (ENOMEM) */
+cowvm_task_t *cowvm_clone_thread(cowvm_task_t *t); /* new thread sharing t's mm */
+int cowvm_exit(cowvm_task_t *t); /* ends the task and frees it; last thread tears down the mm */
+int cowvm_task_pid(const cowvm_task_t *t);  /* thread-group id (process) */
+int cowvm_task_tid(const cowvm_task_t *t);  /* this thread's id */
+
+/* ---- memory calls (Linux semantics and errno) --------------------------------------------- */
+
+int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int flags); /* addr or -errno */
+int cowvm_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len);
+int cowvm_mprotect(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot);
+int cowvm_madvise(cowvm_task_t *t, uint64_t addr, uint64_t len, int advice);
+int64_t cowvm_brk(cowvm_task_t *t, uint64_t addr); /* the new break, or the old one on failure */
+
+/* ---- user accesses through the software MMU ------------------------------------------------
+ * These are the task's own loads and stores.  A fault that handle_mm_fault cannot resolve is the
+ * task's SIGSEGV: the call returns -EFAULT and no byte of the access is transferred (every page
+ * is translated before any byte moves, as one instruction's access would be).
+ */
+int cowvm_read(cowvm_task_t *t, uint64_t addr, void *buf, size_t len);        /* 0 or -EFAULT */
+int cowvm_write(cowvm_task_t *t, uint64_t addr, const void *buf, size_t len); /* 0 or -EFAULT */
+int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val);  /* naturally aligned or not */
+int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val);
+
+/* ---- kernel-side copies (uaccess with exception-table fixups) ------------------------------ */
+
+size_t cowvm_copy_from_user(cowvm_task_t *t, void *dst, uint64_t src, size_t n); /* bytes not copied; tail zeroed */
+size_t cowvm_copy_to_user(cowvm_task_t *t, uint64_t dst, const void *src, size_t n); /* bytes not copied */
+int cowvm_get_user(cowvm_task_t *t, uint64_t addr, uint64_t *val); /* 0, or -EFAULT and *val = 0 */
+int cowvm_put_user(cowvm_task_t *t, uint64_t addr, uint64_t val);  /* 0 or -EFAULT */
+
+/* ---- counters and introspection ------------------------------------------------------------ */
+
+/* pagemap word bits, as fs/proc/task_mmu.c */
+#define COWVM_PM_PFN_MASK       ((1ull << 55) - 1)
+#define COWVM_PM_SOFT_DIRTY     (1ull << 55)
+#define COWVM_PM_MMAP_EXCLUSIVE (1ull << 56)
+#define COWVM_PM_UFFD_WP        (1ull << 57)
+#define COWVM_PM_FILE           (1ull << 61)
+#define COWVM_PM_SWAP           (1ull << 62)
+#define COWVM_PM_PRESENT        (1ull << 63)
+
+uint64_t cowvm_pagemap(cowvm_task_t *t, uint64_t addr); /* Linux pagemap word (frame numbers shown) */
+
+struct cowvm_task_stats {
+	uint64_t min_flt, maj_flt;  /* this thread's faults, as getrusage(RUSAGE_THREAD) */
+	uint64_t rss_anon;          /* process RSS in pages, by type (MM_ANONPAGES ...) */
+	uint64_t rss_swap;          /* MM_SWAPENTS */
+	uint64_t rss_shmem;         /* MM_SHMEMPAGES (shared anonymous memory) */
+	uint64_t nr_ptes;           /* page-table pages of the process (all levels) */
+	uint64_t total_vm;          /* mapped pages */
+	uint64_t nr_vmas;
+	uint64_t tlb_misses;        /* this thread's software-TLB misses (page walks) */
+};
+int cowvm_task_stats(cowvm_task_t *t, struct cowvm_task_stats *out);
+
+struct cowvm_vmstat {
+	/* state, in pages */
+	uint64_t nr_free_pages;     /* frames in the buddy allocator and on per-CPU lists */
+	uint64_t nr_anon_pages;     /* anon pages mapped at least once (NR_ANON_MAPPED) */
+	uint64_t nr_shmem;          /* shared anonymous (shmem) pages */
+	uint64_t nr_page_table_pages;
+	uint64_t nr_active_anon, nr_inactive_anon;
+	uint64_t nr_zero_page_mappings; /* PTEs that map the zero page right now */
+	uint64_t nr_total_pages;    /* frames the machine has, the reserved and zero page included */
+	/* events since create */
+	uint64_t pgfault, pgmajfault, pgreuse;
+	uint64_t pgalloc, pgfree;
+	uint64_t cow_copies;        /* cowvm's own: wp_page_copy of a real page */
+	uint64_t zero_page_maps;    /* cowvm's own: read faults that mapped the zero page */
+	uint64_t zero_page_cows;    /* cowvm's own: writes that replaced the zero page */
+	uint64_t tlb_flushes;       /* flush_tlb_* calls that invalidated entries of some task */
+};
+int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out);
+
+/* smaps-style totals, in bytes, over the VMAs that intersect [addr, addr + len) — counted over
+ * the whole of each VMA as /proc/pid/smaps does; addr = len = 0 gives smaps_rollup. */
+struct cowvm_smaps {
+	uint64_t size, rss, pss;
+	uint64_t shared_clean, shared_dirty, private_clean, private_dirty;
+	uint64_t referenced, anonymous, swap, swap_pss;
+};
+int cowvm_smaps(cowvm_task_t *t, uint64_t addr, uint64_t len, struct cowvm_smaps *out);
+
+/* The whole-state checker: 0 when every invariant of DESIGN.md holds, else -EUCLEAN and a
+ * sentence in why.  Takes every lock it needs; call it with no task running on another thread. */
+int cowvm_check(cowvm_t *vm, char *why, size_t whylen);
+
+/* ---- views for tools (read-only) ------------------------------------------------------------ */
+
+struct cowvm_vma_info {
+	uint64_t start, end, pgoff;
+	int prot;           /* PROT_* */
+	int shared;         /* MAP_SHARED mapping */
+	unsigned long flags; /* VM_* bits as Linux (VM_READ 0x1, VM_WRITE 0x2, ... VM_DONTCOPY 0x20000) */
+	uint64_t anon_vma;  /* an id of the VMA's anon_vma (0 = none yet), for pictures */
+};
+typedef int (*cowvm_vma_fn)(void *arg, const struct cowvm_vma_info *vma);
+int cowvm_for_each_vma(cowvm_task_t *t, cowvm_vma_fn fn, void *arg); /* fn returns non-0 to stop */
+
+uint64_t cowvm_pte(cowvm_task_t *t, uint64_t addr); /* raw x86-64 PTE (0 if no table) */
+
+struct cowvm_frame_info {
+	uint64_t pfn;
+	int state;          /* COWVM_FRAME_* */
+	int refcount, mapcount;
+	int anon_exclusive; /* PageAnonExclusive */
+	int lru;            /* 0 none, 1 inactive anon, 2 active anon */
+	uint64_t index;     /* page->index */
+};
+#define COWVM_FRAME_FREE     0
+#define COWVM_FRAME_RESERVED 1
+#define COWVM_FRAME_ZERO     2
+#define COWVM_FRAME_PGTABLE  3
+#define COWVM_FRAME_ANON     4
+#define COWVM_FRAME_SHMEM    5
+int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out);
+
+/* rmap_walk: every (task's process, address) that maps the frame.  fn gets the pid of a task of
+ * the mapping mm and the user address; returns non-0 to stop.  Returns the number of mappings. */
+typedef int (*cowvm_rmap_fn)(void *arg, int pid, uint64_t addr);
+int cowvm_rmap_walk(cowvm_t *vm, uint64_t pfn, cowvm_rmap_fn fn, void *arg);
+
+/* ---- tracing: one event per completed fault -------------------------------------------------- */
+
+#define COWVM_TRACE_MAX_PATH 10
+struct cowvm_fault_event {
+	int pid, tid;
+	uint64_t addr;
+	int write;          /* 1 write (or unshare), 0 read */
+	int user;           /* 1 the task's access, 0 a kernel copy (uaccess) */
+	const char *path[COWVM_TRACE_MAX_PATH]; /* Linux function names, outermost first */
+	int npath;
+	uint64_t old_pfn, new_pfn; /* frames before and after (0 = none) */
+	const char *outcome;       /* "ok", "SIGSEGV", "OOM", "fixup" ... */
+};
+typedef void (*cowvm_tracer_fn)(void *arg, const struct cowvm_fault_event *ev);
+void cowvm_set_tracer(cowvm_t *vm, cowvm_tracer_fn fn, void *arg); /* fn NULL to stop */
+
+/* ---- fault injection in the frame allocator ---------------------------------------------------- */
+
+#define COWVM_FAIL_OFF   0
+#define COWVM_FAIL_NEXT  1 /* fail the next allocation (then off) */
+#define COWVM_FAIL_AFTER 2 /* let n allocations succeed, then fail every one */
+#define COWVM_FAIL_NTH   3 /* fail only the n-th allocation from now (1 = next) */
+#define COWVM_FAIL_CAP   4 /* fail while n or more frames are in use */
+int cowvm_fail_alloc(cowvm_t *vm, int mode, uint64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COWVM_H */

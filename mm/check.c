@@ -1,0 +1,390 @@
+/*
+ * check.c - the whole-state checker: walks every frame, page table, VMA, anon_vma and LRU list
+ * and verifies the invariants of DESIGN.md.  Returns 0, or -EUCLEAN with the first broken
+ * invariant described in `why`.  Precondition: no task runs on another host thread.
+ *
+ * What it proves, frame by frame: each frame is in exactly one state (free, reserved, zero
+ * page, page table, anon page, shmem page); for every mapped page, mapcount = the PTEs that
+ * map it and refcount = mapcount + the cache's reference; the page's mapping and index agree
+ * with every VMA that maps it; a writable private PTE maps an exclusive page; the zero page is
+ * never writable; RSS counters, page-table counts and vmstat agree with what the walk found;
+ * no frame is lost; no TLB entry grants more than its PTE.
+ */
+#include <stdarg.h>
+
+#include "mm.h"
+
+void for_each_free_frame(struct cowvm *vm, void (*fn)(void *arg, uint64_t pfn, int where), void *arg);
+
+enum frame_state { F_UNSEEN, F_FREE, F_RESERVED, F_ZERO, F_PGTABLE, F_ANON, F_SHMEM };
+
+struct checker {
+	struct cowvm *vm;
+	uint8_t *state;          /* enum frame_state per frame */
+	uint32_t *ptes;          /* PTEs found mapping each frame */
+	uint32_t *cache_refs;    /* shmem cache references found */
+	uint64_t nfree, nzero_ptes, npgtables, anon_mapped, shmem_cached;
+	char *why;
+	size_t whylen;
+	bool failed;
+};
+
+static int fail(struct checker *c, const char *fmt, ...)
+{
+	if (c->failed)
+		return -EUCLEAN;
+	c->failed = true;
+	if (c->why && c->whylen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(c->why, c->whylen, fmt, ap);
+		va_end(ap);
+	}
+	return -EUCLEAN;
+}
+
+static void mark_free(void *arg, uint64_t pfn, int where)
+{
+	struct checker *c = arg;
+	if (where < 0)
+		fail(c, "buddy block at frame %llu has a wrong order", (unsigned long long)pfn);
+	else if (c->state[pfn] != F_UNSEEN)
+		fail(c, "free frame %llu is on two free lists", (unsigned long long)pfn);
+	else if (page_ref_count(&c->vm->mem_map[pfn]) != 0)
+		fail(c, "free frame %llu has refcount %d", (unsigned long long)pfn,
+		     page_ref_count(&c->vm->mem_map[pfn]));
+	c->state[pfn] = F_FREE;
+	c->nfree++;
+}
+
+static bool avc_reaches(struct vm_area_struct *vma, struct anon_vma *av)
+{
+	struct anon_vma_chain *avc;
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+		if (avc->anon_vma == av)
+			return true;
+	return false;
+}
+
+/* One present PTE of mm at addr. */
+static void check_pte(struct checker *c, struct mm_struct *mm, uint64_t addr, pte_t pte,
+		      long *rss_anon, long *rss_shmem)
+{
+	struct cowvm *vm = c->vm;
+	uint64_t pfn = pte_pfn(pte);
+	if (!pfn_valid(vm, pfn)) {
+		fail(c, "pid %d: PTE at %#llx maps frame %llu beyond memory", mm->tgid,
+		     (unsigned long long)addr, (unsigned long long)pfn);
+		return;
+	}
+	struct vm_area_struct *vma = find_vma(mm, addr);
+	if (!vma || vma->vm_start > addr) {
+		fail(c, "pid %d: PTE at %#llx outside every VMA", mm->tgid, (unsigned long long)addr);
+		return;
+	}
+	if (pte_special(pte)) {
+		if (pfn != page_to_pfn(vm, vm->zero_page))
+			fail(c, "pid %d: special PTE at %#llx is not the zero page", mm->tgid,
+			     (unsigned long long)addr);
+		else if (pte_write(pte))
+			fail(c, "pid %d: the zero page is mapped writable at %#llx", mm->tgid,
+			     (unsigned long long)addr);
+		c->nzero_ptes++;
+		return;
+	}
+	struct page *page = pfn_to_page(vm, pfn);
+	c->ptes[pfn]++;
+	if (PageAnon(page)) {
+		(*rss_anon)++;
+		if (vma->vm_file)
+			fail(c, "pid %d: anon page %llu in a shared mapping at %#llx", mm->tgid,
+			     (unsigned long long)pfn, (unsigned long long)addr);
+		else if (page->index != linear_page_index(vma, addr))
+			fail(c, "pid %d: frame %llu at %#llx has index %llu, VMA computes %llu", mm->tgid,
+			     (unsigned long long)pfn, (unsigned long long)addr,
+			     (unsigned long long)page->index, (unsigned long long)linear_page_index(vma, addr));
+		else if (!page->mapping || !avc_reaches(vma, page->mapping))
+			fail(c, "pid %d: frame %llu's anon_vma is not chained to the VMA mapping it at %#llx",
+			     mm->tgid, (unsigned long long)pfn, (unsigned long long)addr);
+		if (c->state[pfn] == F_UNSEEN)
+			c->state[pfn] = F_ANON;
+		if (pte_write(pte) && (!PageAnonExclusive(page) || page_mapcount(page) != 1))
+			fail(c, "pid %d: writable PTE at %#llx maps frame %llu that is not exclusive "
+			     "(mapcount %d, exclusive %d)", mm->tgid, (unsigned long long)addr,
+			     (unsigned long long)pfn, page_mapcount(page), PageAnonExclusive(page));
+	} else if (PageShmem(page)) {
+		(*rss_shmem)++;
+		if (vma->vm_file != page->mapping || page->index != linear_page_index(vma, addr))
+			fail(c, "pid %d: shmem frame %llu mapped at %#llx by a VMA of another object or offset",
+			     mm->tgid, (unsigned long long)pfn, (unsigned long long)addr);
+	} else {
+		fail(c, "pid %d: PTE at %#llx maps frame %llu which is neither anon nor shmem (flags %#x)",
+		     mm->tgid, (unsigned long long)addr, (unsigned long long)pfn,
+		     (unsigned)atomic_load(&page->flags));
+	}
+}
+
+static bool span_has_vma(struct mm_struct *mm, uint64_t start, uint64_t end)
+{
+	struct vm_area_struct *vma = find_vma(mm, start);
+	return vma && vma->vm_start < end;
+}
+
+/* Walk one table of level `level` (4 = PGD ... 1 = PTE table) covering base. */
+static void check_table(struct checker *c, struct mm_struct *mm, uint64_t pfn, int level,
+			uint64_t base, long *rss_anon, long *rss_shmem)
+{
+	static const int shift[5] = { 0, PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT };
+	struct cowvm *vm = c->vm;
+	if (!pfn_valid(vm, pfn) || c->state[pfn] != F_UNSEEN) {
+		fail(c, "pid %d: page table frame %llu is invalid or used twice", mm->tgid,
+		     (unsigned long long)pfn);
+		return;
+	}
+	struct page *tp = pfn_to_page(vm, pfn);
+	if (!PageFlag(tp, PG_pgtable) || tp->private != (uint64_t)level) {
+		fail(c, "pid %d: frame %llu used as a level-%d table lacks PG_pgtable or its level",
+		     mm->tgid, (unsigned long long)pfn, level);
+		return;
+	}
+	c->state[pfn] = F_PGTABLE;
+	c->npgtables++;
+	uint64_t span = 1ull << shift[level + (level < 4)];
+	if (level < 4 && !span_has_vma(mm, base, base + span))
+		fail(c, "pid %d: a level-%d table for %#llx is kept with no VMA over its span",
+		     mm->tgid, level, (unsigned long long)base);
+	pte_t *table = table_of(vm, pfn);
+	uint64_t child = 1ull << shift[level];
+	for (int i = 0; i < PTRS_PER_TABLE && !c->failed; i++) {
+		pte_t e = ptep_get(&table[i]);
+		uint64_t addr = base + (uint64_t)i * child;
+		if (!e)
+			continue;
+		if (level == 1) {
+			if (!pte_present(e))
+				fail(c, "pid %d: non-present PTE %#llx at %#llx before swap exists",
+				     mm->tgid, (unsigned long long)e, (unsigned long long)addr);
+			else
+				check_pte(c, mm, addr, e, rss_anon, rss_shmem);
+		} else {
+			if ((e & _PAGE_TABLE) != _PAGE_TABLE)
+				fail(c, "pid %d: level-%d entry %#llx is not a table pointer", mm->tgid,
+				     level, (unsigned long long)e);
+			else
+				check_table(c, mm, pte_pfn(e), level - 1, addr, rss_anon, rss_shmem);
+		}
+	}
+}
+
+static void check_vmas(struct checker *c, struct mm_struct *mm)
+{
+	uint64_t total = 0;
+	for (size_t i = 0; i < mm->nr_vmas && !c->failed; i++) {
+		struct vm_area_struct *v = mm->vmas[i];
+		if (v->vm_mm != mm || v->vm_start >= v->vm_end || !PAGE_ALIGNED(v->vm_start) ||
+		    !PAGE_ALIGNED(v->vm_end) || v->vm_end > TASK_SIZE_MAX)
+			fail(c, "pid %d: VMA %#llx-%#llx is malformed", mm->tgid,
+			     (unsigned long long)v->vm_start, (unsigned long long)v->vm_end);
+		if (i > 0 && mm->vmas[i - 1]->vm_end > v->vm_start)
+			fail(c, "pid %d: VMAs overlap at %#llx", mm->tgid, (unsigned long long)v->vm_start);
+		if (v->anon_vma && !avc_reaches(v, v->anon_vma))
+			fail(c, "pid %d: VMA %#llx has no chain to its own anon_vma", mm->tgid,
+			     (unsigned long long)v->vm_start);
+		struct anon_vma_chain *avc;
+		list_for_each_entry(avc, &v->anon_vma_chain, same_vma) {
+			if (avc->vma != v || (v->anon_vma && avc->anon_vma->root != v->anon_vma->root))
+				fail(c, "pid %d: VMA %#llx has a chain into another anon_vma tree", mm->tgid,
+				     (unsigned long long)v->vm_start);
+		}
+		if ((v->vm_flags & VM_SHARED) != (v->vm_file ? VM_SHARED : 0))
+			fail(c, "pid %d: VMA %#llx shared flag and object disagree", mm->tgid,
+			     (unsigned long long)v->vm_start);
+		if (v->vm_page_prot != vm_get_page_prot(v->vm_flags))
+			fail(c, "pid %d: VMA %#llx protection does not match its flags", mm->tgid,
+			     (unsigned long long)v->vm_start);
+		total += (v->vm_end - v->vm_start) >> PAGE_SHIFT;
+	}
+	if (!c->failed && total != mm->total_vm)
+		fail(c, "pid %d: total_vm %llu, VMAs sum to %llu", mm->tgid,
+		     (unsigned long long)mm->total_vm, (unsigned long long)total);
+}
+
+static void check_shmem_objects(struct checker *c, struct mm_struct *mm)
+{
+	for (size_t i = 0; i < mm->nr_vmas && !c->failed; i++) {
+		struct shmem_inode *inode = mm->vmas[i]->vm_file;
+		if (!inode)
+			continue;
+		for (uint64_t idx = 0; idx < inode->size_pages; idx++) {
+			struct page *page = inode->pages[idx];
+			if (!page)
+				continue;
+			uint64_t pfn = page_to_pfn(c->vm, page);
+			if (c->state[pfn] == F_SHMEM)
+				continue; /* object seen through another VMA */
+			if (c->state[pfn] != F_UNSEEN || !PageShmem(page) || page->mapping != inode ||
+			    page->index != idx) {
+				fail(c, "shmem object %llu: frame %llu at offset %llu is inconsistent",
+				     (unsigned long long)inode->id, (unsigned long long)pfn,
+				     (unsigned long long)idx);
+				return;
+			}
+			c->state[pfn] = F_SHMEM;
+			c->cache_refs[pfn] = 1;
+			c->shmem_cached++;
+		}
+	}
+}
+
+static void check_tlbs(struct checker *c, struct mm_struct *mm)
+{
+	struct task_struct *t;
+	list_for_each_entry(t, &mm->threads, thread_node) {
+		if (atomic_load(&t->tlb_flush_gen) != t->tlb_seen_gen)
+			continue; /* a flush is pending: the TLB empties before its next access */
+		for (int i = 0; i < TLB_ENTRIES; i++) {
+			uint64_t tag = t->tlb[i].tag;
+			if (!(tag & TLB_VALID))
+				continue;
+			uint64_t addr = tag & PAGE_MASK;
+			pte_t *ptep = pte_offset_map(mm, addr);
+			pte_t pte = ptep ? ptep_get(ptep) : 0;
+			bool ok = (pte & _PAGE_PRESENT) && pfn_to_virt(c->vm, pte_pfn(pte)) == t->tlb[i].host &&
+				  (!(tag & TLB_WRITE) || pte_write(pte));
+			if (!ok) {
+				fail(c, "task %d: TLB entry for %#llx grants more than its PTE %#llx", t->tid,
+				     (unsigned long long)addr, (unsigned long long)pte);
+				return;
+			}
+		}
+	}
+}
+
+static void check_frames(struct checker *c)
+{
+	struct cowvm *vm = c->vm;
+	uint64_t lru_pages = 0;
+	for (uint64_t pfn = 0; pfn < vm->nr_frames && !c->failed; pfn++) {
+		struct page *page = pfn_to_page(vm, pfn);
+		switch (c->state[pfn]) {
+		case F_FREE: case F_RESERVED: case F_ZERO: case F_PGTABLE:
+			if (c->ptes[pfn])
+				fail(c, "frame %llu is mapped by a PTE but is not a user page",
+				     (unsigned long long)pfn);
+			break;
+		case F_ANON: case F_SHMEM: {
+			int expect = (int)(c->ptes[pfn] + c->cache_refs[pfn]);
+			if (page_mapcount(page) != (int)c->ptes[pfn])
+				fail(c, "frame %llu: mapcount %d but %u PTEs map it", (unsigned long long)pfn,
+				     page_mapcount(page), c->ptes[pfn]);
+			else if (page_ref_count(page) != expect)
+				fail(c, "frame %llu: refcount %d, expected %d (mapcount %u + cache %u)",
+				     (unsigned long long)pfn, page_ref_count(page), expect, c->ptes[pfn],
+				     c->cache_refs[pfn]);
+			else if (!PageLRU(page))
+				fail(c, "frame %llu is a user page off the LRU", (unsigned long long)pfn);
+			if (c->state[pfn] == F_ANON && page_mapcount(page) > 0)
+				c->anon_mapped++;
+			lru_pages++;
+			break;
+		}
+		case F_UNSEEN:
+			fail(c, "frame %llu is lost: not free, and nothing maps or caches it "
+			     "(refcount %d, mapcount %d, flags %#x)", (unsigned long long)pfn,
+			     page_ref_count(page), page_mapcount(page), (unsigned)atomic_load(&page->flags));
+			break;
+		}
+	}
+	if (c->failed)
+		return;
+	uint64_t on_lists = 0;
+	struct page *page;
+	spin_lock(&vm->lru_lock);
+	list_for_each_entry(page, &vm->lru_active_anon, lru) {
+		on_lists++;
+		if (!PageLRU(page) || !PageFlag(page, PG_active))
+			fail(c, "frame %llu on the active list lacks PG_lru/PG_active",
+			     (unsigned long long)page_to_pfn(vm, page));
+	}
+	list_for_each_entry(page, &vm->lru_inactive_anon, lru)
+		on_lists++;
+	spin_unlock(&vm->lru_lock);
+	if (!c->failed && on_lists != lru_pages)
+		fail(c, "LRU lists hold %llu pages, %llu user pages exist", (unsigned long long)on_lists,
+		     (unsigned long long)lru_pages);
+}
+
+int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
+{
+	if (!vm)
+		return -EINVAL;
+	struct checker c = { .vm = vm, .why = why, .whylen = whylen };
+	if (why && whylen)
+		why[0] = 0;
+	c.state = calloc(vm->nr_frames, 1);
+	c.ptes = calloc(vm->nr_frames, sizeof(uint32_t));
+	c.cache_refs = calloc(vm->nr_frames, sizeof(uint32_t));
+	if (!c.state || !c.ptes || !c.cache_refs) {
+		free(c.state);
+		free(c.ptes);
+		free(c.cache_refs);
+		return -ENOMEM;
+	}
+	c.state[0] = F_RESERVED;
+	c.state[page_to_pfn(vm, vm->zero_page)] = F_ZERO;
+	for_each_free_frame(vm, mark_free, &c);
+	if (!c.failed && c.nfree != nr_free_pages(vm))
+		fail(&c, "nr_free_pages %llu, free lists hold %llu", (unsigned long long)nr_free_pages(vm),
+		     (unsigned long long)c.nfree);
+
+	pthread_mutex_lock(&vm->task_lock);
+	struct mm_struct *mm;
+	list_for_each_entry(mm, &vm->mms, mmlist) {
+		if (c.failed)
+			break;
+		down_read(&mm->mmap_lock);
+		long rss_anon = 0, rss_shmem = 0;
+		uint64_t tables_before = c.npgtables;
+		check_vmas(&c, mm);
+		if (!c.failed)
+			check_table(&c, mm, mm->pgd, 4, 0, &rss_anon, &rss_shmem);
+		if (!c.failed && (rss_anon != get_mm_counter(mm, MM_ANONPAGES) ||
+				  rss_shmem != get_mm_counter(mm, MM_SHMEMPAGES)))
+			fail(&c, "pid %d: RSS anon %ld shmem %ld, PTEs show %ld and %ld", mm->tgid,
+			     get_mm_counter(mm, MM_ANONPAGES), get_mm_counter(mm, MM_SHMEMPAGES), rss_anon,
+			     rss_shmem);
+		if (!c.failed && c.npgtables - tables_before != (uint64_t)atomic_load(&mm->pgtables_pages))
+			fail(&c, "pid %d: %ld page-table pages counted, %llu found", mm->tgid,
+			     (long)atomic_load(&mm->pgtables_pages),
+			     (unsigned long long)(c.npgtables - tables_before));
+		if (!c.failed)
+			check_shmem_objects(&c, mm);
+		if (!c.failed)
+			check_tlbs(&c, mm);
+		up_read(&mm->mmap_lock);
+	}
+	pthread_mutex_unlock(&vm->task_lock);
+
+	if (!c.failed)
+		check_frames(&c);
+	if (!c.failed) {
+		long anon = atomic_load(&vm->node_stat[NR_ANON_MAPPED]);
+		long shmem = atomic_load(&vm->node_stat[NR_SHMEM]);
+		long tables = atomic_load(&vm->node_stat[NR_PAGETABLE]);
+		long zero = atomic_load(&vm->node_stat[NR_ZERO_MAPPED]);
+		if ((uint64_t)anon != c.anon_mapped)
+			fail(&c, "nr_anon_pages %ld, found %llu mapped anon pages", anon,
+			     (unsigned long long)c.anon_mapped);
+		else if ((uint64_t)shmem != c.shmem_cached)
+			fail(&c, "nr_shmem %ld, found %llu", shmem, (unsigned long long)c.shmem_cached);
+		else if ((uint64_t)tables != c.npgtables)
+			fail(&c, "nr_page_table_pages %ld, found %llu", tables, (unsigned long long)c.npgtables);
+		else if ((uint64_t)zero != c.nzero_ptes)
+			fail(&c, "zero-page mappings counted %ld, found %llu", zero,
+			     (unsigned long long)c.nzero_ptes);
+	}
+	free(c.state);
+	free(c.ptes);
+	free(c.cache_refs);
+	return c.failed ? -EUCLEAN : 0;
+}

@@ -1,0 +1,187 @@
+/*
+ * fork.c - processes and threads (Linux's kernel/fork.c and kernel/exit.c, the mm parts):
+ * spawn a process with an empty mm, fork one (dup_mmap: anon_vma_fork + copy_page_range for
+ * every VMA), clone a thread into an mm, and exit (the last thread tears the mm down).
+ *
+ * Invariants: a task is on vm->tasks and on its mm's thread list from creation to exit; the
+ * thread list changes under mmap_lock (write) and task_lock, so a TLB flush holding mmap_lock
+ * can walk it; an mm lives while it has threads.
+ */
+#include "mm.h"
+
+static struct task_struct *task_alloc(struct cowvm *vm, struct mm_struct *mm, int pid)
+{
+	struct task_struct *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->vm = vm;
+	t->mm = mm;
+	pthread_mutex_lock(&vm->task_lock);
+	t->tid = ++vm->next_pid;
+	t->pid = pid ? pid : t->tid;
+	list_add_tail(&t->task_node, &vm->tasks);
+	list_add_tail(&t->thread_node, &mm->threads);
+	mm->nr_threads++;
+	if (mm->nr_threads == 1) {
+		mm->tgid = t->pid;
+		list_add_tail(&mm->mmlist, &vm->mms);
+	}
+	pthread_mutex_unlock(&vm->task_lock);
+	return t;
+}
+
+cowvm_task_t *cowvm_spawn(cowvm_t *vm)
+{
+	if (!vm) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct mm_struct *mm = mm_alloc(vm);
+	if (!mm) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	struct task_struct *t = task_alloc(vm, mm, 0);
+	if (!t) {
+		mm_free(mm);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return t;
+}
+
+/*
+ * dup_mmap - copy the parent's address space into the new mm: every VMA but the DONTCOPY
+ * ones; WIPEONFORK VMAs arrive empty; the others get chains to the parent's anon_vmas and a
+ * copy of the page tables, write-protected on both sides.  Then the parent's TLBs are flushed.
+ * Holds the parent's mmap_lock for writing (the child is not visible yet).
+ * Returns 0 or -ENOMEM; the caller tears down the partial child.
+ */
+static int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)
+{
+	int err = 0;
+	down_write(&oldmm->mmap_lock);
+	down_write(&mm->mmap_lock);
+	mm->start_brk = oldmm->start_brk;
+	mm->brk = oldmm->brk;
+	mm->mmap_base = oldmm->mmap_base;
+	for (size_t i = 0; i < oldmm->nr_vmas; i++) {
+		struct vm_area_struct *mpnt = oldmm->vmas[i];
+		if (mpnt->vm_flags & VM_DONTCOPY)
+			continue;
+		struct vm_area_struct *tmp = vm_area_dup(mpnt);
+		if (!tmp) {
+			err = -ENOMEM;
+			break;
+		}
+		tmp->vm_mm = mm;
+		if (tmp->vm_flags & VM_WIPEONFORK) {
+			tmp->anon_vma = NULL; /* faults in fresh, as a new mapping would */
+		} else if (anon_vma_fork(tmp, mpnt)) {
+			vm_area_free(tmp);
+			err = -ENOMEM;
+			break;
+		}
+		if (vma_insert(mm, tmp)) {
+			unlink_anon_vmas(tmp);
+			vm_area_free(tmp);
+			err = -ENOMEM;
+			break;
+		}
+		if (tmp->vm_file) {
+			shmem_get(tmp->vm_file);
+			shmem_link_vma(tmp);
+		}
+		mm->total_vm += (tmp->vm_end - tmp->vm_start) >> PAGE_SHIFT;
+		if (!(tmp->vm_flags & VM_WIPEONFORK)) {
+			err = copy_page_range(tmp, mpnt);
+			if (err)
+				break;
+		}
+	}
+	flush_tlb_mm(oldmm);
+	up_write(&mm->mmap_lock);
+	up_write(&oldmm->mmap_lock);
+	return err;
+}
+
+cowvm_task_t *cowvm_fork(cowvm_task_t *parent)
+{
+	if (!parent) {
+		errno = EINVAL;
+		return NULL;
+	}
+	current = parent;
+	struct cowvm *vm = parent->vm;
+	struct mm_struct *mm = mm_alloc(vm);
+	if (!mm) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	int err = dup_mmap(mm, parent->mm);
+	if (err) {
+		exit_mmap(mm);
+		mm_free(mm);
+		errno = -err;
+		return NULL;
+	}
+	struct task_struct *t = task_alloc(vm, mm, 0);
+	if (!t) {
+		exit_mmap(mm);
+		mm_free(mm);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return t;
+}
+
+cowvm_task_t *cowvm_clone_thread(cowvm_task_t *t)
+{
+	if (!t) {
+		errno = EINVAL;
+		return NULL;
+	}
+	current = t;
+	down_write(&t->mm->mmap_lock);
+	struct task_struct *thread = task_alloc(t->vm, t->mm, t->pid);
+	up_write(&t->mm->mmap_lock);
+	if (!thread)
+		errno = ENOMEM;
+	return thread;
+}
+
+/* exit: leave the mm (the last thread tears it down: exit_mmap) and free the task. */
+int cowvm_exit(cowvm_task_t *t)
+{
+	if (!t)
+		return -EINVAL;
+	struct cowvm *vm = t->vm;
+	struct mm_struct *mm = t->mm;
+	if (current == t)
+		current = NULL;
+	down_write(&mm->mmap_lock);
+	pthread_mutex_lock(&vm->task_lock);
+	list_del(&t->task_node);
+	list_del(&t->thread_node);
+	bool last = --mm->nr_threads == 0;
+	if (last)
+		list_del(&mm->mmlist);
+	pthread_mutex_unlock(&vm->task_lock);
+	up_write(&mm->mmap_lock);
+	free(t);
+	if (last) {
+		exit_mmap(mm);
+		mm_free(mm);
+	}
+	return 0;
+}
+
+int cowvm_task_pid(const cowvm_task_t *t)
+{
+	return t ? t->pid : -EINVAL;
+}
+
+int cowvm_task_tid(const cowvm_task_t *t)
+{
+	return t ? t->tid : -EINVAL;
+}

@@ -1,0 +1,749 @@
+/*
+ * memory.c - page tables and the page-fault path, as Linux's mm/memory.c:
+ *   handle_mm_fault -> __handle_mm_fault -> handle_pte_fault
+ *       -> do_anonymous_page        (no PTE, private: zero page on read, zeroed page on write)
+ *       -> do_fault                 (no PTE, shared: the shmem page)
+ *       -> do_wp_page               (write to a read-only PTE)
+ *            -> wp_page_reuse       (the page is exclusively ours: make it writable)
+ *            -> wp_page_copy        (otherwise: copy it, or replace the zero page)
+ * and fork's copy_page_range, munmap's unmap_page_range / free_pgtables.
+ *
+ * Invariants kept here: a writable PTE in a private mapping maps a PageAnonExclusive page
+ * with mapcount 1; the zero page is mapped only read-only and special, outside rmap, RSS and
+ * refcounts; every PTE that maps a page holds one reference and one mapcount of it; RSS counts
+ * equal the present PTEs by type.  Every PTE change happens under mm->page_table_lock.
+ */
+#include "mm.h"
+
+/* ---- page tables ---------------------------------------------------------------------------- */
+
+pte_t *table_of(struct cowvm *vm, uint64_t pfn)
+{
+	if (unlikely(!pfn_valid(vm, pfn)))
+		bug("page-table entry points at frame %llu beyond memory", (unsigned long long)pfn);
+	return (pte_t *)pfn_to_virt(vm, pfn);
+}
+
+/* A zeroed page-table page for the given level (1 = PTE table .. 4 = PGD). */
+static struct page *pte_alloc_one(struct mm_struct *mm, int level)
+{
+	struct page *page = alloc_zeroed_user_page(mm->vm);
+	if (!page)
+		return NULL;
+	SetPageFlag(page, PG_pgtable);
+	page->private = (uint64_t)level;
+	atomic_fetch_add(&mm->pgtables_pages, 1);
+	mod_node_page_state(mm->vm, NR_PAGETABLE, 1);
+	return page;
+}
+
+static void pte_free(struct mm_struct *mm, struct page *page)
+{
+	ClearPageFlag(page, PG_pgtable);
+	atomic_fetch_sub(&mm->pgtables_pages, 1);
+	mod_node_page_state(mm->vm, NR_PAGETABLE, -1);
+	put_page(mm->vm, page);
+}
+
+/*
+ * The table an upper-level entry points at, allocating it if missing (pud_alloc, pmd_alloc,
+ * __pte_alloc).  The new table is installed under page_table_lock; a racing thread's table
+ * wins and ours is freed.  Returns NULL on OOM with nothing changed.
+ */
+static pte_t *table_alloc(struct mm_struct *mm, pte_t *entry, int child_level)
+{
+	pte_t e = ptep_get(entry);
+	if (likely(e))
+		return table_of(mm->vm, pte_pfn(e));
+	struct page *new = pte_alloc_one(mm, child_level);
+	if (!new)
+		return NULL;
+	spin_lock(&mm->page_table_lock);
+	e = ptep_get(entry);
+	if (!e) {
+		e = pfn_pte(page_to_pfn(mm->vm, new), _PAGE_TABLE);
+		set_pte(entry, e);
+		new = NULL;
+	}
+	spin_unlock(&mm->page_table_lock);
+	if (new)
+		pte_free(mm, new);
+	return table_of(mm->vm, pte_pfn(e));
+}
+
+pte_t *pte_alloc_map(struct mm_struct *mm, uint64_t addr)
+{
+	pte_t *pgd = table_of(mm->vm, mm->pgd);
+	pte_t *pud = table_alloc(mm, &pgd[pgd_index(addr)], 3);
+	if (!pud)
+		return NULL;
+	pte_t *pmd = table_alloc(mm, &pud[pud_index(addr)], 2);
+	if (!pmd)
+		return NULL;
+	pte_t *pte = table_alloc(mm, &pmd[pmd_index(addr)], 1);
+	if (!pte)
+		return NULL;
+	return &pte[pte_index(addr)];
+}
+
+/* The PTE slot for addr, or NULL when a table on the way is missing. */
+pte_t *pte_offset_map(struct mm_struct *mm, uint64_t addr)
+{
+	pte_t *table = table_of(mm->vm, mm->pgd);
+	static const int shifts[3] = { PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT };
+	for (int i = 0; i < 3; i++) {
+		pte_t e = ptep_get(&table[(addr >> shifts[i]) & 511]);
+		if (!e)
+			return NULL;
+		table = table_of(mm->vm, pte_pfn(e));
+	}
+	return &table[pte_index(addr)];
+}
+
+/* The struct page a PTE maps, or NULL for the zero page (special: nothing to account). */
+struct page *vm_normal_page(struct vm_area_struct *vma, uint64_t addr, pte_t pte)
+{
+	(void)addr;
+	if (pte_special(pte))
+		return NULL;
+	return pfn_to_page(vma->vm_mm->vm, pte_pfn(pte));
+}
+
+static uint64_t zero_pfn(struct cowvm *vm)
+{
+	return page_to_pfn(vm, vm->zero_page);
+}
+
+/* ---- the fault path ---------------------------------------------------------------------- */
+
+/* Clear a PTE and flush it from every TLB of the mm (ptep_clear_flush).  Caller holds the PTL. */
+static pte_t ptep_clear_flush(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep)
+{
+	pte_t old = ptep_get_and_clear(ptep);
+	flush_tlb_mm_range(vma->vm_mm, addr, addr + PAGE_SIZE);
+	return old;
+}
+
+static pte_t maybe_mkwrite(pte_t pte, struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & VM_WRITE) ? pte_mkwrite(pte) : pte;
+}
+
+/*
+ * do_anonymous_page - first touch of private anonymous memory.  A read maps the shared zero
+ * page read-only; a write maps a new zeroed page, writable and exclusive.
+ * Called with mmap_lock held for reading, no PTL.
+ */
+static unsigned do_anonymous_page(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	struct cowvm *vm = mm->vm;
+
+	trace_step(vmf, "do_anonymous_page");
+	if (!(vmf->flags & FAULT_FLAG_WRITE)) {
+		pte_t entry = pte_mkspecial(pfn_pte(zero_pfn(vm), vma->vm_page_prot));
+		spin_lock(&mm->page_table_lock);
+		if (!pte_none(ptep_get(vmf->pte))) {
+			spin_unlock(&mm->page_table_lock);
+			return 0;
+		}
+		set_pte(vmf->pte, entry);
+		mod_node_page_state(vm, NR_ZERO_MAPPED, 1);
+		spin_unlock(&mm->page_table_lock);
+		count_vm_event(vm, ZERO_PAGE_MAP);
+		vmf->new_pfn = zero_pfn(vm);
+		return 0;
+	}
+
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
+	struct page *page = alloc_zeroed_user_page(vm);
+	if (!page)
+		return VM_FAULT_OOM;
+	pte_t entry = pte_mkyoung(pfn_pte(page_to_pfn(vm, page), vma->vm_page_prot));
+	if (vma->vm_flags & VM_WRITE)
+		entry = pte_mkwrite(pte_mkdirty(entry));
+
+	spin_lock(&mm->page_table_lock);
+	if (!pte_none(ptep_get(vmf->pte))) { /* another thread mapped it first */
+		spin_unlock(&mm->page_table_lock);
+		put_page(vm, page);
+		return 0;
+	}
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	page_add_new_anon_rmap(page, vma, vmf->address, true);
+	lru_cache_add_active(vm, page);
+	set_pte(vmf->pte, entry);
+	spin_unlock(&mm->page_table_lock);
+	vmf->new_pfn = page_to_pfn(vm, page);
+	return 0;
+}
+
+/*
+ * do_fault - a page of a shared anonymous mapping: find or create it in the shmem object and
+ * map it (do_read_fault / do_shared_fault + finish_fault).  A read maps it with the VMA's
+ * protection (writable if the VMA is), clean; a write maps it dirty.
+ */
+static unsigned do_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	struct page *page;
+	bool write = vmf->flags & FAULT_FLAG_WRITE;
+
+	trace_step(vmf, write ? "do_shared_fault" : "do_read_fault");
+	unsigned ret = shmem_fault(vmf, &page);
+	if (ret)
+		return ret;
+	pte_t entry = pte_mkyoung(pfn_pte(page_to_pfn(mm->vm, page), vma->vm_page_prot));
+	if (write)
+		entry = maybe_mkwrite(pte_mkdirty(entry), vma);
+	trace_step(vmf, "finish_fault");
+	spin_lock(&mm->page_table_lock);
+	if (!pte_none(ptep_get(vmf->pte))) {
+		spin_unlock(&mm->page_table_lock);
+		put_page(mm->vm, page);
+		return 0;
+	}
+	add_mm_counter(mm, MM_SHMEMPAGES, 1);
+	page_add_file_rmap(page, vma);
+	set_pte(vmf->pte, entry);
+	spin_unlock(&mm->page_table_lock);
+	vmf->new_pfn = page_to_pfn(mm->vm, page);
+	return 0;
+}
+
+/*
+ * wp_page_reuse - the faulting process is the page's only user: make the PTE writable (and
+ * young and dirty) in place.  No copy, no TLB flush (a permission upgrade), rmap and counts
+ * unchanged.  Called with the PTL held; releases it.
+ */
+static unsigned wp_page_reuse(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mm_struct *mm = vma->vm_mm;
+
+	trace_step(vmf, "wp_page_reuse");
+	pte_t entry = maybe_mkwrite(pte_mkdirty(pte_mkyoung(vmf->orig_pte)), vma);
+	set_pte(vmf->pte, entry);
+	spin_unlock(&mm->page_table_lock);
+	count_vm_event(mm->vm, PGREUSE);
+	vmf->new_pfn = vmf->old_pfn;
+	return 0;
+}
+
+/*
+ * wp_can_reuse_anon_folio - may a shared-looking anon page be reused?  Only when nothing else
+ * holds a reference (commit 09854ba94c6a: reuse is decided by refcount, not mapcount).  On
+ * yes, the page becomes this VMA's own (page_move_anon_rmap).  Called with the PTL held.
+ */
+static bool wp_can_reuse_anon_folio(struct page *page, struct vm_area_struct *vma)
+{
+	if (page_ref_count(page) > 3)
+		return false;
+	if (page_ref_count(page) > 1)
+		return false;
+	if (!trylock_page(page))
+		return false;
+	if (page_ref_count(page) != 1) {
+		unlock_page(page);
+		return false;
+	}
+	page_move_anon_rmap(page, vma);
+	unlock_page(page);
+	return true;
+}
+
+/*
+ * wp_page_copy - break COW: give the process its own copy of the page (or a zeroed page in
+ * place of the zero page) and switch the PTE to it.  The order matters (seed 000, figure 4-20):
+ *   anon_vma_prepare, alloc, cow_user_page, re-check the PTE under the PTL,
+ *   clear + flush the old PTE, page_add_new_anon_rmap(new), LRU add, set the PTE,
+ *   and only then page_remove_rmap(old) and drop the old page's two references
+ *   (the PTE's and the one do_wp_page took).
+ * Called without the PTL, holding a reference on the old page (if not the zero page).
+ */
+static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	struct cowvm *vm = mm->vm;
+	struct page *new_page;
+	bool unshare = vmf->flags & FAULT_FLAG_UNSHARE;
+
+	trace_step(vmf, "wp_page_copy");
+	if (anon_vma_prepare(vma))
+		goto oom;
+	if (!old_page) {
+		new_page = alloc_zeroed_user_page(vm);
+		if (!new_page)
+			goto oom;
+	} else {
+		new_page = alloc_page(vm);
+		if (!new_page)
+			goto oom;
+		trace_step(vmf, "cow_user_page");
+		memcpy(page_address(vm, new_page), page_address(vm, old_page), PAGE_SIZE);
+	}
+
+	spin_lock(&mm->page_table_lock);
+	if (ptep_get(vmf->pte) != vmf->orig_pte) { /* someone else changed it: our copy is moot */
+		spin_unlock(&mm->page_table_lock);
+		put_page(vm, new_page);
+		if (old_page)
+			put_page(vm, old_page);
+		return 0;
+	}
+	if (old_page && !PageAnon(old_page)) {
+		add_mm_counter(mm, MM_SHMEMPAGES, -1);
+		add_mm_counter(mm, MM_ANONPAGES, 1);
+	} else if (!old_page) {
+		add_mm_counter(mm, MM_ANONPAGES, 1);
+	}
+	pte_t entry = pte_mkyoung(pfn_pte(page_to_pfn(vm, new_page), vma->vm_page_prot));
+	if (unshare) {
+		if (pte_soft_dirty(vmf->orig_pte))
+			entry = pte_mksoft_dirty(entry);
+	} else {
+		entry = maybe_mkwrite(pte_mkdirty(entry), vma);
+	}
+	ptep_clear_flush(vma, vmf->address, vmf->pte);
+	page_add_new_anon_rmap(new_page, vma, vmf->address, true);
+	lru_cache_add_active(vm, new_page);
+	set_pte(vmf->pte, entry);
+	if (old_page) {
+		trace_step(vmf, "page_remove_rmap");
+		page_remove_rmap(vm, old_page, vma);
+	} else {
+		mod_node_page_state(vm, NR_ZERO_MAPPED, -1);
+	}
+	spin_unlock(&mm->page_table_lock);
+
+	count_vm_event(vm, old_page ? COW_COPY : ZERO_PAGE_COW);
+	vmf->new_pfn = page_to_pfn(vm, new_page);
+	if (old_page) {
+		put_page(vm, old_page); /* the old PTE's reference */
+		put_page(vm, old_page); /* do_wp_page's */
+	}
+	return 0;
+oom:
+	if (old_page)
+		put_page(vm, old_page);
+	return VM_FAULT_OOM;
+}
+
+/*
+ * do_wp_page - a write (or an unshare request) hit a read-only PTE of a present page.
+ * Reuse the page if it is exclusively ours, else copy it.  Called with the PTL held;
+ * releases it.
+ */
+static unsigned do_wp_page(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	bool unshare = vmf->flags & FAULT_FLAG_UNSHARE;
+
+	trace_step(vmf, "do_wp_page");
+	struct page *page = vm_normal_page(vma, vmf->address, vmf->orig_pte);
+	vmf->old_pfn = pte_pfn(vmf->orig_pte);
+
+	if (vma->vm_flags & VM_SHARED) { /* wp_page_shared: no COW in a shared mapping */
+		if (unshare) {
+			spin_unlock(&mm->page_table_lock);
+			return 0;
+		}
+		return wp_page_reuse(vmf);
+	}
+	if (page && PageAnon(page) &&
+	    (PageAnonExclusive(page) || wp_can_reuse_anon_folio(page, vma))) {
+		if (!PageAnonExclusive(page))
+			SetPageAnonExclusive(page);
+		if (unshare) {
+			spin_unlock(&mm->page_table_lock);
+			vmf->new_pfn = vmf->old_pfn;
+			return 0;
+		}
+		return wp_page_reuse(vmf);
+	}
+	if (page)
+		get_page(page);
+	spin_unlock(&mm->page_table_lock);
+	return wp_page_copy(vmf, page);
+}
+
+static unsigned handle_pte_fault(struct vm_fault *vmf)
+{
+	struct mm_struct *mm = vmf->vma->vm_mm;
+
+	trace_step(vmf, "handle_pte_fault");
+	pte_t entry = ptep_get(vmf->pte);
+	if (pte_none(entry)) {
+		if (vma_is_anonymous_private(vmf->vma))
+			return do_anonymous_page(vmf);
+		return do_fault(vmf);
+	}
+	if (!pte_present(entry))
+		bug("swap entry %#llx met before swap exists", (unsigned long long)entry);
+
+	spin_lock(&mm->page_table_lock);
+	if (unlikely(ptep_get(vmf->pte) != entry)) { /* changed under us: let the access retry */
+		spin_unlock(&mm->page_table_lock);
+		return 0;
+	}
+	vmf->orig_pte = entry;
+	if (vmf->flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) {
+		if (!pte_write(entry))
+			return do_wp_page(vmf);
+		if (vmf->flags & FAULT_FLAG_WRITE)
+			entry = pte_mkdirty(entry);
+	}
+	entry = pte_mkyoung(entry);
+	if (entry != vmf->orig_pte)
+		set_pte(vmf->pte, entry);
+	spin_unlock(&mm->page_table_lock);
+	vmf->old_pfn = vmf->new_pfn = pte_pfn(entry);
+	return 0;
+}
+
+static unsigned __handle_mm_fault(struct vm_fault *vmf)
+{
+	trace_step(vmf, "__handle_mm_fault");
+	vmf->pte = pte_alloc_map(vmf->vma->vm_mm, vmf->address);
+	if (!vmf->pte)
+		return VM_FAULT_OOM;
+	return handle_pte_fault(vmf);
+}
+
+/* mm_account_fault: every completed fault is a pgfault; a successful one is the task's. */
+static void mm_account_fault(struct task_struct *task, unsigned ret)
+{
+	if (ret & VM_FAULT_RETRY)
+		return;
+	count_vm_event(task->vm, PGFAULT);
+	if (ret & VM_FAULT_ERROR)
+		return;
+	if (ret & VM_FAULT_MAJOR)
+		atomic_fetch_add_explicit(&task->maj_flt, 1, memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(&task->min_flt, 1, memory_order_relaxed);
+}
+
+/*
+ * handle_mm_fault - resolve a fault at address in vma for task, as the kernel's trap handler
+ * or GUP asks.  flags: FAULT_FLAG_*.  Called with the mm's mmap_lock held for reading.
+ * Returns 0 or VM_FAULT_* (OOM, SIGBUS, SIGSEGV); on failure nothing is changed except page
+ * tables that were allocated on the way, as in Linux.
+ */
+unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned flags,
+			 struct task_struct *task)
+{
+	struct vm_fault vmf = {
+		.vma = vma,
+		.task = task,
+		.address = address & PAGE_MASK,
+		.real_address = address,
+		.flags = flags,
+		.pgoff = linear_page_index(vma, address & PAGE_MASK),
+	};
+	unsigned ret;
+
+	trace_step(&vmf, "handle_mm_fault");
+	/* sanitize_fault_flags */
+	if (flags & FAULT_FLAG_UNSHARE) {
+		if (unlikely(flags & FAULT_FLAG_WRITE))
+			bug("UNSHARE together with WRITE");
+		if (!is_cow_mapping(vma->vm_flags))
+			vmf.flags &= ~FAULT_FLAG_UNSHARE;
+	}
+	if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_MAYWRITE)) {
+		ret = VM_FAULT_SIGSEGV;
+	} else if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_WRITE) &&
+		   !is_cow_mapping(vma->vm_flags)) {
+		ret = VM_FAULT_SIGSEGV; /* a forced write is legal only in a COW mapping */
+	} else {
+		ret = __handle_mm_fault(&vmf);
+	}
+	mm_account_fault(task, ret);
+	if (vma->vm_mm->vm->tracer)
+		trace_fault(&vmf, ret, flags & FAULT_FLAG_USER);
+	return ret;
+}
+
+/* ---- fork: copy_page_range ----------------------------------------------------------------- */
+
+#define GUP_PIN_COUNTING_BIAS 1024
+
+/*
+ * A page that may be pinned for DMA cannot be shared COW (the pin would silently stop seeing
+ * the process's writes): give the child its own copy now (copy_present_page).
+ * Caller holds both PTLs; returns 0 or -ENOMEM.
+ */
+static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uint64_t addr,
+			     struct page *page)
+{
+	struct cowvm *vm = dst_vma->vm_mm->vm;
+	struct page *new_page = alloc_page(vm);
+	if (!new_page)
+		return -ENOMEM;
+	memcpy(page_address(vm, new_page), page_address(vm, page), PAGE_SIZE);
+	page_add_new_anon_rmap(new_page, dst_vma, addr, true);
+	lru_cache_add_active(vm, new_page);
+	add_mm_counter(dst_vma->vm_mm, MM_ANONPAGES, 1);
+	pte_t entry = maybe_mkwrite(pte_mkdirty(pfn_pte(page_to_pfn(vm, new_page),
+							dst_vma->vm_page_prot)), dst_vma);
+	set_pte(dst_pte, entry);
+	return 0;
+}
+
+/* Copy one PMD's worth of PTEs (copy_pte_range).  Caller holds both PTLs. */
+static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma,
+			  pte_t *dst_pte, pte_t *src_pte, uint64_t addr, uint64_t end)
+{
+	struct mm_struct *src_mm = src_vma->vm_mm, *dst_mm = dst_vma->vm_mm;
+	struct cowvm *vm = src_mm->vm;
+	bool cow = is_cow_mapping(src_vma->vm_flags);
+
+	for (; addr < end; addr += PAGE_SIZE, src_pte++, dst_pte++) {
+		pte_t pte = ptep_get(src_pte);
+		if (pte_none(pte))
+			continue;
+		if (!pte_present(pte))
+			bug("swap entry %#llx met before swap exists", (unsigned long long)pte);
+		struct page *page = vm_normal_page(src_vma, addr, pte);
+		if (page && PageAnon(page)) {
+			if (PageAnonExclusive(page) &&
+			    (atomic_load(&src_mm->flags) & MMF_HAS_PINNED) &&
+			    page_ref_count(page) >= GUP_PIN_COUNTING_BIAS) {
+				if (copy_present_page(dst_vma, dst_pte, addr, page))
+					return -ENOMEM;
+				continue;
+			}
+			get_page(page);
+			ClearPageAnonExclusive(page);
+			page_dup_rmap(page);
+			add_mm_counter(dst_mm, MM_ANONPAGES, 1);
+		} else if (page) {
+			get_page(page);
+			page_dup_rmap(page);
+			add_mm_counter(dst_mm, MM_SHMEMPAGES, 1);
+		} else {
+			mod_node_page_state(vm, NR_ZERO_MAPPED, 1);
+		}
+		if (cow && pte_write(pte)) { /* write-protect both sides */
+			ptep_set_wrprotect(src_pte);
+			pte = pte_wrprotect(ptep_get(src_pte));
+		}
+		if (src_vma->vm_flags & VM_SHARED)
+			pte = pte_mkclean(pte);
+		set_pte(dst_pte, pte_mkold(pte));
+	}
+	return 0;
+}
+
+/*
+ * copy_page_range - fork: copy the parent VMA's page-table entries into the child's.  Only
+ * VMAs with an anon_vma are copied (vma_needs_copy): others fault in lazily in the child.
+ * Caller holds both mmap_locks for writing and flushes the parent's TLB afterwards.
+ * Returns 0 or -ENOMEM (the child's partial copy is torn down by its exit_mmap).
+ */
+int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma)
+{
+	struct mm_struct *src_mm = src_vma->vm_mm, *dst_mm = dst_vma->vm_mm;
+
+	if (!src_vma->anon_vma)
+		return 0;
+	for (uint64_t addr = src_vma->vm_start; addr < src_vma->vm_end;) {
+		uint64_t next = (addr + PMD_SIZE) & ~(PMD_SIZE - 1);
+		if (next > src_vma->vm_end || next == 0)
+			next = src_vma->vm_end;
+		pte_t *src_pte = pte_offset_map(src_mm, addr);
+		if (!src_pte) {
+			addr = next;
+			continue;
+		}
+		pte_t *dst_pte = pte_alloc_map(dst_mm, addr);
+		if (!dst_pte)
+			return -ENOMEM;
+		spin_lock(&dst_mm->page_table_lock);
+		spin_lock(&src_mm->page_table_lock);
+		int err = copy_pte_range(dst_vma, src_vma, dst_pte, src_pte, addr, next);
+		spin_unlock(&src_mm->page_table_lock);
+		spin_unlock(&dst_mm->page_table_lock);
+		if (err)
+			return err;
+		addr = next;
+	}
+	return 0;
+}
+
+/* ---- unmapping: zap and free tables ---------------------------------------------------------- */
+
+void tlb_gather_mmu(struct mmu_gather *tlb, struct mm_struct *mm)
+{
+	tlb->mm = mm;
+	tlb->start = UINT64_MAX;
+	tlb->end = 0;
+	tlb->need_flush = false;
+	tlb->nr = 0;
+}
+
+void tlb_flush_range(struct mmu_gather *tlb, uint64_t start, uint64_t end)
+{
+	if (start < tlb->start)
+		tlb->start = start;
+	if (end > tlb->end)
+		tlb->end = end;
+	tlb->need_flush = true;
+}
+
+/* Flush the TLBs, then free what was gathered: nothing may still translate to it. */
+static void tlb_flush_mmu(struct mmu_gather *tlb)
+{
+	if (tlb->need_flush) {
+		flush_tlb_mm_range(tlb->mm, tlb->start, tlb->end);
+		tlb->need_flush = false;
+		tlb->start = UINT64_MAX;
+		tlb->end = 0;
+	}
+	for (int i = 0; i < tlb->nr; i++) {
+		struct page *page = tlb->pages[i];
+		if (PageFlag(page, PG_pgtable))
+			pte_free(tlb->mm, page);
+		else
+			put_page(tlb->mm->vm, page);
+	}
+	tlb->nr = 0;
+}
+
+void tlb_remove_page(struct mmu_gather *tlb, struct page *page, uint64_t addr)
+{
+	tlb_flush_range(tlb, addr, addr + PAGE_SIZE);
+	tlb->pages[tlb->nr++] = page;
+	if (tlb->nr == GATHER_BATCH)
+		tlb_flush_mmu(tlb);
+}
+
+void tlb_finish_mmu(struct mmu_gather *tlb)
+{
+	tlb_flush_mmu(tlb);
+}
+
+/* Clear the PTEs of [addr, end) in one table (zap_pte_range).  Caller holds the PTL. */
+static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma, pte_t *pte,
+			  uint64_t addr, uint64_t end)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	long rss_anon = 0, rss_shmem = 0;
+
+	for (; addr < end; addr += PAGE_SIZE, pte++) {
+		if (pte_none(ptep_get(pte)))
+			continue;
+		pte_t ptent = ptep_get_and_clear(pte);
+		if (!pte_present(ptent))
+			bug("swap entry %#llx met before swap exists", (unsigned long long)ptent);
+		tlb_flush_range(tlb, addr, addr + PAGE_SIZE);
+		struct page *page = vm_normal_page(vma, addr, ptent);
+		if (!page) {
+			mod_node_page_state(mm->vm, NR_ZERO_MAPPED, -1);
+			continue;
+		}
+		if (PageAnon(page)) {
+			rss_anon--;
+		} else {
+			rss_shmem--;
+			if (pte_dirty(ptent))
+				SetPageDirty(page);
+		}
+		page_remove_rmap(mm->vm, page, vma);
+		/* The gather may flush and free while we hold the PTL: lower in the lock order. */
+		tlb_remove_page(tlb, page, addr);
+	}
+	add_mm_counter(mm, MM_ANONPAGES, rss_anon);
+	add_mm_counter(mm, MM_SHMEMPAGES, rss_shmem);
+}
+
+/*
+ * unmap_page_range - remove every mapping of [start, end) within vma; the pages are freed by
+ * the gather after the TLB flush.  Caller holds mmap_lock (write, or read for MADV_DONTNEED).
+ */
+void unmap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t start, uint64_t end)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	for (uint64_t addr = start; addr < end;) {
+		uint64_t next = (addr + PMD_SIZE) & ~(PMD_SIZE - 1);
+		if (next > end || next == 0)
+			next = end;
+		pte_t *pte = pte_offset_map(mm, addr);
+		if (pte) {
+			spin_lock(&mm->page_table_lock);
+			zap_pte_range(tlb, vma, pte, addr, next);
+			spin_unlock(&mm->page_table_lock);
+		}
+		addr = next;
+	}
+}
+
+static bool table_empty(const pte_t *table)
+{
+	for (int i = 0; i < PTRS_PER_TABLE; i++)
+		if (table[i])
+			return false;
+	return true;
+}
+
+/*
+ * Free the tables below one entry of level `level` (4 = PGD entry .. 2 = PMD entry) whose whole
+ * span lies within [floor, ceiling) and that hold nothing; returns true if the entry was
+ * cleared.  Caller holds mmap_lock for writing and the PTL.
+ */
+static bool free_table_below(struct mmu_gather *tlb, pte_t *entry, int level, uint64_t base,
+			     uint64_t addr, uint64_t end, uint64_t floor, uint64_t ceiling)
+{
+	static const int shift[5] = { 0, PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT };
+	struct mm_struct *mm = tlb->mm;
+	pte_t e = ptep_get(entry);
+	if (!e)
+		return true;
+	pte_t *table = table_of(mm->vm, pte_pfn(e));
+	uint64_t span = 1ull << shift[level];
+	if (level > 2) { /* visit the child entries that intersect [addr, end) */
+		uint64_t child_span = 1ull << shift[level - 1];
+		for (int i = 0; i < PTRS_PER_TABLE; i++) {
+			uint64_t cbase = base + (uint64_t)i * child_span;
+			if (cbase + child_span <= addr || cbase >= end)
+				continue;
+			free_table_below(tlb, &table[i], level - 1, cbase, addr, end, floor, ceiling);
+		}
+	}
+	if (base < floor || base + span > ceiling || !table_empty(table))
+		return false;
+	ptep_get_and_clear(entry);
+	tlb_flush_range(tlb, base, base + span);
+	tlb->pages[tlb->nr++] = pfn_to_page(mm->vm, pte_pfn(e));
+	if (tlb->nr == GATHER_BATCH)
+		tlb_flush_mmu(tlb);
+	return true;
+}
+
+/*
+ * free_pgtables - after [start, end) was unmapped, free the page-table pages that only served
+ * the hole [floor, ceiling) it lies in (the gap between the neighbouring VMAs).
+ */
+void free_pgtables(struct mmu_gather *tlb, struct mm_struct *mm, uint64_t start, uint64_t end,
+		   uint64_t floor, uint64_t ceiling)
+{
+	pte_t *pgd = table_of(mm->vm, mm->pgd);
+	spin_lock(&mm->page_table_lock);
+	for (uint64_t addr = start & ~(PGDIR_SIZE - 1); addr < end; addr += PGDIR_SIZE)
+		free_table_below(tlb, &pgd[pgd_index(addr)], 4, addr, start, end, floor, ceiling);
+	spin_unlock(&mm->page_table_lock);
+}
+
+void free_pgd(struct mm_struct *mm)
+{
+	struct page *pgd = pfn_to_page(mm->vm, mm->pgd);
+	if (!table_empty(table_of(mm->vm, mm->pgd)))
+		bug("freeing a PGD that still points at tables");
+	pte_free(mm, pgd);
+}

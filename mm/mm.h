@@ -1,0 +1,300 @@
+/*
+ * mm.h - what the mm subsystems share: page accessors (refcount, mapcount, flags change only
+ * here, and assert), frame <-> address conversions, counters, struct vm_fault, and the
+ * functions each subsystem offers the others.  The file that defines a function is named in
+ * the comment above its group, as Linux's file names.
+ */
+#ifndef COWVM_MM_H
+#define COWVM_MM_H
+
+#include <errno.h>
+#include <string.h>
+
+#include "mm_types.h"
+
+/* ---- frames ----------------------------------------------------------------------------- */
+
+static inline uint64_t page_to_pfn(const struct cowvm *vm, const struct page *page)
+{
+	return (uint64_t)(page - vm->mem_map);
+}
+
+static inline struct page *pfn_to_page(struct cowvm *vm, uint64_t pfn)
+{
+	return &vm->mem_map[pfn];
+}
+
+static inline bool pfn_valid(const struct cowvm *vm, uint64_t pfn)
+{
+	return pfn < vm->nr_frames;
+}
+
+static inline uint8_t *pfn_to_virt(const struct cowvm *vm, uint64_t pfn)
+{
+	return vm->phys + (pfn << PAGE_SHIFT);
+}
+
+static inline uint8_t *page_address(struct cowvm *vm, const struct page *page)
+{
+	return pfn_to_virt(vm, page_to_pfn(vm, page));
+}
+
+/* ---- page flags ---------------------------------------------------------------------------- */
+
+static inline bool PageFlag(const struct page *page, enum pageflags bit)
+{
+	return atomic_load_explicit(&((struct page *)page)->flags, memory_order_acquire) & (1u << bit);
+}
+static inline void SetPageFlag(struct page *page, enum pageflags bit)
+{
+	atomic_fetch_or_explicit(&page->flags, 1u << bit, memory_order_acq_rel);
+}
+static inline void ClearPageFlag(struct page *page, enum pageflags bit)
+{
+	atomic_fetch_and_explicit(&page->flags, ~(1u << bit), memory_order_acq_rel);
+}
+
+#define PageAnon(p) PageFlag(p, PG_anon)
+#define PageAnonExclusive(p) PageFlag(p, PG_anon_exclusive)
+#define SetPageAnonExclusive(p) SetPageFlag(p, PG_anon_exclusive)
+#define ClearPageAnonExclusive(p) ClearPageFlag(p, PG_anon_exclusive)
+#define PageShmem(p) PageFlag(p, PG_shmem)
+#define PageLRU(p) PageFlag(p, PG_lru)
+#define PageZero(p) PageFlag(p, PG_zero)
+#define PageDirty(p) PageFlag(p, PG_dirty)
+#define SetPageDirty(p) SetPageFlag(p, PG_dirty)
+
+static inline bool trylock_page(struct page *page)
+{
+	return !(atomic_fetch_or_explicit(&page->flags, 1u << PG_locked, memory_order_acquire) &
+		 (1u << PG_locked));
+}
+static inline void unlock_page(struct page *page)
+{
+	atomic_fetch_and_explicit(&page->flags, ~(1u << PG_locked), memory_order_release);
+}
+
+/* ---- references and mappings ------------------------------------------------------------------
+ * Rule (reference/linux-cow.md §2): every mapcount is paired with one reference; the reference
+ * goes up before the mapcount on map and down after it on unmap.
+ */
+
+static inline int page_ref_count(const struct page *page)
+{
+	return atomic_load_explicit(&((struct page *)page)->_refcount, memory_order_acquire);
+}
+
+static inline int page_mapcount(const struct page *page)
+{
+	return atomic_load_explicit(&((struct page *)page)->_mapcount, memory_order_acquire);
+}
+
+static inline void get_page(struct page *page)
+{
+	int old = atomic_fetch_add_explicit(&page->_refcount, 1, memory_order_relaxed);
+	if (unlikely(old <= 0))
+		bug("get_page on a page with refcount %d", old);
+}
+
+static inline void page_mapcount_inc(struct page *page)
+{
+	int old = atomic_fetch_add_explicit(&page->_mapcount, 1, memory_order_relaxed);
+	if (unlikely(old < 0 || page_ref_count(page) <= old))
+		bug("mapcount %d would pass refcount %d", old + 1, page_ref_count(page));
+}
+
+/* Returns the mapcount left. */
+static inline int page_mapcount_dec(struct page *page)
+{
+	int old = atomic_fetch_sub_explicit(&page->_mapcount, 1, memory_order_acq_rel);
+	if (unlikely(old <= 0))
+		bug("mapcount underflow (%d)", old);
+	return old - 1;
+}
+
+void put_page(struct cowvm *vm, struct page *page); /* page_alloc.c: frees on the last ref */
+
+/* ---- counters -------------------------------------------------------------------------------- */
+
+static inline void count_vm_event(struct cowvm *vm, enum vm_event_item item)
+{
+	atomic_fetch_add_explicit(&vm->events[item], 1, memory_order_relaxed);
+}
+
+static inline void mod_node_page_state(struct cowvm *vm, enum node_stat_item item, long delta)
+{
+	atomic_fetch_add_explicit(&vm->node_stat[item], delta, memory_order_relaxed);
+}
+
+static inline void add_mm_counter(struct mm_struct *mm, enum mm_counter member, long value)
+{
+	atomic_fetch_add_explicit(&mm->rss_stat[member], value, memory_order_relaxed);
+}
+
+static inline long get_mm_counter(struct mm_struct *mm, enum mm_counter member)
+{
+	return atomic_load_explicit(&mm->rss_stat[member], memory_order_relaxed);
+}
+
+/* ---- VMAs ------------------------------------------------------------------------------------ */
+
+static inline uint64_t linear_page_index(const struct vm_area_struct *vma, uint64_t addr)
+{
+	return ((addr - vma->vm_start) >> PAGE_SHIFT) + vma->vm_pgoff;
+}
+
+static inline bool vma_is_anonymous_private(const struct vm_area_struct *vma)
+{
+	return vma->vm_file == NULL;
+}
+
+static inline bool is_cow_mapping(unsigned long flags)
+{
+	return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
+}
+
+/* ---- the fault path (memory.c) ------------------------------------------------------------- */
+
+#define FAULT_FLAG_WRITE   0x0001u
+#define FAULT_FLAG_USER    0x0040u
+#define FAULT_FLAG_REMOTE  0x0080u
+#define FAULT_FLAG_UNSHARE 0x0400u
+
+#define VM_FAULT_OOM     0x0001u
+#define VM_FAULT_SIGBUS  0x0002u
+#define VM_FAULT_MAJOR   0x0004u
+#define VM_FAULT_SIGSEGV 0x0040u
+#define VM_FAULT_NOPAGE  0x0100u
+#define VM_FAULT_RETRY   0x0400u
+#define VM_FAULT_ERROR (VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)
+
+/* The fault being handled, with the trail of functions it went through for the tracer. */
+struct vm_fault {
+	struct vm_area_struct *vma;
+	struct task_struct *task;
+	uint64_t address;               /* page aligned */
+	uint64_t real_address;
+	unsigned flags;                 /* FAULT_FLAG_* */
+	uint64_t pgoff;
+	pte_t *pte;                     /* the PTE slot, once the table exists */
+	pte_t orig_pte;
+	const char *path[COWVM_TRACE_MAX_PATH];
+	int npath;
+	uint64_t old_pfn, new_pfn;
+};
+
+static inline void trace_step(struct vm_fault *vmf, const char *fn)
+{
+	if (vmf->npath < COWVM_TRACE_MAX_PATH)
+		vmf->path[vmf->npath++] = fn;
+}
+
+unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned flags,
+			 struct task_struct *task);
+/* What the CPU's trap handler does (arch/x86/fault.c): VMA lookup, access_error, handle_mm_fault.
+ * Returns 0 when resolved, else the VM_FAULT_* / VM_FAULT_SIGSEGV reason. */
+unsigned do_user_addr_fault(struct task_struct *task, uint64_t address, bool write, bool user);
+
+/* ---- page tables (memory.c) ------------------------------------------------------------------- */
+
+pte_t *table_of(struct cowvm *vm, uint64_t pfn);
+pte_t *pte_offset_map(struct mm_struct *mm, uint64_t addr); /* NULL when no PTE table */
+pte_t *pte_alloc_map(struct mm_struct *mm, uint64_t addr);  /* NULL on OOM */
+int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma);
+struct mmu_gather;
+void unmap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t start, uint64_t end);
+void free_pgtables(struct mmu_gather *tlb, struct mm_struct *mm, uint64_t start, uint64_t end,
+		   uint64_t floor, uint64_t ceiling);
+void free_pgd(struct mm_struct *mm);
+struct page *vm_normal_page(struct vm_area_struct *vma, uint64_t addr, pte_t pte);
+
+/* mmu_gather: pages and tables unmapped under the lock, freed after the TLB flush. */
+#define GATHER_BATCH 256
+struct mmu_gather {
+	struct mm_struct *mm;
+	uint64_t start, end;            /* range whose translations must be flushed */
+	bool need_flush;
+	int nr;
+	struct page *pages[GATHER_BATCH];
+};
+void tlb_gather_mmu(struct mmu_gather *tlb, struct mm_struct *mm);
+void tlb_remove_page(struct mmu_gather *tlb, struct page *page, uint64_t addr);
+void tlb_flush_range(struct mmu_gather *tlb, uint64_t start, uint64_t end);
+void tlb_finish_mmu(struct mmu_gather *tlb);
+
+/* ---- the software MMU (arch/x86/tlb.c) --------------------------------------------------------- */
+
+extern _Thread_local struct task_struct *current;
+void flush_tlb_mm_range(struct mm_struct *mm, uint64_t start, uint64_t end);
+static inline void flush_tlb_mm(struct mm_struct *mm) { flush_tlb_mm_range(mm, 0, TASK_SIZE_MAX); }
+void tlb_init_shootdown(void);
+/* An access by the task (user) or by the kernel on its behalf (uaccess): 0, or the fault reason. */
+unsigned mmu_access(struct task_struct *task, uint64_t addr, void *buf, size_t len, bool write,
+		    bool user, uint64_t *fault_addr);
+
+/* ---- page allocator (page_alloc.c) -------------------------------------------------------------- */
+
+int page_alloc_init(struct cowvm *vm, uint64_t phys_bytes, unsigned flags, unsigned nr_cpus);
+void page_alloc_exit(struct cowvm *vm);
+struct page *alloc_pages(struct cowvm *vm, unsigned order);
+static inline struct page *alloc_page(struct cowvm *vm) { return alloc_pages(vm, 0); }
+struct page *alloc_zeroed_user_page(struct cowvm *vm);
+void free_pages(struct cowvm *vm, struct page *page, unsigned order);
+uint64_t nr_free_pages(struct cowvm *vm);
+
+/* ---- LRU (swap.c) ------------------------------------------------------------------------------- */
+
+void lru_cache_add_active(struct cowvm *vm, struct page *page);
+void lru_cache_del(struct cowvm *vm, struct page *page);
+
+/* ---- reverse mapping (rmap.c) ----------------------------------------------------------------- */
+
+int anon_vma_prepare(struct vm_area_struct *vma);
+int anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *src);
+int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma);
+void unlink_anon_vmas(struct vm_area_struct *vma);
+void page_add_new_anon_rmap(struct page *page, struct vm_area_struct *vma, uint64_t address,
+			    bool exclusive);
+void page_dup_rmap(struct page *page);
+void page_add_file_rmap(struct page *page, struct vm_area_struct *vma);
+void page_remove_rmap(struct cowvm *vm, struct page *page, struct vm_area_struct *vma);
+void page_move_anon_rmap(struct page *page, struct vm_area_struct *vma);
+/* Calls fn for each VMA that may map the page and the address there; stops when fn returns non-0. */
+typedef int (*rmap_one_fn)(struct page *page, struct vm_area_struct *vma, uint64_t addr, void *arg);
+int rmap_walk(struct cowvm *vm, struct page *page, rmap_one_fn fn, void *arg);
+void put_anon_vma(struct anon_vma *anon_vma);
+
+/* ---- shared anonymous memory (shmem.c) --------------------------------------------------------- */
+
+struct shmem_inode *shmem_create(struct cowvm *vm, uint64_t size_pages);
+void shmem_get(struct shmem_inode *inode);
+void shmem_put(struct cowvm *vm, struct shmem_inode *inode);
+unsigned shmem_fault(struct vm_fault *vmf, struct page **pagep);
+void shmem_link_vma(struct vm_area_struct *vma);
+void shmem_unlink_vma(struct vm_area_struct *vma);
+
+/* ---- VMAs (mmap.c) ----------------------------------------------------------------------------- */
+
+struct vm_area_struct *find_vma(struct mm_struct *mm, uint64_t addr); /* first with vm_end > addr */
+size_t vma_index(struct mm_struct *mm, uint64_t addr);            /* index of first with vm_end > addr */
+struct vm_area_struct *vm_area_alloc(struct mm_struct *mm);
+struct vm_area_struct *vm_area_dup(struct vm_area_struct *orig);
+void vm_area_free(struct vm_area_struct *vma);
+int vma_insert(struct mm_struct *mm, struct vm_area_struct *vma);
+void vma_remove(struct mm_struct *mm, struct vm_area_struct *vma);
+pgprot_t vm_get_page_prot(unsigned long vm_flags);
+int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, uint64_t addr, bool new_below);
+struct vm_area_struct *vma_merge_neighbours(struct mm_struct *mm, struct vm_area_struct *vma);
+struct vm_area_struct *vma_modify_flags(struct mm_struct *mm, struct vm_area_struct *vma,
+					uint64_t start, uint64_t end, unsigned long newflags);
+int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len);
+void exit_mmap(struct mm_struct *mm);
+int populate_range(struct task_struct *task, uint64_t start, uint64_t end);
+struct mm_struct *mm_alloc(struct cowvm *vm);
+void mm_free(struct mm_struct *mm);
+
+/* ---- tracing ---------------------------------------------------------------------------------- */
+
+void trace_fault(struct vm_fault *vmf, unsigned result, bool user);
+
+#endif

@@ -1,0 +1,249 @@
+/*
+ * mm_types.h - the structures of the machine: struct page (one per frame), the VMA, the mm,
+ * the anon_vma and its chains, the shared-anonymous object, the task and the machine itself.
+ *
+ * Each field says what guards it.  Lock order (docs/locking.md):
+ *   mmap_lock (mm with the lower pid first when two are needed)
+ *     -> anon_vma root lock -> shmem i_mmap lock
+ *       -> page_table_lock -> page lock (PG_locked, trylock only)
+ *         -> lru_lock -> zone lock -> per-CPU list lock
+ * Refcounts, mapcounts and page flags are atomics and change only through the accessors in
+ * mm/mm.h, which assert.
+ */
+#ifndef COWVM_MM_TYPES_H
+#define COWVM_MM_TYPES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../arch/x86/pgtable.h"
+#include "../include/cowvm.h"
+#include "../lib/list.h"
+#include "../lib/lock.h"
+
+/* ---- struct page ---------------------------------------------------------------------------- */
+
+enum pageflags {
+	PG_locked,         /* page lock, trylock_page */
+	PG_reserved,       /* frame 0: never handed out */
+	PG_buddy,          /* head of a free block in the buddy allocator; order in page->order */
+	PG_pcp,            /* free, on a per-CPU list */
+	PG_pgtable,        /* a page-table page; entries in use in page->order */
+	PG_zero,           /* the zero page */
+	PG_anon,           /* anonymous page: mapping is a struct anon_vma */
+	PG_anon_exclusive, /* PageAnonExclusive: exactly one mm may map it, and may write it */
+	PG_shmem,          /* shared anonymous page: mapping is a struct shmem_inode */
+	PG_lru,            /* on an LRU list */
+	PG_active,         /* on the active list */
+	PG_dirty,
+	PG_referenced,
+};
+
+struct page {
+	_Atomic uint32_t flags;     /* 1 << PG_*; atomic bit operations */
+	_Atomic int32_t _refcount;  /* references: one per mapping, plus cache, pins, temporaries */
+	_Atomic int32_t _mapcount;  /* PTEs that map this page (Linux stores this minus one) */
+	uint32_t order;             /* PG_buddy: block order (zone lock); PG_pgtable: entries used (ptl) */
+	void *mapping;              /* anon: struct anon_vma; shmem: struct shmem_inode (page lock or new) */
+	uint64_t index;             /* linear page index in the mapping (set before first map) */
+	struct list_head lru;       /* free lists (zone/pcp lock) or LRU lists (lru_lock) */
+	uint64_t private;           /* page-table pages: level (1 = PTE table ... 4 = PGD) */
+};
+
+/* ---- address spaces ---------------------------------------------------------------------- */
+
+/* vm_flags, Linux's values */
+#define VM_NONE        0x00000000ul
+#define VM_READ        0x00000001ul
+#define VM_WRITE       0x00000002ul
+#define VM_EXEC        0x00000004ul
+#define VM_SHARED      0x00000008ul
+#define VM_MAYREAD     0x00000010ul
+#define VM_MAYWRITE    0x00000020ul
+#define VM_MAYEXEC     0x00000040ul
+#define VM_MAYSHARE    0x00000080ul
+#define VM_DONTCOPY    0x00020000ul
+#define VM_ACCOUNT     0x00100000ul
+#define VM_NORESERVE   0x00200000ul
+#define VM_WIPEONFORK  0x02000000ul
+#define VM_SOFTDIRTY   0x08000000ul
+#define VM_HUGEPAGE    0x20000000ul
+#define VM_NOHUGEPAGE  0x40000000ul
+#define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
+
+struct anon_vma;
+struct shmem_inode;
+
+struct vm_area_struct {
+	uint64_t vm_start, vm_end;      /* [start, end), page aligned; mmap_lock */
+	struct mm_struct *vm_mm;
+	unsigned long vm_flags;         /* mmap_lock (write to change) */
+	pgprot_t vm_page_prot;          /* PTE protection for new mappings; mmap_lock */
+	uint64_t vm_pgoff;              /* page offset of vm_start: addr >> 12 at mmap for private anon */
+	struct anon_vma *anon_vma;      /* own anon_vma; set once under page_table_lock + anon_vma lock */
+	struct list_head anon_vma_chain; /* this VMA's anon_vma_chains; mmap_lock + anon_vma lock */
+	struct shmem_inode *vm_file;    /* shared anonymous object, or NULL */
+	struct list_head shared;        /* in vm_file->i_mmap; i_mmap lock */
+};
+
+enum mm_counter { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES, NR_MM_COUNTERS };
+
+#define MMF_HAS_PINNED 0x1ul
+
+struct mm_struct {
+	struct cowvm *vm;
+	uint64_t pgd;                   /* frame number of the PGD table; fixed for the mm's life */
+	struct rw_semaphore mmap_lock;  /* read: faults; write: the VMA array and vm_flags */
+	spinlock_t page_table_lock;     /* every PTE change and page-table allocation */
+	struct vm_area_struct **vmas;   /* sorted by vm_start, no overlap; mmap_lock */
+	size_t nr_vmas, vmas_cap;       /* mmap_lock */
+	_Atomic long rss_stat[NR_MM_COUNTERS];
+	_Atomic long pgtables_pages;    /* page-table pages, all levels, PGD included */
+	uint64_t total_vm;              /* mapped pages; mmap_lock */
+	uint64_t mmap_base;             /* top of the top-down mmap area */
+	uint64_t start_brk, brk;        /* heap; mmap_lock */
+	_Atomic unsigned long flags;    /* MMF_* */
+	int tgid;                       /* pid of the process */
+	struct list_head threads;       /* its tasks, by task->thread_node; vm->task_lock */
+	int nr_threads;                 /* vm->task_lock */
+	struct list_head mmlist;        /* in vm->mms; vm->task_lock */
+};
+
+/* ---- reverse mapping ------------------------------------------------------------------------ */
+
+/*
+ * anon_vma: a group of VMAs whose pages may be shared (a VMA, its fork children, theirs ...).
+ * A page's mapping names one; rmap_walk visits every VMA chained to it.  All anon_vmas of one
+ * fork tree share the root's lock.
+ */
+struct anon_vma {
+	struct anon_vma *root;          /* the ancestor of the tree; its rwsem is the tree's lock */
+	struct anon_vma *parent;        /* for the reuse heuristics of anon_vma_clone */
+	struct rw_semaphore rwsem;      /* meaningful in the root only */
+	_Atomic int refcount;           /* pages and chains that name it, plus the child anon_vmas */
+	unsigned num_children;          /* anon_vmas whose parent this is (a root counts itself); root lock */
+	unsigned num_active_vmas;       /* VMAs whose vma->anon_vma this is; root lock */
+	struct list_head head;          /* anon_vma_chains, by same_anon_vma; root lock */
+	uint64_t id;                    /* for pictures and traces */
+};
+
+/* One link between a VMA and an anon_vma it may find pages of. */
+struct anon_vma_chain {
+	struct vm_area_struct *vma;
+	struct anon_vma *anon_vma;
+	struct list_head same_vma;      /* in vma->anon_vma_chain; mmap_lock (+ root lock to change) */
+	struct list_head same_anon_vma; /* in anon_vma->head; root lock */
+};
+
+/*
+ * Shared anonymous memory is shmem in Linux: a page-cache object indexed by page offset.  This
+ * one keeps just that: its pages, who maps it (i_mmap), and a count of the VMAs using it.
+ */
+struct shmem_inode {
+	spinlock_t lock;                /* pages[] and nrpages */
+	struct page **pages;            /* by pgoff; NULL = not yet allocated */
+	uint64_t size_pages;
+	uint64_t nrpages;
+	struct rw_semaphore i_mmap_rwsem; /* i_mmap */
+	struct list_head i_mmap;        /* VMAs mapping it, by vma->shared */
+	_Atomic int refcount;           /* VMAs using it */
+	uint64_t id;
+};
+
+/* ---- tasks and the software MMU ------------------------------------------------------------ */
+
+#define TLB_ENTRIES 256
+#define TLB_VALID 0x1ull
+#define TLB_WRITE 0x2ull
+
+/* One translation: page address | TLB_VALID | TLB_WRITE, and where that frame lives. */
+struct tlb_entry {
+	uint64_t tag;
+	uint8_t *host;
+};
+
+struct task_struct {
+	struct cowvm *vm;
+	struct mm_struct *mm;
+	int pid, tid;
+	struct list_head thread_node;   /* in mm->threads; vm->task_lock */
+	struct list_head task_node;     /* in vm->tasks; vm->task_lock */
+	_Atomic uint64_t min_flt, maj_flt, tlb_misses;
+	/*
+	 * The TLB is written only by the host thread running the task.  Other threads flush it by
+	 * raising tlb_flush_gen; the owner empties its TLB at the start of its next access, and
+	 * the flusher waits for an access in flight (odd mmu_seq) to finish: a TLB shootdown.
+	 */
+	struct tlb_entry tlb[TLB_ENTRIES];
+	uint64_t tlb_seen_gen;          /* owner only */
+	_Atomic uint64_t tlb_flush_gen;
+	_Atomic uint64_t mmu_seq;       /* odd while an access is in flight */
+};
+
+/* ---- the machine -------------------------------------------------------------------------- */
+
+#define MAX_ORDER 10
+#define MAX_CPUS 64
+#define PCP_BATCH 32
+#define PCP_HIGH 128
+
+struct free_area {
+	struct list_head free_list;
+	uint64_t nr_free;
+};
+
+struct per_cpu_pages {
+	spinlock_t lock;
+	struct list_head list;          /* order-0 free frames */
+	int count;
+	char pad[64 - sizeof(spinlock_t) - sizeof(struct list_head) - sizeof(int)];
+};
+
+enum vm_event_item {
+	PGFAULT, PGMAJFAULT, PGREUSE, PGALLOC, PGFREE, COW_COPY, ZERO_PAGE_MAP, ZERO_PAGE_COW,
+	TLB_FLUSH, NR_VM_EVENTS
+};
+
+enum node_stat_item {
+	NR_ANON_MAPPED, NR_SHMEM, NR_PAGETABLE, NR_ACTIVE_ANON, NR_INACTIVE_ANON, NR_ZERO_MAPPED,
+	NR_VM_NODE_STAT_ITEMS
+};
+
+struct fail_injection {
+	_Atomic int mode;
+	_Atomic uint64_t n;             /* FAIL_AFTER/NTH: allocations left before the failure */
+};
+
+struct cowvm {
+	/* physical memory */
+	uint8_t *phys;                  /* nr_frames * 4 KiB, one host mapping */
+	uint64_t nr_frames;
+	struct page *mem_map;
+	struct page *zero_page;
+	unsigned flags;                 /* COWVM_CONFIG_* */
+	/* the zone: buddy allocator */
+	spinlock_t zone_lock;
+	struct free_area free_area[MAX_ORDER + 1]; /* zone_lock */
+	_Atomic uint64_t nr_free;       /* buddy + per-CPU lists */
+	unsigned nr_cpus;
+	struct per_cpu_pages pcp[MAX_CPUS];
+	struct fail_injection fail;
+	/* LRU */
+	spinlock_t lru_lock;
+	struct list_head lru_inactive_anon, lru_active_anon; /* lru_lock */
+	/* counters */
+	_Atomic uint64_t events[NR_VM_EVENTS];
+	_Atomic long node_stat[NR_VM_NODE_STAT_ITEMS];
+	/* tasks */
+	pthread_mutex_t task_lock;
+	struct list_head tasks;         /* task_lock */
+	struct list_head mms;           /* task_lock */
+	int next_pid;                   /* task_lock */
+	_Atomic uint64_t next_id;       /* anon_vma and shmem ids */
+	/* tracing */
+	cowvm_tracer_fn tracer;
+	void *tracer_arg;
+};
+
+#endif

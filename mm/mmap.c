@@ -1,0 +1,613 @@
+/*
+ * mmap.c - address spaces: the VMA set of an mm, mmap/munmap/brk, split_vma and merging,
+ * populate, and the teardown of an mm at exit.
+ *
+ * The VMA set is a sorted array of pointers: lookup is a binary search (O(log n)), insertion
+ * and removal a memmove of pointers.  Linux's maple tree is a B-tree for the same job; at the
+ * VMA counts real processes have (tens to thousands) the array is as fast and far simpler.
+ *
+ * Invariants: VMAs are sorted, page aligned, non-empty and do not overlap; two neighbours that
+ * could merge (vma_merge rules) have been merged; total_vm is the sum of their pages.
+ * Everything here runs with mmap_lock held for writing unless it says otherwise.
+ */
+#include "mm.h"
+
+#define MMAP_MIN_ADDR 0x10000ull                  /* vm.mmap_min_addr as the kernel applies it */
+#define MMAP_BASE (TASK_SIZE_MAX - (128ull << 20)) /* top-down base without randomisation */
+#define TASK_UNMAPPED_BASE PAGE_ALIGN(TASK_SIZE_MAX / 3)
+#define START_BRK 0x555555559000ull               /* heap of a small program without ASLR */
+#define USER_TOP (1ull << 47)
+
+/* ---- the VMA array -------------------------------------------------------------------------- */
+
+size_t vma_index(struct mm_struct *mm, uint64_t addr)
+{
+	size_t lo = 0, hi = mm->nr_vmas;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (mm->vmas[mid]->vm_end > addr)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+struct vm_area_struct *find_vma(struct mm_struct *mm, uint64_t addr)
+{
+	size_t i = vma_index(mm, addr);
+	return i < mm->nr_vmas ? mm->vmas[i] : NULL;
+}
+
+/* Make room for n more VMAs, so that a following insert cannot fail. */
+static int vma_reserve(struct mm_struct *mm, size_t n)
+{
+	if (mm->nr_vmas + n <= mm->vmas_cap)
+		return 0;
+	size_t cap = mm->vmas_cap ? mm->vmas_cap * 2 : 16;
+	while (cap < mm->nr_vmas + n)
+		cap *= 2;
+	struct vm_area_struct **v = realloc(mm->vmas, cap * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	mm->vmas = v;
+	mm->vmas_cap = cap;
+	return 0;
+}
+
+int vma_insert(struct mm_struct *mm, struct vm_area_struct *vma)
+{
+	if (vma_reserve(mm, 1))
+		return -ENOMEM;
+	size_t i = vma_index(mm, vma->vm_start);
+	memmove(&mm->vmas[i + 1], &mm->vmas[i], (mm->nr_vmas - i) * sizeof(*mm->vmas));
+	mm->vmas[i] = vma;
+	mm->nr_vmas++;
+	return 0;
+}
+
+void vma_remove(struct mm_struct *mm, struct vm_area_struct *vma)
+{
+	size_t i = vma_index(mm, vma->vm_start);
+	if (unlikely(i >= mm->nr_vmas || mm->vmas[i] != vma))
+		bug("VMA %#llx-%#llx is not in its mm", (unsigned long long)vma->vm_start,
+		    (unsigned long long)vma->vm_end);
+	memmove(&mm->vmas[i], &mm->vmas[i + 1], (mm->nr_vmas - i - 1) * sizeof(*mm->vmas));
+	mm->nr_vmas--;
+}
+
+struct vm_area_struct *vm_area_alloc(struct mm_struct *mm)
+{
+	struct vm_area_struct *vma = calloc(1, sizeof(*vma));
+	if (!vma)
+		return NULL;
+	vma->vm_mm = mm;
+	INIT_LIST_HEAD(&vma->anon_vma_chain);
+	INIT_LIST_HEAD(&vma->shared);
+	return vma;
+}
+
+/* A copy of orig's fields, without its chains or its place in lists. */
+struct vm_area_struct *vm_area_dup(struct vm_area_struct *orig)
+{
+	struct vm_area_struct *vma = vm_area_alloc(orig->vm_mm);
+	if (!vma)
+		return NULL;
+	vma->vm_start = orig->vm_start;
+	vma->vm_end = orig->vm_end;
+	vma->vm_flags = orig->vm_flags;
+	vma->vm_page_prot = orig->vm_page_prot;
+	vma->vm_pgoff = orig->vm_pgoff;
+	vma->anon_vma = orig->anon_vma;
+	vma->vm_file = orig->vm_file;
+	return vma;
+}
+
+void vm_area_free(struct vm_area_struct *vma)
+{
+	free(vma);
+}
+
+/* Take a VMA out of rmap and the shmem object, and free it (remove_vma). */
+static void remove_vma(struct vm_area_struct *vma)
+{
+	unlink_anon_vmas(vma);
+	if (vma->vm_file) {
+		shmem_unlink_vma(vma);
+		shmem_put(vma->vm_mm->vm, vma->vm_file);
+	}
+	vm_area_free(vma);
+}
+
+/* x86's protection_map. */
+pgprot_t vm_get_page_prot(unsigned long vm_flags)
+{
+	pgprot_t prot;
+	if (!(vm_flags & VM_ACCESS_FLAGS))
+		return PAGE_NONE;
+	if ((vm_flags & VM_SHARED) && (vm_flags & VM_WRITE))
+		prot = PAGE_SHARED;
+	else
+		prot = PAGE_READONLY; /* PAGE_COPY for private mappings: the first write faults */
+	if (vm_flags & VM_EXEC)
+		prot &= ~_PAGE_NX;
+	return prot;
+}
+
+static unsigned long calc_vm_prot_bits(int prot)
+{
+	return ((prot & PROT_READ) ? VM_READ : 0) | ((prot & PROT_WRITE) ? VM_WRITE : 0) |
+	       ((prot & PROT_EXEC) ? VM_EXEC : 0);
+}
+
+/* ---- split and merge ------------------------------------------------------------------------ */
+
+/*
+ * split_vma - cut vma at addr into two VMAs.  With new_below the new VMA takes [vm_start, addr)
+ * else [addr, vm_end).  The upper part's pgoff moves with its start, so every page keeps its
+ * index.  Returns 0 or -ENOMEM with nothing changed.
+ */
+int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, uint64_t addr, bool new_below)
+{
+	if (vma_reserve(mm, 1))
+		return -ENOMEM;
+	struct vm_area_struct *new = vm_area_dup(vma);
+	if (!new)
+		return -ENOMEM;
+	if (new_below) {
+		new->vm_end = addr;
+	} else {
+		new->vm_start = addr;
+		new->vm_pgoff += (addr - vma->vm_start) >> PAGE_SHIFT;
+	}
+	if (anon_vma_clone(new, vma)) {
+		vm_area_free(new);
+		return -ENOMEM;
+	}
+	if (new->vm_file) {
+		shmem_get(new->vm_file);
+		shmem_link_vma(new);
+	}
+	if (new_below) {
+		vma->vm_pgoff += (addr - vma->vm_start) >> PAGE_SHIFT;
+		vma->vm_start = addr;
+	} else {
+		vma->vm_end = addr;
+	}
+	vma_insert(mm, new); /* cannot fail: reserved */
+	return 0;
+}
+
+/*
+ * May src (a new or just-changed VMA) and its neighbour other share one anon_vma after a
+ * merge?  Both without, or the same one; or one without, provided a src that has one was not
+ * spread by fork (a single chain) - Linux's is_mergeable_anon_vma.
+ */
+static bool is_mergeable_anon_vma(struct vm_area_struct *src, struct vm_area_struct *other)
+{
+	if (!src->anon_vma || !other->anon_vma) {
+		if (src->anon_vma)
+			return src->anon_vma_chain.next == src->anon_vma_chain.prev;
+		return true;
+	}
+	return src->anon_vma == other->anon_vma;
+}
+
+/* lo and hi are adjacent: may they become one VMA? */
+static bool can_merge(struct vm_area_struct *lo, struct vm_area_struct *hi, struct vm_area_struct *src)
+{
+	if (lo->vm_end != hi->vm_start)
+		return false;
+	if ((lo->vm_flags ^ hi->vm_flags) & ~VM_SOFTDIRTY)
+		return false;
+	if (lo->vm_file != hi->vm_file)
+		return false;
+	if (lo->vm_pgoff + ((lo->vm_end - lo->vm_start) >> PAGE_SHIFT) != hi->vm_pgoff)
+		return false;
+	return is_mergeable_anon_vma(src, src == lo ? hi : lo);
+}
+
+/* Fold hi into lo (lo grows, hi goes).  Returns lo, or NULL on -ENOMEM with nothing changed. */
+static struct vm_area_struct *merge_pair(struct mm_struct *mm, struct vm_area_struct *lo,
+					 struct vm_area_struct *hi)
+{
+	if (!lo->anon_vma && hi->anon_vma) { /* dup_anon_vma: lo takes over hi's chains */
+		lo->anon_vma = hi->anon_vma;
+		if (anon_vma_clone(lo, hi)) {
+			lo->anon_vma = NULL;
+			return NULL;
+		}
+	}
+	lo->vm_end = hi->vm_end;
+	lo->vm_flags |= hi->vm_flags & VM_SOFTDIRTY;
+	vma_remove(mm, hi);
+	remove_vma(hi);
+	return lo;
+}
+
+/*
+ * vma_merge_neighbours - merge a new or changed VMA with the neighbours it may merge with.
+ * Returns the VMA that now covers its range.  A failed merge (no memory) just leaves two VMAs.
+ */
+struct vm_area_struct *vma_merge_neighbours(struct mm_struct *mm, struct vm_area_struct *vma)
+{
+	size_t i = vma_index(mm, vma->vm_start);
+	if (i + 1 < mm->nr_vmas && can_merge(vma, mm->vmas[i + 1], vma)) {
+		struct vm_area_struct *m = merge_pair(mm, vma, mm->vmas[i + 1]);
+		if (m)
+			vma = m;
+	}
+	if (i > 0 && can_merge(mm->vmas[i - 1], vma, vma)) {
+		struct vm_area_struct *m = merge_pair(mm, mm->vmas[i - 1], vma);
+		if (m)
+			vma = m;
+	}
+	return vma;
+}
+
+/*
+ * vma_modify_flags - give [start, end) of vma the flags newflags: split off the parts outside
+ * the range, set the flags and protection, merge with neighbours.  Returns the VMA now covering
+ * the range, or NULL on -ENOMEM (splits already done stay: they change nothing visible).
+ * Page-table changes are the caller's (mprotect's change_protection).
+ */
+struct vm_area_struct *vma_modify_flags(struct mm_struct *mm, struct vm_area_struct *vma,
+					uint64_t start, uint64_t end, unsigned long newflags)
+{
+	if (vma->vm_start < start && split_vma(mm, vma, start, true))
+		return NULL;
+	if (vma->vm_end > end && split_vma(mm, vma, end, false))
+		return NULL;
+	vma->vm_flags = newflags;
+	vma->vm_page_prot = vm_get_page_prot(newflags);
+	return vma;
+}
+
+/* ---- mmap --------------------------------------------------------------------------------- */
+
+static bool range_is_free(struct mm_struct *mm, uint64_t addr, uint64_t len)
+{
+	struct vm_area_struct *vma = find_vma(mm, addr);
+	return !vma || vma->vm_start >= addr + len;
+}
+
+/* Highest free gap below mmap_base that fits len, else bottom-up from TASK_UNMAPPED_BASE. */
+static int64_t get_unmapped_area(struct mm_struct *mm, uint64_t hint, uint64_t len)
+{
+	if (hint) {
+		hint = PAGE_ALIGN(hint);
+		if (hint < MMAP_MIN_ADDR)
+			hint = MMAP_MIN_ADDR;
+		if (hint <= TASK_SIZE_MAX - len && range_is_free(mm, hint, len))
+			return (int64_t)hint;
+	}
+	uint64_t top = mm->mmap_base;
+	for (size_t i = vma_index(mm, top); ; i--) {
+		/* gap between vmas[i-1] (or MMAP_MIN_ADDR) and min(top, vmas[i]) */
+		uint64_t gap_end = i < mm->nr_vmas && mm->vmas[i]->vm_start < top ? mm->vmas[i]->vm_start : top;
+		uint64_t gap_start = i > 0 ? mm->vmas[i - 1]->vm_end : MMAP_MIN_ADDR;
+		if (gap_end >= gap_start + len && gap_end - len >= MMAP_MIN_ADDR)
+			return (int64_t)(gap_end - len);
+		if (i == 0)
+			break;
+		if (mm->vmas[i - 1]->vm_start < top)
+			top = mm->vmas[i - 1]->vm_start;
+	}
+	uint64_t addr = TASK_UNMAPPED_BASE;
+	for (size_t i = vma_index(mm, addr); addr + len <= TASK_SIZE_MAX; i++) {
+		if (i >= mm->nr_vmas || mm->vmas[i]->vm_start >= addr + len)
+			return (int64_t)addr;
+		addr = mm->vmas[i]->vm_end;
+	}
+	return -ENOMEM;
+}
+
+/*
+ * mmap_region - create the VMA for [addr, addr + len) (already free) and merge it.
+ * Returns 0 or -ENOMEM with nothing changed.
+ */
+static int mmap_region(struct mm_struct *mm, uint64_t addr, uint64_t len, unsigned long vm_flags)
+{
+	struct vm_area_struct *vma = vm_area_alloc(mm);
+	if (!vma)
+		return -ENOMEM;
+	vma->vm_start = addr;
+	vma->vm_end = addr + len;
+	vma->vm_flags = vm_flags;
+	vma->vm_page_prot = vm_get_page_prot(vm_flags);
+	if (vm_flags & VM_SHARED) {
+		vma->vm_file = shmem_create(mm->vm, len >> PAGE_SHIFT);
+		if (!vma->vm_file)
+			goto free_vma;
+		vma->vm_pgoff = 0;
+	} else {
+		vma->vm_pgoff = addr >> PAGE_SHIFT;
+	}
+	if (vma_insert(mm, vma))
+		goto free_file;
+	if (vma->vm_file)
+		shmem_link_vma(vma);
+	mm->total_vm += len >> PAGE_SHIFT;
+	vma_merge_neighbours(mm, vma);
+	return 0;
+free_file:
+	if (vma->vm_file)
+		shmem_put(mm->vm, vma->vm_file);
+free_vma:
+	vm_area_free(vma);
+	return -ENOMEM;
+}
+
+/*
+ * cowvm_mmap - mmap(2) for anonymous memory, with Linux's checks in Linux's order.
+ * Returns the address or -errno; nothing changes on failure (MAP_FIXED unmaps the old range
+ * only once the new mapping is sure to be made, except for running out of memory).
+ */
+int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int flags)
+{
+	if (!t)
+		return -EINVAL;
+	current = t;
+	struct mm_struct *mm = t->mm;
+
+	if (!len)
+		return -EINVAL;
+	bool noreplace = flags & MAP_FIXED_NOREPLACE;
+	if (noreplace)
+		flags |= MAP_FIXED;
+	len = PAGE_ALIGN(len);
+	if (!len || len > TASK_SIZE_MAX)
+		return -ENOMEM;
+	int type = flags & MAP_TYPE;
+	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
+		return -EINVAL;
+	if (!(flags & MAP_ANONYMOUS))
+		return -EBADF; /* no files in cowvm: fd -1 */
+	if (type == MAP_SHARED_VALIDATE || (flags & MAP_HUGETLB))
+		return -EINVAL; /* as Linux for anonymous memory */
+	if (flags & MAP_FIXED) {
+		if (!PAGE_ALIGNED(addr))
+			return -EINVAL;
+		if (addr > TASK_SIZE_MAX - len)
+			return -ENOMEM;
+		if (addr < MMAP_MIN_ADDR)
+			return -EPERM; /* security_mmap_addr for an unprivileged process */
+	}
+	unsigned long vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC |
+				 VM_SOFTDIRTY;
+	if (type == MAP_SHARED)
+		vm_flags |= VM_SHARED | VM_MAYSHARE;
+	else if (vm_flags & VM_WRITE)
+		vm_flags |= VM_ACCOUNT;
+	if (flags & MAP_NORESERVE)
+		vm_flags |= VM_NORESERVE;
+
+	down_write(&mm->mmap_lock);
+	int64_t ret;
+	if (flags & MAP_FIXED) {
+		if (noreplace && !range_is_free(mm, addr, len)) {
+			ret = -EEXIST;
+			goto out;
+		}
+		ret = do_munmap(mm, addr, len);
+		if (ret)
+			goto out;
+	} else {
+		ret = get_unmapped_area(mm, addr, len);
+		if (ret < 0)
+			goto out;
+		addr = (uint64_t)ret;
+	}
+	ret = mmap_region(mm, addr, len, vm_flags);
+	if (!ret)
+		ret = (int64_t)addr;
+out:
+	up_write(&mm->mmap_lock);
+	if (ret >= 0 && (flags & MAP_POPULATE) && !(flags & MAP_NONBLOCK))
+		populate_range(t, addr, addr + len); /* errors ignored, as mm_populate's */
+	return ret;
+}
+
+/* ---- munmap ---------------------------------------------------------------------------------- */
+
+/*
+ * do_munmap - unmap [start, start + len): split the VMAs at the edges, zap their pages, free
+ * the page tables that only served the hole, and remove the VMAs.  Returns 0 or -ENOMEM (a
+ * failed split) with nothing unmapped.
+ */
+int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len)
+{
+	uint64_t end = start + len;
+	size_t i = vma_index(mm, start);
+	if (i >= mm->nr_vmas || mm->vmas[i]->vm_start >= end)
+		return 0;
+	struct vm_area_struct *vma = mm->vmas[i];
+	if (vma->vm_start < start) {
+		if (split_vma(mm, vma, start, true))
+			return -ENOMEM;
+		i++;
+	}
+	size_t last = vma_index(mm, end - 1);
+	if (last < mm->nr_vmas && mm->vmas[last]->vm_start < end && mm->vmas[last]->vm_end > end) {
+		if (split_vma(mm, mm->vmas[last], end, true))
+			return -ENOMEM;
+		last++;
+	}
+	/* vmas[i .. j) are exactly the VMAs inside [start, end). */
+	size_t j = i;
+	while (j < mm->nr_vmas && mm->vmas[j]->vm_end <= end)
+		j++;
+	uint64_t floor = i > 0 ? mm->vmas[i - 1]->vm_end : 0;
+	uint64_t ceiling = j < mm->nr_vmas ? mm->vmas[j]->vm_start : USER_TOP;
+
+	struct mmu_gather tlb;
+	tlb_gather_mmu(&tlb, mm);
+	for (size_t k = i; k < j; k++)
+		unmap_page_range(&tlb, mm->vmas[k], mm->vmas[k]->vm_start, mm->vmas[k]->vm_end);
+	free_pgtables(&tlb, mm, start, end, floor, ceiling);
+	tlb_finish_mmu(&tlb);
+	while (j > i) {
+		struct vm_area_struct *v = mm->vmas[--j];
+		mm->total_vm -= (v->vm_end - v->vm_start) >> PAGE_SHIFT;
+		vma_remove(mm, v);
+		remove_vma(v);
+	}
+	return 0;
+}
+
+int cowvm_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len)
+{
+	if (!t)
+		return -EINVAL;
+	current = t;
+	if (!PAGE_ALIGNED(addr) || !len)
+		return -EINVAL;
+	len = PAGE_ALIGN(len);
+	if (!len || len > TASK_SIZE_MAX || addr > TASK_SIZE_MAX - len)
+		return -EINVAL;
+	down_write(&t->mm->mmap_lock);
+	int ret = do_munmap(t->mm, addr, len);
+	up_write(&t->mm->mmap_lock);
+	return ret;
+}
+
+/* ---- brk --------------------------------------------------------------------------------------- */
+
+/* Grow the heap by [addr, addr + len): extend the brk VMA or make one (do_brk_flags). */
+static int do_brk_flags(struct mm_struct *mm, uint64_t addr, uint64_t len)
+{
+	unsigned long flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC |
+			      VM_ACCOUNT | VM_SOFTDIRTY;
+	size_t i = vma_index(mm, addr);
+	struct vm_area_struct *prev = i > 0 ? mm->vmas[i - 1] : NULL;
+	if (prev && prev->vm_end == addr && !prev->vm_file &&
+	    ((prev->vm_flags ^ flags) & ~VM_SOFTDIRTY) == 0 &&
+	    (!prev->anon_vma || prev->anon_vma_chain.next == prev->anon_vma_chain.prev)) {
+		prev->vm_end = addr + len;
+		mm->total_vm += len >> PAGE_SHIFT;
+		return 0;
+	}
+	return mmap_region(mm, addr, len, flags);
+}
+
+int64_t cowvm_brk(cowvm_task_t *t, uint64_t brk)
+{
+	if (!t)
+		return -EINVAL;
+	current = t;
+	struct mm_struct *mm = t->mm;
+	down_write(&mm->mmap_lock);
+	uint64_t newbrk = PAGE_ALIGN(brk), oldbrk = PAGE_ALIGN(mm->brk);
+	if (brk < mm->start_brk || brk > TASK_SIZE_MAX)
+		goto out;
+	if (oldbrk == newbrk) {
+		mm->brk = brk;
+		goto out;
+	}
+	if (brk <= mm->brk) { /* shrink: always allowed */
+		if (do_munmap(mm, newbrk, oldbrk - newbrk) == 0)
+			mm->brk = brk;
+		goto out;
+	}
+	struct vm_area_struct *next = find_vma(mm, oldbrk);
+	if (next && newbrk + PAGE_SIZE > next->vm_start)
+		goto out;
+	if (do_brk_flags(mm, oldbrk, newbrk - oldbrk) == 0)
+		mm->brk = brk;
+out:;
+	int64_t ret = (int64_t)mm->brk;
+	up_write(&mm->mmap_lock);
+	return ret;
+}
+
+/* ---- populate and teardown ---------------------------------------------------------------------- */
+
+/*
+ * populate_range - fault in [start, end) as get_user_pages does for MAP_POPULATE: a write fault
+ * for private writable memory (so it gets its own pages), a read fault otherwise; PTEs that
+ * already allow the access are left alone.  Takes mmap_lock for reading.  Returns 0 or -ENOMEM.
+ */
+int populate_range(struct task_struct *task, uint64_t start, uint64_t end)
+{
+	struct mm_struct *mm = task->mm;
+	int ret = 0;
+	down_read(&mm->mmap_lock);
+	for (uint64_t addr = start; addr < end; addr += PAGE_SIZE) {
+		struct vm_area_struct *vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start > addr)
+			break;
+		if (!(vma->vm_flags & VM_ACCESS_FLAGS))
+			continue;
+		bool write = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
+		pte_t *pte = pte_offset_map(mm, addr);
+		pte_t e = pte ? ptep_get(pte) : 0;
+		if (pte_present(e) && (!write || pte_write(e)))
+			continue;
+		unsigned r = handle_mm_fault(vma, addr, write ? FAULT_FLAG_WRITE : 0, task);
+		if (r & VM_FAULT_ERROR) {
+			ret = -ENOMEM;
+			break;
+		}
+	}
+	up_read(&mm->mmap_lock);
+	return ret;
+}
+
+/* exit_mmap - the last user is gone: unmap everything, free every table and VMA. */
+void exit_mmap(struct mm_struct *mm)
+{
+	struct mmu_gather tlb;
+	down_write(&mm->mmap_lock);
+	tlb_gather_mmu(&tlb, mm);
+	for (size_t i = 0; i < mm->nr_vmas; i++)
+		unmap_page_range(&tlb, mm->vmas[i], mm->vmas[i]->vm_start, mm->vmas[i]->vm_end);
+	free_pgtables(&tlb, mm, 0, USER_TOP, 0, USER_TOP);
+	tlb_finish_mmu(&tlb);
+	while (mm->nr_vmas > 0) {
+		struct vm_area_struct *v = mm->vmas[mm->nr_vmas - 1];
+		mm->nr_vmas--;
+		remove_vma(v);
+	}
+	mm->total_vm = 0;
+	up_write(&mm->mmap_lock);
+}
+
+struct mm_struct *mm_alloc(struct cowvm *vm)
+{
+	struct mm_struct *mm = calloc(1, sizeof(*mm));
+	if (!mm)
+		return NULL;
+	mm->vm = vm;
+	init_rwsem(&mm->mmap_lock);
+	spin_lock_init(&mm->page_table_lock);
+	INIT_LIST_HEAD(&mm->threads);
+	INIT_LIST_HEAD(&mm->mmlist);
+	mm->mmap_base = MMAP_BASE;
+	mm->start_brk = mm->brk = START_BRK;
+	struct page *pgd = alloc_zeroed_user_page(vm);
+	if (!pgd) {
+		destroy_rwsem(&mm->mmap_lock);
+		free(mm);
+		return NULL;
+	}
+	SetPageFlag(pgd, PG_pgtable);
+	pgd->private = 4;
+	atomic_store(&mm->pgtables_pages, 1);
+	mod_node_page_state(vm, NR_PAGETABLE, 1);
+	mm->pgd = page_to_pfn(vm, pgd);
+	return mm;
+}
+
+/* Free an mm that exit_mmap emptied. */
+void mm_free(struct mm_struct *mm)
+{
+	free_pgd(mm);
+	if (atomic_load(&mm->pgtables_pages) != 0)
+		bug("mm freed with %ld page-table pages left", (long)atomic_load(&mm->pgtables_pages));
+	for (int i = 0; i < NR_MM_COUNTERS; i++)
+		if (get_mm_counter(mm, i) != 0)
+			bug("mm freed with RSS counter %d = %ld", i, get_mm_counter(mm, i));
+	free(mm->vmas);
+	destroy_rwsem(&mm->mmap_lock);
+	free(mm);
+}

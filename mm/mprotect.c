@@ -1,0 +1,112 @@
+/*
+ * mprotect.c - change the protection of a range: split the VMAs at its edges, give them the
+ * new flags, rewrite their PTEs (change_protection) and merge what can merge.
+ *
+ * The PTE rule that matters for COW: raising a private mapping to writable makes a PTE
+ * writable only when its page is exclusively ours (PageAnonExclusive).  A page still shared
+ * with a fork child stays read-only, so the next write faults and copies (reference §7).
+ */
+#include "mm.h"
+
+#ifndef PROT_SEM
+#define PROT_SEM 0x8 /* <asm/mman.h>: accepted and ignored on x86 */
+#endif
+
+/* can_change_pte_writable: only an exclusive anon page, and not while soft-dirty tracks writes. */
+static bool can_change_pte_writable(struct vm_area_struct *vma, uint64_t addr, pte_t pte)
+{
+	if (!(vma->vm_flags & VM_SOFTDIRTY) && !pte_soft_dirty(pte))
+		return false;
+	struct page *page = vm_normal_page(vma, addr, pte);
+	return page && PageAnon(page) && PageAnonExclusive(page);
+}
+
+/*
+ * change_protection - give the present PTEs of [start, end) the VMA's new protection; flush the
+ * TLBs if any PTE lost a right.  Caller holds mmap_lock for writing.
+ */
+static void change_protection(struct vm_area_struct *vma, uint64_t start, uint64_t end)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	bool try_writable = !(vma->vm_flags & VM_SHARED) && (vma->vm_flags & VM_WRITE);
+	bool need_flush = false;
+
+	for (uint64_t addr = start; addr < end; addr += PAGE_SIZE) {
+		if ((addr & (PMD_SIZE - 1)) == 0 || addr == start) {
+			if (!pte_offset_map(mm, addr)) { /* no table: skip to the next one */
+				addr = ((addr + PMD_SIZE) & ~(PMD_SIZE - 1)) - PAGE_SIZE;
+				continue;
+			}
+		}
+		pte_t *ptep = pte_offset_map(mm, addr);
+		spin_lock(&mm->page_table_lock);
+		pte_t old = ptep_get(ptep), new;
+		if (pte_present(old)) {
+			/* The MMU may set accessed/dirty meanwhile: retry until the swap is clean. */
+			do {
+				new = pte_modify(old, vma->vm_page_prot);
+				if (try_writable && !pte_write(new) && can_change_pte_writable(vma, addr, new))
+					new = pte_mkwrite(new);
+			} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false,
+									   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+			if ((pte_write(old) && !pte_write(new)) ||
+			    ((old & _PAGE_PRESENT) && !(new & _PAGE_PRESENT)) ||
+			    (!(old & _PAGE_NX) && (new & _PAGE_NX)))
+				need_flush = true;
+		}
+		spin_unlock(&mm->page_table_lock);
+	}
+	if (need_flush)
+		flush_tlb_mm_range(mm, start, end);
+}
+
+int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
+{
+	if (!t)
+		return -EINVAL;
+	current = t;
+	struct mm_struct *mm = t->mm;
+	if (!PAGE_ALIGNED(start))
+		return -EINVAL;
+	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM))
+		return -EINVAL; /* PROT_GROWSDOWN/UP need a stack VMA, which cowvm never makes */
+	if (!len)
+		return 0;
+	len = PAGE_ALIGN(len);
+	uint64_t end = start + len;
+	if (end <= start)
+		return -ENOMEM;
+	unsigned long rights = ((prot & PROT_READ) ? VM_READ : 0) | ((prot & PROT_WRITE) ? VM_WRITE : 0) |
+			       ((prot & PROT_EXEC) ? VM_EXEC : 0);
+
+	down_write(&mm->mmap_lock);
+	int error = -ENOMEM;
+	struct vm_area_struct *vma = find_vma(mm, start);
+	if (!vma || vma->vm_start > start)
+		goto out;
+	for (uint64_t nstart = start;;) {
+		unsigned long newflags = (vma->vm_flags & ~VM_ACCESS_FLAGS) | rights;
+		if ((newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS) { /* a right without its MAY bit */
+			error = -EACCES;
+			goto out;
+		}
+		uint64_t tmp = vma->vm_end < end ? vma->vm_end : end;
+		if (newflags != vma->vm_flags) { /* mprotect_fixup */
+			vma = vma_modify_flags(mm, vma, nstart, tmp, newflags);
+			if (!vma)
+				goto out;
+			change_protection(vma, nstart, tmp);
+			vma_merge_neighbours(mm, vma);
+		}
+		nstart = tmp;
+		if (nstart >= end)
+			break;
+		vma = find_vma(mm, nstart);
+		if (!vma || vma->vm_start != nstart) /* a hole: -ENOMEM after the part before it */
+			goto out;
+	}
+	error = 0;
+out:
+	up_write(&mm->mmap_lock);
+	return error;
+}

@@ -1,0 +1,115 @@
+/*
+ * shmem.c - shared anonymous memory (MAP_SHARED | MAP_ANONYMOUS).  Linux backs it with a
+ * shmem file: a page cache indexed by page offset, so every process that maps it (after fork
+ * too) finds the same page and no copy-on-write ever happens.  This keeps just that.
+ *
+ * Invariants: a cached page has PG_shmem, mapping = the inode, index = its offset, one
+ * reference held by the cache plus one per PTE; nrpages counts the cached pages.  The inode
+ * lives while a VMA uses it.
+ */
+#include "mm.h"
+
+struct shmem_inode *shmem_create(struct cowvm *vm, uint64_t size_pages)
+{
+	struct shmem_inode *inode = calloc(1, sizeof(*inode));
+	if (!inode)
+		return NULL;
+	inode->pages = calloc(size_pages, sizeof(struct page *));
+	if (!inode->pages) {
+		free(inode);
+		return NULL;
+	}
+	spin_lock_init(&inode->lock);
+	inode->size_pages = size_pages;
+	init_rwsem(&inode->i_mmap_rwsem);
+	INIT_LIST_HEAD(&inode->i_mmap);
+	atomic_store(&inode->refcount, 1);
+	inode->id = atomic_fetch_add(&vm->next_id, 1) + 1;
+	return inode;
+}
+
+void shmem_get(struct shmem_inode *inode)
+{
+	atomic_fetch_add(&inode->refcount, 1);
+}
+
+/* Drop a VMA's reference; the last one frees the cached pages (no PTE maps them by then). */
+void shmem_put(struct cowvm *vm, struct shmem_inode *inode)
+{
+	if (atomic_fetch_sub(&inode->refcount, 1) != 1)
+		return;
+	for (uint64_t i = 0; i < inode->size_pages; i++) {
+		struct page *page = inode->pages[i];
+		if (!page)
+			continue;
+		ClearPageFlag(page, PG_shmem);
+		mod_node_page_state(vm, NR_SHMEM, -1);
+		put_page(vm, page);
+	}
+	free(inode->pages);
+	destroy_rwsem(&inode->i_mmap_rwsem);
+	free(inode);
+}
+
+void shmem_link_vma(struct vm_area_struct *vma)
+{
+	down_write(&vma->vm_file->i_mmap_rwsem);
+	list_add_tail(&vma->shared, &vma->vm_file->i_mmap);
+	up_write(&vma->vm_file->i_mmap_rwsem);
+}
+
+void shmem_unlink_vma(struct vm_area_struct *vma)
+{
+	down_write(&vma->vm_file->i_mmap_rwsem);
+	list_del(&vma->shared);
+	up_write(&vma->vm_file->i_mmap_rwsem);
+}
+
+/*
+ * shmem_fault - find the page at the fault's offset, allocating a zeroed one on first use
+ * (shmem_get_folio).  Returns 0 with a new reference in *pagep for the caller's mapping, or
+ * VM_FAULT_OOM / VM_FAULT_SIGBUS (beyond the object).  Caller holds mmap_lock for reading.
+ */
+unsigned shmem_fault(struct vm_fault *vmf, struct page **pagep)
+{
+	struct shmem_inode *inode = vmf->vma->vm_file;
+	struct cowvm *vm = vmf->vma->vm_mm->vm;
+
+	trace_step(vmf, "shmem_fault");
+	if (vmf->pgoff >= inode->size_pages)
+		return VM_FAULT_SIGBUS;
+	spin_lock(&inode->lock);
+	struct page *page = inode->pages[vmf->pgoff];
+	if (page) {
+		get_page(page);
+		spin_unlock(&inode->lock);
+		*pagep = page;
+		return 0;
+	}
+	spin_unlock(&inode->lock);
+
+	struct page *new = alloc_zeroed_user_page(vm);
+	if (!new)
+		return VM_FAULT_OOM;
+	spin_lock(&inode->lock);
+	page = inode->pages[vmf->pgoff];
+	if (page) { /* another thread added it meanwhile */
+		get_page(page);
+		spin_unlock(&inode->lock);
+		put_page(vm, new);
+		*pagep = page;
+		return 0;
+	}
+	new->mapping = inode;
+	new->index = vmf->pgoff;
+	SetPageFlag(new, PG_shmem);
+	SetPageDirty(new);
+	inode->pages[vmf->pgoff] = new;
+	inode->nrpages++;
+	get_page(new); /* the cache keeps the first reference, the caller gets this one */
+	spin_unlock(&inode->lock);
+	mod_node_page_state(vm, NR_SHMEM, 1);
+	lru_cache_add_active(vm, new);
+	*pagep = new;
+	return 0;
+}

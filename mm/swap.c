@@ -1,0 +1,35 @@
+/*
+ * swap.c - the LRU lists of anonymous pages (Linux keeps them in mm/swap.c and vmscan.c).
+ * New anonymous pages join the active list, as lru_cache_add_active in the seed's figure;
+ * reclaim (a later subsystem) ages them to the inactive list.
+ *
+ * Invariant: a page has PG_lru exactly when it is on one list, and PG_active says which.
+ * Linux first gathers new pages in a per-CPU batch that holds an extra reference until it
+ * drains; cowvm adds them at once, so a page's refcount never carries a batch reference and
+ * the COW reuse decision is deterministic (reference/host-kernel-notes.md "Things that bite").
+ */
+#include "mm.h"
+
+void lru_cache_add_active(struct cowvm *vm, struct page *page)
+{
+	spin_lock(&vm->lru_lock);
+	if (unlikely(PageLRU(page)))
+		bug("frame %llu is on an LRU list already", (unsigned long long)page_to_pfn(vm, page));
+	SetPageFlag(page, PG_lru);
+	SetPageFlag(page, PG_active);
+	list_add(&page->lru, &vm->lru_active_anon);
+	mod_node_page_state(vm, NR_ACTIVE_ANON, 1);
+	spin_unlock(&vm->lru_lock);
+}
+
+void lru_cache_del(struct cowvm *vm, struct page *page)
+{
+	spin_lock(&vm->lru_lock);
+	if (PageLRU(page)) {
+		list_del(&page->lru);
+		mod_node_page_state(vm, PageFlag(page, PG_active) ? NR_ACTIVE_ANON : NR_INACTIVE_ANON, -1);
+		ClearPageFlag(page, PG_lru);
+		ClearPageFlag(page, PG_active);
+	}
+	spin_unlock(&vm->lru_lock);
+}
