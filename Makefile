@@ -4,6 +4,9 @@
 #   make asan-test       the suite under AddressSanitizer + UBSan (in build/asan)
 #   make tsan-test       the thread tests under ThreadSanitizer (in build/tsan)
 #   make demo            run the demo with a fault trace
+#   make bench           benchmarks against the host kernel (bench --quick: make bench-quick)
+#   make fuzz-smoke      seeded random operation sequences against the reference model
+#   make fuzz-libfuzzer  the libFuzzer target (clang), in build/fuzz
 BUILD    ?= build
 CC       ?= cc
 OPT      ?= -O2
@@ -56,10 +59,34 @@ tsan-test:
 	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/tests/test_threads
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_threads --jobs 1
 
+BENCH_SRC := $(wildcard bench/*.c)
+$(BUILD)/cowvm-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(BUILD)/libcowvm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BENCH_SRC) $(BUILD)/libcowvm.a $(LDLIBS) -lm
+
+bench: $(BUILD)/cowvm-bench
+	$(BUILD)/cowvm-bench
+
+bench-quick: $(BUILD)/cowvm-bench
+	$(BUILD)/cowvm-bench --quick
+
+# fuzz/: every .c but the two entry points is shared by both.
+FUZZ_COMMON := $(filter-out fuzz/smoke_main.c fuzz/libfuzzer_main.c,$(wildcard fuzz/*.c))
+$(BUILD)/fuzz-smoke: fuzz/smoke_main.c $(FUZZ_COMMON) $(wildcard fuzz/*.h) $(BUILD)/libcowvm.a
+	$(CC) $(CFLAGS) -Ifuzz $(LDFLAGS) -o $@ fuzz/smoke_main.c $(FUZZ_COMMON) $(BUILD)/libcowvm.a $(LDLIBS)
+
+fuzz-smoke:
+	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 build/asan/fuzz-smoke
+	build/asan/fuzz-smoke
+
+fuzz-libfuzzer:
+	$(MAKE) BUILD=build/fuzz CC=clang SAN=fuzzer-no-link,address,undefined OPT=-O1 build/fuzz/libcowvm.a
+	clang -std=gnu11 -O1 -g -D_GNU_SOURCE -Iinclude -Ifuzz -fsanitize=fuzzer,address,undefined \
+		-o build/fuzz/fuzz-cowvm fuzz/libfuzzer_main.c $(FUZZ_COMMON) build/fuzz/libcowvm.a -lpthread
+
 demo: $(BUILD)/cowvm
 	$(BUILD)/cowvm demo
 
 clean:
 	rm -rf build
 
-.PHONY: all tests test asan-test tsan-test demo clean
+.PHONY: all tests test asan-test tsan-test demo bench bench-quick fuzz-smoke fuzz-libfuzzer clean

@@ -51,6 +51,8 @@ struct page {
 	uint64_t private;           /* page-table pages: level (1 = PTE table ... 4 = PGD) */
 };
 
+_Static_assert(sizeof(struct page) <= 64, "struct page must stay within 64 bytes");
+
 /* ---- address spaces ---------------------------------------------------------------------- */
 
 /* vm_flags, Linux's values */

@@ -218,9 +218,9 @@ static struct vm_area_struct *merge_pair(struct mm_struct *mm, struct vm_area_st
 			return NULL;
 		}
 	}
+	vma_remove(mm, hi); /* before lo grows over it: the array is searched by address */
 	lo->vm_end = hi->vm_end;
 	lo->vm_flags |= hi->vm_flags & VM_SOFTDIRTY;
-	vma_remove(mm, hi);
 	remove_vma(hi);
 	return lo;
 }
