@@ -368,10 +368,10 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	if (!c.failed)
 		check_frames(&c);
 	if (!c.failed) {
-		long anon = atomic_load(&vm->node_stat[NR_ANON_MAPPED]);
-		long shmem = atomic_load(&vm->node_stat[NR_SHMEM]);
-		long tables = atomic_load(&vm->node_stat[NR_PAGETABLE]);
-		long zero = atomic_load(&vm->node_stat[NR_ZERO_MAPPED]);
+		long anon = global_node_page_state(vm, NR_ANON_MAPPED);
+		long shmem = global_node_page_state(vm, NR_SHMEM);
+		long tables = global_node_page_state(vm, NR_PAGETABLE);
+		long zero = global_node_page_state(vm, NR_ZERO_MAPPED);
 		if ((uint64_t)anon != c.anon_mapped)
 			fail(&c, "nr_anon_pages %ld, found %llu mapped anon pages", anon,
 			     (unsigned long long)c.anon_mapped);

@@ -17,13 +17,6 @@
 
 /* ---- page tables ---------------------------------------------------------------------------- */
 
-pte_t *table_of(struct cowvm *vm, uint64_t pfn)
-{
-	if (unlikely(!pfn_valid(vm, pfn)))
-		bug("page-table entry points at frame %llu beyond memory", (unsigned long long)pfn);
-	return (pte_t *)pfn_to_virt(vm, pfn);
-}
-
 /* A zeroed page-table page for the given level (1 = PTE table .. 4 = PGD). */
 static struct page *pte_alloc_one(struct mm_struct *mm, int level)
 {
@@ -423,10 +416,9 @@ static void mm_account_fault(struct task_struct *task, unsigned ret)
 	count_vm_event(task->vm, PGFAULT);
 	if (ret & VM_FAULT_ERROR)
 		return;
-	if (ret & VM_FAULT_MAJOR)
-		atomic_fetch_add_explicit(&task->maj_flt, 1, memory_order_relaxed);
-	else
-		atomic_fetch_add_explicit(&task->min_flt, 1, memory_order_relaxed);
+	/* Only the thread running the task counts its faults: a plain add, no lock prefix. */
+	_Atomic uint64_t *c = (ret & VM_FAULT_MAJOR) ? &task->maj_flt : &task->min_flt;
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
 /*

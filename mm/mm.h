@@ -116,15 +116,43 @@ void put_page(struct cowvm *vm, struct page *page); /* page_alloc.c: frees on th
 
 /* ---- counters -------------------------------------------------------------------------------- */
 
+extern __thread int stat_slot __attribute__((tls_model("initial-exec")));
+int stat_slot_claim(void); /* vmstat.c: this thread's slot, NR_STAT_SLOTS when none is free */
+
+static inline int this_stat_slot(void)
+{
+	return likely(stat_slot >= 0) ? stat_slot : stat_slot_claim();
+}
+
+static inline void count_vm_events(struct cowvm *vm, enum vm_event_item item, uint64_t n)
+{
+	int slot = this_stat_slot();
+	_Atomic uint64_t *c = &vm->stats[slot].events[item];
+	if (likely(slot < NR_STAT_SLOTS))
+		atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+				      memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
 static inline void count_vm_event(struct cowvm *vm, enum vm_event_item item)
 {
-	atomic_fetch_add_explicit(&vm->events[item], 1, memory_order_relaxed);
+	count_vm_events(vm, item, 1);
 }
 
 static inline void mod_node_page_state(struct cowvm *vm, enum node_stat_item item, long delta)
 {
-	atomic_fetch_add_explicit(&vm->node_stat[item], delta, memory_order_relaxed);
+	int slot = this_stat_slot();
+	_Atomic long *c = &vm->stats[slot].node[item];
+	if (likely(slot < NR_STAT_SLOTS))
+		atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + delta,
+				      memory_order_relaxed);
+	else
+		atomic_fetch_add_explicit(c, delta, memory_order_relaxed);
 }
+
+uint64_t global_vm_event(struct cowvm *vm, enum vm_event_item item);
+long global_node_page_state(struct cowvm *vm, enum node_stat_item item);
 
 static inline void add_mm_counter(struct mm_struct *mm, enum mm_counter member, long value)
 {
@@ -197,7 +225,13 @@ unsigned do_user_addr_fault(struct task_struct *task, uint64_t address, bool wri
 
 /* ---- page tables (memory.c) ------------------------------------------------------------------- */
 
-pte_t *table_of(struct cowvm *vm, uint64_t pfn);
+/* The table a frame holds; a pointer beyond memory is a corrupted page table. */
+static inline pte_t *table_of(struct cowvm *vm, uint64_t pfn)
+{
+	if (unlikely(!pfn_valid(vm, pfn)))
+		bug("page-table entry points at frame %llu beyond memory", (unsigned long long)pfn);
+	return (pte_t *)pfn_to_virt(vm, pfn);
+}
 pte_t *pte_offset_map(struct mm_struct *mm, uint64_t addr); /* NULL when no PTE table */
 pte_t *pte_alloc_map(struct mm_struct *mm, uint64_t addr);  /* NULL on OOM */
 int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma);
@@ -224,7 +258,7 @@ void tlb_finish_mmu(struct mmu_gather *tlb);
 
 /* ---- the software MMU (arch/x86/tlb.c) --------------------------------------------------------- */
 
-extern _Thread_local struct task_struct *current;
+extern __thread struct task_struct *current __attribute__((tls_model("initial-exec")));
 void flush_tlb_mm_range(struct mm_struct *mm, uint64_t start, uint64_t end);
 static inline void flush_tlb_mm(struct mm_struct *mm) { flush_tlb_mm_range(mm, 0, TASK_SIZE_MAX); }
 void tlb_init_shootdown(void);

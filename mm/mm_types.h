@@ -212,6 +212,17 @@ enum node_stat_item {
 	NR_VM_NODE_STAT_ITEMS
 };
 
+/*
+ * Statistics slots.  A host thread owns one slot while it lives and adds to it with plain
+ * (unlocked) read-modify-writes; the last slot is shared by threads beyond NR_STAT_SLOTS and
+ * is updated atomically.  Readers sum every slot.
+ */
+#define NR_STAT_SLOTS 64
+struct vm_stat_slot {
+	_Atomic uint64_t events[NR_VM_EVENTS];
+	_Atomic long node[NR_VM_NODE_STAT_ITEMS];
+} __attribute__((aligned(64)));
+
 struct fail_injection {
 	_Atomic int mode;
 	_Atomic uint64_t n;             /* FAIL_AFTER/NTH: allocations left before the failure */
@@ -234,9 +245,8 @@ struct cowvm {
 	/* LRU */
 	spinlock_t lru_lock;
 	struct list_head lru_inactive_anon, lru_active_anon; /* lru_lock */
-	/* counters */
-	_Atomic uint64_t events[NR_VM_EVENTS];
-	_Atomic long node_stat[NR_VM_NODE_STAT_ITEMS];
+	/* counters: one slot per host thread (vm_event_states is per CPU in Linux), summed on read */
+	struct vm_stat_slot stats[NR_STAT_SLOTS + 1];
 	/* tasks */
 	pthread_mutex_t task_lock;
 	struct list_head tasks;         /* task_lock */

@@ -18,7 +18,7 @@
 #define PAGE_POISON_ALLOC 0x5a /* as Linux's POISON_INUSE: new and not yet zeroed or copied */
 
 static _Atomic unsigned next_cpu;
-static _Thread_local int this_cpu = -1;
+static __thread int this_cpu __attribute__((tls_model("initial-exec"))) = -1;
 
 /* The host thread is a CPU; each gets a per-CPU list of its own (shared modulo nr_cpus). */
 static struct per_cpu_pages *this_cpu_pcp(struct cowvm *vm)

@@ -177,8 +177,8 @@ int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out)
 	if (!vm || !out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
-#define EV(x) atomic_load(&vm->events[x])
-#define NS(x) (uint64_t)atomic_load(&vm->node_stat[x])
+#define EV(x) global_vm_event(vm, x)
+#define NS(x) (uint64_t)global_node_page_state(vm, x)
 	out->nr_free_pages = nr_free_pages(vm);
 	out->nr_anon_pages = NS(NR_ANON_MAPPED);
 	out->nr_shmem = NS(NR_SHMEM);

@@ -26,7 +26,7 @@
 
 #include "../../mm/mm.h"
 
-_Thread_local struct task_struct *current;
+__thread struct task_struct *current __attribute__((tls_model("initial-exec")));
 
 #if defined(__SANITIZE_THREAD__)
 #define COWVM_TSAN 1
@@ -153,7 +153,10 @@ static uint8_t *walk_and_fill(struct task_struct *t, uint64_t page_addr, bool wr
 	static const int shifts[3] = { PGDIR_SHIFT, PUD_SHIFT, PMD_SHIFT };
 	const uint64_t need = _PAGE_PRESENT | _PAGE_USER | (write ? _PAGE_RW : 0);
 
-	atomic_fetch_add_explicit(&t->tlb_misses, 1, memory_order_relaxed);
+	/* Only the task's own thread counts its misses: a plain add, no lock prefix. */
+	atomic_store_explicit(&t->tlb_misses,
+			      atomic_load_explicit(&t->tlb_misses, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 retry:;
 	pte_t *table = table_of(vm, t->mm->pgd);
 	for (int i = 0; i < 3; i++) {
@@ -319,16 +322,29 @@ int cowvm_write(cowvm_task_t *t, uint64_t addr, const void *buf, size_t len)
 	return ret ? access_errno(ret) : 0;
 }
 
+/* A TLB hit for an 8-byte access inside one page, or NULL: then the slow path runs. */
+static inline uint8_t *tlb_hit(struct task_struct *t, uint64_t addr, uint64_t want_bits)
+{
+	const struct tlb_entry *e = &t->tlb[(addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
+	uint64_t want = (addr & PAGE_MASK) | TLB_VALID | TLB_WRITE;
+	if (likely((e->tag | want_bits) == want))
+		return e->host + (addr & (PAGE_SIZE - 1));
+	return NULL;
+}
+
+static inline bool fast_access_ok(uint64_t addr)
+{
+	return (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8 && addr < (1ull << 47);
+}
+
+/* The fast paths touch no lock and no shared cache line: one compare on a hit. */
 int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val)
 {
-	if (unlikely(!t || !val))
-		return -EINVAL;
-	current = t;
-	if (likely((addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8 && addr < (1ull << 47))) {
+	if (likely(t && val && fast_access_ok(addr))) {
 		mmu_enter(t);
-		uint8_t *host = translate(t, addr & PAGE_MASK, false);
-		if (likely(host)) {
-			memcpy(val, host + (addr & (PAGE_SIZE - 1)), 8);
+		uint8_t *p = tlb_hit(t, addr, TLB_WRITE); /* a read hits read-only and writable entries */
+		if (likely(p)) {
+			memcpy(val, p, 8);
 			mmu_exit(t);
 			return 0;
 		}
@@ -339,14 +355,11 @@ int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val)
 
 int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val)
 {
-	if (unlikely(!t))
-		return -EINVAL;
-	current = t;
-	if (likely((addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8 && addr < (1ull << 47))) {
+	if (likely(t && fast_access_ok(addr))) {
 		mmu_enter(t);
-		uint8_t *host = translate(t, addr & PAGE_MASK, true);
-		if (likely(host)) {
-			memcpy(host + (addr & (PAGE_SIZE - 1)), &val, 8);
+		uint8_t *p = tlb_hit(t, addr, 0);
+		if (likely(p)) {
+			memcpy(p, &val, 8);
 			mmu_exit(t);
 			return 0;
 		}
