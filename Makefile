@@ -42,6 +42,17 @@ $(BUILD)/libcowvm.so: $(LIB_OBJ)
 $(BUILD)/cowvm: $(TOOL_SRC) $(BUILD)/libcowvm.a $(HEADERS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libcowvm.a $(LDLIBS)
 
+# Criterion suites; the thread suite uses cmocka, because Criterion cannot start under TSan;
+# the scenario suite also links the tool's sources (all but main in tools/cowvm.c).
+TOOL_LIB_SRC := $(filter-out tools/cowvm.c,$(TOOL_SRC))
+$(BUILD)/tests/test_threads: tests/test_threads.c tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTU_CMOCKA -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/test_scenario: tests/test_scenario.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< $(TOOL_LIB_SRC) tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)
+
 $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)

@@ -68,11 +68,13 @@ int64_t cowvm_brk(cowvm_task_t *t, uint64_t addr); /* the new break, or the old 
 
 /* ---- user accesses through the software MMU ------------------------------------------------
  * These are the task's own loads and stores.  A fault that handle_mm_fault cannot resolve is the
- * task's SIGSEGV: the call returns -EFAULT and no byte of the access is transferred (every page
- * is translated before any byte moves, as one instruction's access would be).
+ * task's SIGSEGV (or SIGBUS): the call returns -EFAULT.  When memory runs out (VM_FAULT_OOM,
+ * where Linux would call the OOM killer) it returns -ENOMEM.  Either way no byte of the access
+ * is transferred: every page is translated before any byte moves, as one instruction's access
+ * would be (for a process whose other threads do not unmap the memory meanwhile).
  */
-int cowvm_read(cowvm_task_t *t, uint64_t addr, void *buf, size_t len);        /* 0 or -EFAULT */
-int cowvm_write(cowvm_task_t *t, uint64_t addr, const void *buf, size_t len); /* 0 or -EFAULT */
+int cowvm_read(cowvm_task_t *t, uint64_t addr, void *buf, size_t len);        /* 0, -EFAULT, -ENOMEM */
+int cowvm_write(cowvm_task_t *t, uint64_t addr, const void *buf, size_t len); /* 0, -EFAULT, -ENOMEM */
 int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val);  /* naturally aligned or not */
 int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val);
 

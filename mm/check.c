@@ -337,11 +337,27 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 		fail(&c, "nr_free_pages %llu, free lists hold %llu", (unsigned long long)nr_free_pages(vm),
 		     (unsigned long long)c.nfree);
 
+	/* The mm list is read under task_lock, the mms are checked under their mmap_lock
+	 * afterwards: mmap_lock comes first in the lock order (docs/locking.md). */
+	size_t nmms = 0, cap = 16;
+	struct mm_struct **mms = malloc(cap * sizeof(*mms)), *mm;
 	pthread_mutex_lock(&vm->task_lock);
-	struct mm_struct *mm;
 	list_for_each_entry(mm, &vm->mms, mmlist) {
-		if (c.failed)
-			break;
+		if (nmms == cap) {
+			struct mm_struct **bigger = mms ? realloc(mms, 2 * cap * sizeof(*mms)) : NULL;
+			if (!bigger)
+				break;
+			mms = bigger;
+			cap *= 2;
+		}
+		if (mms)
+			mms[nmms++] = mm;
+	}
+	pthread_mutex_unlock(&vm->task_lock);
+	if (!mms)
+		fail(&c, "no memory for the checker's mm list");
+	for (size_t m = 0; m < nmms && !c.failed; m++) {
+		mm = mms[m];
 		down_read(&mm->mmap_lock);
 		long rss_anon = 0, rss_shmem = 0;
 		uint64_t tables_before = c.npgtables;
@@ -363,7 +379,7 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 			check_tlbs(&c, mm);
 		up_read(&mm->mmap_lock);
 	}
-	pthread_mutex_unlock(&vm->task_lock);
+	free(mms);
 
 	if (!c.failed)
 		check_frames(&c);

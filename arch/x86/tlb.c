@@ -217,7 +217,8 @@ static void copy_chunk(uint8_t **host, uint64_t addr, void *buf, size_t len, boo
 
 /*
  * Translate every page of [addr, addr + len) (at most ACCESS_CHUNK pages), faulting pages in
- * as needed, and then copy.  Returns 0 or the unresolved fault's reason with *fault_addr set.
+ * as needed, and then copy (nothing when buf is NULL: a probe).  Returns 0 or the unresolved
+ * fault's reason with *fault_addr set.
  */
 static unsigned access_chunk(struct task_struct *t, uint64_t addr, void *buf, size_t len,
 			     bool write, bool user, uint64_t *fault_addr)
@@ -237,7 +238,8 @@ static unsigned access_chunk(struct task_struct *t, uint64_t addr, void *buf, si
 				break;
 		}
 		if (page > last) {
-			copy_chunk(host, addr, buf, len, write);
+			if (buf) /* NULL: a probe that only faults the pages in */
+				copy_chunk(host, addr, buf, len, write);
 			mmu_exit(t);
 			return 0;
 		}
@@ -274,9 +276,8 @@ unsigned mmu_access(struct task_struct *t, uint64_t addr, void *buf, size_t len,
 	if (npages > ACCESS_CHUNK) {
 		/* Probe: fault every page in, moving nothing. */
 		for (uint64_t page = addr & PAGE_MASK; page < addr + len; page += PAGE_SIZE) {
-			uint8_t dummy;
 			uint64_t a = page < addr ? addr : page;
-			unsigned ret = access_chunk(t, a, &dummy, 1, write, user, fault_addr);
+			unsigned ret = access_chunk(t, a, NULL, 1, write, user, fault_addr);
 			if (ret)
 				return ret;
 		}
