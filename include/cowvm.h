@@ -85,6 +85,37 @@ size_t cowvm_copy_to_user(cowvm_task_t *t, uint64_t dst, const void *src, size_t
 int cowvm_get_user(cowvm_task_t *t, uint64_t addr, uint64_t *val); /* 0, or -EFAULT and *val = 0 */
 int cowvm_put_user(cowvm_task_t *t, uint64_t addr, uint64_t val);  /* 0 or -EFAULT */
 
+/* ---- page references and pins (get_user_pages / pin_user_pages) -----------------------------
+ * A pin holds the frames behind [addr, addr + npages pages) of t's address space, as a driver
+ * doing DMA or a pipe after vmsplice does; cowvm_pin_read/_write reach the held frames directly,
+ * without the page tables.  Linux 6.x rules: FOLL_WRITE breaks COW first; a read-only FOLL_PIN
+ * of a page that is not exclusive unshares it first (FAULT_FLAG_UNSHARE), so the pin stays
+ * coherent with the process's later writes; a long-term read-only pin of the zero page unshares
+ * it into a real page; FOLL_GET (the default only when given) takes a plain reference, as
+ * vmsplice does, and is not coherent.
+ */
+typedef struct cowvm_pin cowvm_pin_t;
+#define COWVM_FOLL_WRITE    0x00001u /* the holder will write the pages */
+#define COWVM_FOLL_GET      0x00002u /* a plain reference (refcount + 1) instead of a pin */
+#define COWVM_FOLL_LONGTERM 0x00100u /* held for long (RDMA, vfio): pins the zero page too */
+#define COWVM_FOLL_PIN      0x08000u /* a pin (refcount + 1024); the default without GET */
+#define COWVM_FOLL_FAST     0x10000u /* try the lockless walk first (get_user_pages_fast) */
+
+cowvm_pin_t *cowvm_pin_user_pages(cowvm_task_t *t, uint64_t addr, size_t npages, unsigned flags); /* NULL + errno */
+int cowvm_pin_read(cowvm_pin_t *p, size_t offset, void *buf, size_t len);        /* 0 or -EINVAL */
+int cowvm_pin_write(cowvm_pin_t *p, size_t offset, const void *buf, size_t len); /* 0, -EINVAL, -EPERM without FOLL_WRITE */
+uint64_t cowvm_pin_pfn(const cowvm_pin_t *p, size_t index);  /* frame held at page index (0 if out of range) */
+void cowvm_unpin(cowvm_pin_t *p);
+
+/* Access t's memory as ptrace or /proc/pid/mem does (FOLL_FORCE): a write may go through a
+ * read-only private mapping, and lands only in an exclusive anonymous copy of t's.  Returns the
+ * bytes moved, or -EIO when none could be, -EINVAL on bad arguments.  Faults count as t's. */
+int64_t cowvm_access_remote(cowvm_task_t *t, uint64_t addr, void *buf, size_t len, int write);
+
+/* /proc/pid/clear_refs: 1 all referenced bits, 2 anonymous, 3 file/shmem, 4 soft-dirty
+ * (write-protects the PTEs so the next write sets pagemap bit 55 again), 5 peak RSS. */
+int cowvm_clear_refs(cowvm_task_t *t, int what);
+
 /* ---- counters and introspection ------------------------------------------------------------ */
 
 /* pagemap word bits, as fs/proc/task_mmu.c */
@@ -126,6 +157,8 @@ struct cowvm_vmstat {
 	uint64_t zero_page_maps;    /* cowvm's own: read faults that mapped the zero page */
 	uint64_t zero_page_cows;    /* cowvm's own: writes that replaced the zero page */
 	uint64_t tlb_flushes;       /* flush_tlb_* calls that invalidated entries of some task */
+	uint64_t nr_pinned;         /* pages held by pins (FOLL_PIN) right now */
+	uint64_t gup_fast_fallbacks; /* pages the lockless walk left to the slow path */
 };
 int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out);
 
@@ -170,6 +203,7 @@ struct cowvm_frame_info {
 #define COWVM_FRAME_PGTABLE  3
 #define COWVM_FRAME_ANON     4
 #define COWVM_FRAME_SHMEM    5
+#define COWVM_FRAME_PINNED   6 /* anon page no PTE maps any more, held by a pin or reference */
 int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out);
 
 /* rmap_walk: every (task's process, address) that maps the frame.  fn gets the pid of a task of

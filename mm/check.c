@@ -15,14 +15,16 @@
 #include "mm.h"
 
 void for_each_free_frame(struct cowvm *vm, void (*fn)(void *arg, uint64_t pfn, int where), void *arg);
+void for_each_pinned_page(struct cowvm *vm, void (*fn)(void *arg, struct page *page, int refs), void *arg);
 
-enum frame_state { F_UNSEEN, F_FREE, F_RESERVED, F_ZERO, F_PGTABLE, F_ANON, F_SHMEM };
+enum frame_state { F_UNSEEN, F_FREE, F_RESERVED, F_ZERO, F_PGTABLE, F_ANON, F_SHMEM, F_PINNED };
 
 struct checker {
 	struct cowvm *vm;
 	uint8_t *state;          /* enum frame_state per frame */
 	uint32_t *ptes;          /* PTEs found mapping each frame */
 	uint32_t *cache_refs;    /* shmem cache references found */
+	uint32_t *pin_refs;      /* references held by pins and GUP references */
 	uint64_t nfree, nzero_ptes, npgtables, anon_mapped, shmem_cached;
 	char *why;
 	size_t whylen;
@@ -55,6 +57,13 @@ static void mark_free(void *arg, uint64_t pfn, int where)
 		     page_ref_count(&c->vm->mem_map[pfn]));
 	c->state[pfn] = F_FREE;
 	c->nfree++;
+}
+
+static void mark_pinned(void *arg, struct page *page, int refs)
+{
+	struct checker *c = arg;
+	uint64_t pfn = page_to_pfn(c->vm, page);
+	c->pin_refs[pfn] += (uint32_t)refs;
 }
 
 static bool avc_reaches(struct vm_area_struct *vma, struct anon_vma *av)
@@ -272,15 +281,15 @@ static void check_frames(struct checker *c)
 				fail(c, "frame %llu is mapped by a PTE but is not a user page",
 				     (unsigned long long)pfn);
 			break;
-		case F_ANON: case F_SHMEM: {
-			int expect = (int)(c->ptes[pfn] + c->cache_refs[pfn]);
+		case F_ANON: case F_SHMEM: case F_PINNED: {
+			int expect = (int)(c->ptes[pfn] + c->cache_refs[pfn] + c->pin_refs[pfn]);
 			if (page_mapcount(page) != (int)c->ptes[pfn])
 				fail(c, "frame %llu: mapcount %d but %u PTEs map it", (unsigned long long)pfn,
 				     page_mapcount(page), c->ptes[pfn]);
 			else if (page_ref_count(page) != expect)
-				fail(c, "frame %llu: refcount %d, expected %d (mapcount %u + cache %u)",
+				fail(c, "frame %llu: refcount %d, expected %d (mapcount %u + cache %u + pins %u)",
 				     (unsigned long long)pfn, page_ref_count(page), expect, c->ptes[pfn],
-				     c->cache_refs[pfn]);
+				     c->cache_refs[pfn], c->pin_refs[pfn]);
 			else if (!PageLRU(page))
 				fail(c, "frame %llu is a user page off the LRU", (unsigned long long)pfn);
 			if (c->state[pfn] == F_ANON && page_mapcount(page) > 0)
@@ -289,6 +298,16 @@ static void check_frames(struct checker *c)
 			break;
 		}
 		case F_UNSEEN:
+			if (c->pin_refs[pfn] && PageAnon(page) && page_mapcount(page) == 0) {
+				/* pinned but unmapped: only its holders keep it */
+				if (page_ref_count(page) != (int)c->pin_refs[pfn])
+					fail(c, "pinned frame %llu: refcount %d, pins hold %u",
+					     (unsigned long long)pfn, page_ref_count(page), c->pin_refs[pfn]);
+				else if (!PageLRU(page))
+					fail(c, "pinned frame %llu is off the LRU", (unsigned long long)pfn);
+				lru_pages++;
+				break;
+			}
 			fail(c, "frame %llu is lost: not free, and nothing maps or caches it "
 			     "(refcount %d, mapcount %d, flags %#x)", (unsigned long long)pfn,
 			     page_ref_count(page), page_mapcount(page), (unsigned)atomic_load(&page->flags));
@@ -324,12 +343,15 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	c.state = calloc(vm->nr_frames, 1);
 	c.ptes = calloc(vm->nr_frames, sizeof(uint32_t));
 	c.cache_refs = calloc(vm->nr_frames, sizeof(uint32_t));
-	if (!c.state || !c.ptes || !c.cache_refs) {
+	c.pin_refs = calloc(vm->nr_frames, sizeof(uint32_t));
+	if (!c.state || !c.ptes || !c.cache_refs || !c.pin_refs) {
 		free(c.state);
 		free(c.ptes);
 		free(c.cache_refs);
+		free(c.pin_refs);
 		return -ENOMEM;
 	}
+	for_each_pinned_page(vm, mark_pinned, &c);
 	c.state[0] = F_RESERVED;
 	c.state[page_to_pfn(vm, vm->zero_page)] = F_ZERO;
 	for_each_free_frame(vm, mark_free, &c);
@@ -402,5 +424,6 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	free(c.state);
 	free(c.ptes);
 	free(c.cache_refs);
+	free(c.pin_refs);
 	return c.failed ? -EUCLEAN : 0;
 }

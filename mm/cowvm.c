@@ -40,6 +40,8 @@ cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 	pthread_mutex_init(&vm->task_lock, NULL);
 	INIT_LIST_HEAD(&vm->tasks);
 	INIT_LIST_HEAD(&vm->mms);
+	pthread_mutex_init(&vm->pin_lock, NULL);
+	INIT_LIST_HEAD(&vm->pins);
 	tlb_init_shootdown();
 	return vm;
 }
@@ -48,8 +50,11 @@ void cowvm_destroy(cowvm_t *vm)
 {
 	if (!vm)
 		return;
+	while (!list_empty(&vm->pins))
+		cowvm_unpin(list_first_entry(&vm->pins, struct cowvm_pin, node));
 	while (!list_empty(&vm->tasks))
 		cowvm_exit(list_first_entry(&vm->tasks, struct task_struct, task_node));
+	pthread_mutex_destroy(&vm->pin_lock);
 	pthread_mutex_destroy(&vm->task_lock);
 	page_alloc_exit(vm);
 	free(vm);

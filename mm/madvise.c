@@ -88,7 +88,13 @@ int cowvm_madvise(cowvm_task_t *t, uint64_t start, uint64_t len_in, int behavior
 	if (end == start)
 		return 0;
 
-	down_write(&mm->mmap_lock);
+	/* Dropping pages needs only the read lock (as in Linux, so it can race with faults and
+	 * GUP); changing VMA flags needs the write lock. */
+	bool read_lock = behavior == MADV_DONTNEED || behavior == MADV_WILLNEED || behavior == MADV_FREE;
+	if (read_lock)
+		down_read(&mm->mmap_lock);
+	else
+		down_write(&mm->mmap_lock);
 	int unmapped_error = 0, error = 0;
 	for (uint64_t addr = start; addr < end;) {
 		struct vm_area_struct *vma = find_vma(mm, addr);
@@ -106,6 +112,9 @@ int cowvm_madvise(cowvm_task_t *t, uint64_t start, uint64_t len_in, int behavior
 			break;
 		addr = tmp;
 	}
-	up_write(&mm->mmap_lock);
+	if (read_lock)
+		up_read(&mm->mmap_lock);
+	else
+		up_write(&mm->mmap_lock);
 	return error ? error : unmapped_error;
 }

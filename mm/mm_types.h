@@ -183,6 +183,15 @@ struct task_struct {
 	_Atomic uint64_t mmu_seq;       /* odd while an access is in flight */
 };
 
+/* A set of frames held by get_user_pages / pin_user_pages. */
+struct cowvm_pin {
+	struct cowvm *vm;
+	unsigned flags;                 /* COWVM_FOLL_* it was taken with */
+	size_t npages;
+	struct list_head node;          /* in vm->pins; pin_lock */
+	struct page *pages[];           /* the zero page is held without a reference */
+};
+
 /* ---- the machine -------------------------------------------------------------------------- */
 
 #define MAX_ORDER 10
@@ -204,11 +213,12 @@ struct per_cpu_pages {
 
 enum vm_event_item {
 	PGFAULT, PGMAJFAULT, PGREUSE, PGALLOC, PGFREE, COW_COPY, ZERO_PAGE_MAP, ZERO_PAGE_COW,
-	TLB_FLUSH, NR_VM_EVENTS
+	TLB_FLUSH, GUP_FAST_FALLBACK, NR_VM_EVENTS
 };
 
 enum node_stat_item {
 	NR_ANON_MAPPED, NR_SHMEM, NR_PAGETABLE, NR_ACTIVE_ANON, NR_INACTIVE_ANON, NR_ZERO_MAPPED,
+	NR_FOLL_PIN,
 	NR_VM_NODE_STAT_ITEMS
 };
 
@@ -253,6 +263,9 @@ struct cowvm {
 	struct list_head mms;           /* task_lock */
 	int next_pid;                   /* task_lock */
 	_Atomic uint64_t next_id;       /* anon_vma and shmem ids */
+	/* pins and references held through cowvm_pin_user_pages */
+	pthread_mutex_t pin_lock;
+	struct list_head pins;          /* pin_lock */
 	/* tracing */
 	cowvm_tracer_fn tracer;
 	void *tracer_arg;

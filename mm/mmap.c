@@ -119,13 +119,16 @@ static void remove_vma(struct vm_area_struct *vma)
 	vm_area_free(vma);
 }
 
-/* x86's protection_map. */
+/*
+ * x86's protection_map, and vma_set_page_prot: while soft-dirty tracking is on (VM_SOFTDIRTY
+ * cleared by clear_refs) a shared mapping is mapped read-only too, so writes fault and mark.
+ */
 pgprot_t vm_get_page_prot(unsigned long vm_flags)
 {
 	pgprot_t prot;
 	if (!(vm_flags & VM_ACCESS_FLAGS))
 		return PAGE_NONE;
-	if ((vm_flags & VM_SHARED) && (vm_flags & VM_WRITE))
+	if ((vm_flags & VM_SHARED) && (vm_flags & VM_WRITE) && (vm_flags & VM_SOFTDIRTY))
 		prot = PAGE_SHARED;
 	else
 		prot = PAGE_READONLY; /* PAGE_COPY for private mappings: the first write faults */
@@ -221,6 +224,7 @@ static struct vm_area_struct *merge_pair(struct mm_struct *mm, struct vm_area_st
 	vma_remove(mm, hi); /* before lo grows over it: the array is searched by address */
 	lo->vm_end = hi->vm_end;
 	lo->vm_flags |= hi->vm_flags & VM_SOFTDIRTY;
+	lo->vm_page_prot = vm_get_page_prot(lo->vm_flags);
 	remove_vma(hi);
 	return lo;
 }

@@ -196,6 +196,8 @@ int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out)
 	out->zero_page_maps = EV(ZERO_PAGE_MAP);
 	out->zero_page_cows = EV(ZERO_PAGE_COW);
 	out->tlb_flushes = EV(TLB_FLUSH);
+	out->nr_pinned = NS(NR_FOLL_PIN);
+	out->gup_fast_fallbacks = EV(GUP_FAST_FALLBACK);
 #undef EV
 #undef NS
 	return 0;
@@ -219,6 +221,8 @@ int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out)
 		out->state = COWVM_FRAME_PGTABLE;
 	else if (f & (1u << PG_shmem))
 		out->state = COWVM_FRAME_SHMEM;
+	else if (page_mapcount(page) == 0)
+		out->state = COWVM_FRAME_PINNED;
 	else
 		out->state = COWVM_FRAME_ANON;
 	out->refcount = page_ref_count(page);
@@ -257,4 +261,61 @@ int cowvm_rmap_walk(cowvm_t *vm, uint64_t pfn, cowvm_rmap_fn fn, void *arg)
 	struct rmap_api_arg a = { fn, arg, 0 };
 	rmap_walk(vm, pfn_to_page(vm, pfn), rmap_api_one, &a);
 	return a.count;
+}
+
+/*
+ * clear_refs_write: 1-3 clear the young bits (and PG_referenced) of all, anonymous or
+ * file/shmem pages; 4 starts soft-dirty tracking: VM_SOFTDIRTY off, every present PTE
+ * write-protected and unmarked, so the next write faults (and reuses) and marks it again;
+ * 5 resets the peak RSS (cowvm keeps none).  TLBs are flushed afterwards.
+ */
+int cowvm_clear_refs(cowvm_task_t *t, int what)
+{
+	enum { CLEAR_REFS_ALL = 1, CLEAR_REFS_ANON, CLEAR_REFS_MAPPED, CLEAR_REFS_SOFT_DIRTY,
+	       CLEAR_REFS_MM_HIWATER_RSS };
+	if (!t || what < CLEAR_REFS_ALL || what > CLEAR_REFS_MM_HIWATER_RSS)
+		return -EINVAL;
+	if (what == CLEAR_REFS_MM_HIWATER_RSS)
+		return 0;
+	current = t;
+	struct mm_struct *mm = t->mm;
+	bool soft_dirty = what == CLEAR_REFS_SOFT_DIRTY;
+	if (soft_dirty)
+		down_write(&mm->mmap_lock);
+	else
+		down_read(&mm->mmap_lock);
+	for (size_t i = 0; i < mm->nr_vmas; i++) {
+		struct vm_area_struct *vma = mm->vmas[i];
+		if (soft_dirty && (vma->vm_flags & VM_SOFTDIRTY)) {
+			vma->vm_flags &= ~VM_SOFTDIRTY;
+			vma->vm_page_prot = vm_get_page_prot(vma->vm_flags);
+		}
+		if ((what == CLEAR_REFS_ANON && vma->vm_file) || (what == CLEAR_REFS_MAPPED && !vma->vm_file))
+			continue;
+		for (uint64_t a = vma->vm_start; a < vma->vm_end; a += PAGE_SIZE) {
+			pte_t *ptep = pte_offset_map(mm, a);
+			if (!ptep) {
+				a = ((a + PMD_SIZE) & ~(PMD_SIZE - 1)) - PAGE_SIZE;
+				continue;
+			}
+			spin_lock(&mm->page_table_lock);
+			pte_t old = ptep_get(ptep), new;
+			if (pte_present(old)) {
+				do { /* the MMU may set accessed/dirty meanwhile */
+					new = soft_dirty ? pte_wrprotect(old) & ~_PAGE_SOFT_DIRTY : pte_mkold(old);
+				} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+				struct page *page = vm_normal_page(vma, a, new);
+				if (!soft_dirty && page)
+					ClearPageFlag(page, PG_referenced);
+			}
+			spin_unlock(&mm->page_table_lock);
+		}
+	}
+	flush_tlb_mm(mm);
+	if (soft_dirty)
+		up_write(&mm->mmap_lock);
+	else
+		up_read(&mm->mmap_lock);
+	return 0;
 }

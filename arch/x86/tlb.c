@@ -94,6 +94,17 @@ static inline void mmu_exit(struct task_struct *t)
 	atomic_store_explicit(&t->mmu_seq, seq + 1, memory_order_release);
 }
 
+/* For walks that must not race with the freeing of tables (gup_fast): an access section. */
+void mmu_section_enter(struct task_struct *t)
+{
+	mmu_enter(t);
+}
+
+void mmu_section_exit(struct task_struct *t)
+{
+	mmu_exit(t);
+}
+
 /*
  * flush_tlb_mm_range - no task of mm may translate [start, end) with what it cached before.
  * Caller holds mm's mmap_lock (which keeps the thread list still) and is not inside an access.
