@@ -3,7 +3,8 @@
 #   make test            build and run the Criterion suite
 #   make asan-test       the suite under AddressSanitizer + UBSan (in build/asan)
 #   make tsan-test       the thread tests under ThreadSanitizer (in build/tsan)
-#   make demo            run the demo with a fault trace
+#   make demo            run examples/fork-cow.cows with a fault trace
+#   make examples        run every example scenario (their expectations must hold)
 #   make bench           benchmarks against the host kernel (bench --quick: make bench-quick)
 #   make fuzz-smoke      seeded random operation sequences against the reference model
 #   make fuzz-libfuzzer  the libFuzzer target (clang), in build/fuzz
@@ -49,7 +50,7 @@ $(BUILD)/tests/test_threads: tests/test_threads.c tests/testutil.c tests/testuti
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTU_CMOCKA -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/test_scenario: tests/test_scenario.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS)
+$(BUILD)/tests/test_scenario: tests/test_scenario.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS) $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< $(TOOL_LIB_SRC) tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)
 
@@ -95,9 +96,12 @@ fuzz-libfuzzer:
 		-o build/fuzz/fuzz-cowvm fuzz/libfuzzer_main.c $(FUZZ_COMMON) build/fuzz/libcowvm.a -lpthread
 
 demo: $(BUILD)/cowvm
-	$(BUILD)/cowvm demo
+	$(BUILD)/cowvm run --trace examples/fork-cow.cows
+
+examples: $(BUILD)/cowvm
+	$(BUILD)/cowvm run examples/*.cows
 
 clean:
 	rm -rf build
 
-.PHONY: all tests test asan-test tsan-test demo bench bench-quick fuzz-smoke fuzz-libfuzzer clean
+.PHONY: all examples tests test asan-test tsan-test demo bench bench-quick fuzz-smoke fuzz-libfuzzer clean

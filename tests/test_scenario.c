@@ -1,0 +1,471 @@
+/*
+ * test_scenario.c - the scenario language and the `cowvm run` runner, in-process.
+ *
+ *   parser:   good lines become the operations they say; every kind of malformed line is an
+ *             error naming its line, never a crash (and garbage never crashes it);
+ *   runner:   exit statuses 0 / 1 / 2, failure messages that name file:line and the value found;
+ *   examples: every example (examples/ *.cows) passes, and the trace of each shows the kernel path its
+ *             story is about (fork-cow: the child's first write is do_wp_page > wp_page_copy,
+ *             the parent's write after the child exited is wp_page_reuse).
+ *
+ * Built with the tools/ sources except tools/cowvm.c (main); run from the top of the tree so
+ * that examples/ is found.  Only the tools' own headers and include/cowvm.h are used.
+ */
+#include <criterion/criterion.h>
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cowvm.h"
+#include "scenario.h"
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+struct captured {
+	int status;
+	char *out, *err;
+};
+
+static void captured_free(struct captured *c)
+{
+	free(c->out);
+	free(c->err);
+}
+
+/* Run a scenario text (or file, when text is NULL) with out and err captured. */
+static struct captured run_captured(const char *name, const char *text, bool trace, bool json)
+{
+	struct captured c = { 0 };
+	size_t out_len = 0, err_len = 0;
+	FILE *out = open_memstream(&c.out, &out_len);
+	FILE *err = open_memstream(&c.err, &err_len);
+	cr_assert(out && err, "open_memstream failed");
+	struct run_opts opts = { .trace = trace, .json = json, .err = err };
+	c.status = text ? scenario_run_text(name, text, &opts, out) : scenario_run_file(name, &opts, out);
+	fclose(out);
+	fclose(err);
+	return c;
+}
+
+/* Parse text that must be malformed: the error must name `line` and contain `words`. */
+static void expect_parse_error(const char *text, int line, const char *words)
+{
+	struct parse_error err;
+	struct scenario *s = scenario_parse("t.cows", text, &err);
+	if (s)
+		scenario_free(s);
+	cr_assert(s == NULL, "parsed, but should fail: %s", text);
+	cr_assert(err.line == line, "error on line %d, expected %d (%s) for: %s", err.line, line,
+		  err.message, text);
+	cr_assert(strstr(err.message, words), "message '%s' lacks '%s' for: %s", err.message, words, text);
+}
+
+/* The first trace line at or after `from` that contains every one of the words. */
+static const char *find_event(const char *from, const char *a, const char *b)
+{
+	for (const char *line = from; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+		char buf[1024];
+		if (len >= sizeof buf)
+			continue;
+		memcpy(buf, line, len);
+		buf[len] = 0;
+		if (strstr(buf, a) && (!b || strstr(buf, b)))
+			return line;
+	}
+	return NULL;
+}
+
+/* ---- the parser ----------------------------------------------------------------------------- */
+
+TestSuite(scenario_parse);
+
+Test(scenario_parse, good_lines_become_the_operations_they_say)
+{
+	const char *text =
+		"# a comment line\n"
+		"memory 32 MiB\n"
+		"spawn A            # trailing comment\n"
+		"\n"
+		"mmap A buf 4 pages rw private\n"
+		"mmap A shm 8192 r shared at 0x40000000\n"
+		"fork A as B\n"
+		"thread B T\n"
+		"write A buf[1..2] fill \"ab\"\n"
+		"write A buf+0x10 \"x\\ty\\x41\"\n"
+		"read B buf[3]\n"
+		"copy_from_user A buf-16 64\n"
+		"madvise A buf[0] dontfork\n"
+		"mprotect A buf+0x1000 4096 r-x\n"
+		"brk A +2 pages\n"
+		"mark m\n"
+		"expect faults A since m == 3\n"
+		"expect page B buf[0..3] present not exclusive same A\n"
+		"expect mem A buf[1] == fill 0xab\n"
+		"expect vmstat cow_copies >= 1\n"
+		"expect smaps A buf rss == 8 kB\n"
+		"expect error EFAULT\n"
+		"show ptes A buf[0]\n"
+		"echo hello # with a hash\n";
+	struct parse_error err;
+	struct scenario *s = scenario_parse("good.cows", text, &err);
+	cr_assert(s, "parse failed at line %d: %s", err.line, err.message);
+	cr_assert_eq(s->phys_bytes, 32ull << 20);
+	cr_assert_eq(s->nr_ops, 22);
+	cr_assert_eq(s->nr_tasks, 3);
+	cr_assert_eq(s->nr_regions, 3); /* buf, shm, heap */
+
+	const struct op *op = &s->ops[2]; /* mmap A buf */
+	cr_assert_eq(op->kind, OP_MMAP);
+	cr_assert_eq(op->line, 5);
+	cr_assert_eq(op->size, 4 * 4096);
+	cr_assert_eq(op->prot, PROT_READ | PROT_WRITE);
+	cr_assert_eq(op->flags, MAP_PRIVATE | MAP_ANONYMOUS);
+	cr_assert_str_eq(op->text, "mmap A buf 4 pages rw private");
+
+	op = &s->ops[3]; /* mmap A shm ... */
+	cr_assert_eq(op->flags, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED);
+	cr_assert_eq(op->address, 0x40000000);
+	cr_assert_eq(op->prot, PROT_READ);
+
+	op = &s->ops[6]; /* write A buf[1..2] fill "ab" */
+	cr_assert_eq(op->kind, OP_WRITE);
+	cr_assert(op->loc.has_pages && op->loc.first_page == 1 && op->loc.last_page == 2);
+	cr_assert_eq(op->data.kind, DATA_FILL);
+	cr_assert_eq(op->data.len, 2);
+
+	op = &s->ops[7]; /* write A buf+0x10 "x\ty\x41" */
+	cr_assert(op->loc.has_offset && op->loc.offset == 0x10);
+	cr_assert_eq(op->data.len, 4);
+	cr_assert(memcmp(op->data.bytes, "x\tyA", 4) == 0);
+
+	op = &s->ops[9]; /* copy_from_user A buf-16 64 */
+	cr_assert_eq(op->loc.offset, -16);
+	cr_assert_eq(op->size, 64);
+
+	op = &s->ops[11]; /* mprotect with an explicit length */
+	cr_assert_eq(op->loc.size, 4096);
+	cr_assert_eq(op->prot, PROT_READ | PROT_EXEC);
+
+	op = &s->ops[12]; /* brk A +2 pages */
+	cr_assert_eq(op->brk_sign, 1);
+	cr_assert_eq(op->size, 8192);
+
+	op = &s->ops[15]; /* expect page ... */
+	cr_assert_eq(op->expect.kind, EXPECT_PAGE);
+	cr_assert_eq(op->expect.want_set, PAGE_PRESENT);
+	cr_assert_eq(op->expect.want_clear, PAGE_EXCLUSIVE);
+	cr_assert(op->expect.has_same && !op->expect.same_negated);
+	cr_assert_eq(op->expect.same_loc.region, -2);
+
+	op = &s->ops[18]; /* expect smaps A buf rss == 8 kB */
+	cr_assert_eq(op->expect.counter, COUNTER_SMAPS);
+	cr_assert_eq(op->expect.value, 8);
+
+	op = &s->ops[21];
+	cr_assert_eq(op->kind, OP_ECHO);
+	cr_assert_str_eq(op->text, "hello # with a hash");
+	scenario_free(s);
+}
+
+Test(scenario_parse, units_turn_into_bytes_and_pages)
+{
+	struct parse_error err;
+	struct scenario *s = scenario_parse("u.cows",
+		"spawn A\nmmap A a 16KiB\nmmap A b 3 pages\nmmap A c 0x3000\nmmap A d 1 M\n"
+		"expect rss A == 8 kB\n", &err);
+	cr_assert(s, "%s", err.message);
+	cr_assert_eq(s->ops[1].size, 16384);
+	cr_assert_eq(s->ops[2].size, 3 * 4096);
+	cr_assert_eq(s->ops[3].size, 0x3000);
+	cr_assert_eq(s->ops[4].size, 1 << 20);
+	cr_assert_eq(s->ops[5].expect.value, 2); /* rss counts pages: 8 kB = 2 */
+	scenario_free(s);
+}
+
+static const struct {
+	const char *text;
+	int line;
+	const char *words;
+} malformed[] = {
+	{ "spawn A\nwrte A buf 1\n", 2, "unknown operation 'wrte'" },
+	{ "spawn A\nmmap A buf 12x\n", 2, "bad size '12x'" },
+	{ "spawn A\nmmap A buf 99999999999999999999999\n", 2, "bad size" },
+	{ "spawn A\nmmap A buf 1 page\nread A buf+0xzz\n", 3, "bad offset" },
+	{ "spawn A\nmmap A buf 1 page\nput_user A buf twelve\n", 3, "bad number 'twelve'" },
+	{ "spawn A\nmmap A buf 1 page\nwrite A buf 256\n", 3, "does not fit in a byte" },
+	{ "spawn A\nread A nowhere\n", 2, "unknown region 'nowhere'" },
+	{ "spawn A\n\n\nread B 0x1000\n", 4, "unknown process 'B'" },
+	{ "spawn A\nexit A\nread A 0x1000\n", 3, "exited at line 2" },
+	{ "spawn A\nspawn A\n", 2, "already exists" },
+	{ "spawn A\nmmap A b 1 page\nmmap A b 1 page\n", 3, "already defined at line 2" },
+	{ "spawn A\nmmap A b 2 pages\nread A b[2]\n", 3, "past its end" },
+	{ "spawn A\nmmap A b 2 pages\nread A b[1..0]\n", 3, "ends before it starts" },
+	{ "spawn A\nmmap A b 1 page\nwrite A b \"open\n", 3, "unterminated string" },
+	{ "spawn A\nmmap A b 1 page\nwrite A b \"\\q\"\n", 3, "bad escape" },
+	{ "spawn A\nmmap A b 1 page\nwrite A b+1 fill 0\n", 3, "fill needs a range" },
+	{ "spawn A\nmmap A b 1 page\nmprotect A b rwz\n", 3, "unknown protection" },
+	{ "spawn A\nmmap A b 1 page\nmadvise A b sometimes\n", 3, "unknown advice" },
+	{ "spawn A\nmmap A b 1 page\nmunmap A b+8\n", 3, "needs a length" },
+	{ "spawn A\nexpect faults A since nomark == 1\n", 2, "unknown mark" },
+	{ "spawn A\nexpect faults A about 1\n", 2, "expected a comparison" },
+	{ "spawn A\nexpect vmstat pgfaults == 1\n", 2, "unknown vmstat field" },
+	{ "spawn A\nexpect error EWHAT\n", 2, "unknown errno name" },
+	{ "spawn A\nexpect page A 0x1000 shiny\n", 2, "unknown page property" },
+	{ "spawn A\nexpect page A 0x1000 present not present\n", 2, "both wanted and not" },
+	{ "spawn A\nexpect sizes A == 1\n", 2, "unknown expectation" },
+	{ "spawn A\nshow mapz A\n", 2, "unknown view" },
+	{ "spawn A\nmemory 16 MiB\n", 2, "must come before" },
+	{ "memory 1000\n", 1, "multiple of 4 KiB" },
+	{ "spawn A\nmmap A heap 1 page\n", 2, "brk region" },
+	{ "spawn A\nread A heap\n", 2, "before any brk" },
+	{ "spawn 1A\n", 1, "is not a name" },
+	{ "spawn A extra\n", 1, "unexpected 'extra'" },
+	{ "spawn A\nfork A\n", 2, "missing" },
+	{ "\"quoted first\"\n", 1, "starts with an operation" },
+	{ "spawn A\nmmap A b 1 page\nwrite A b 'ab'\n", 3, "one character" },
+	{ "spawn A\nmmap A b 1 page at 0x1000\nexpect error\nread A b\n", 4, "expects its mmap to fail" },
+	{ "spawn A\nfail_alloc next\nfork A B\nexpect error ENOMEM\nexit B\n", 5, "expects making it to fail" },
+	{ "spawn A\nexpect rss A == 3 kB\n", 2, "not a whole number of pages" },
+	{ "spawn A\nexpect faults A == 3 pages\n", 2, "plain count" },
+	{ "spawn A\nexpect refcount A 0x1000 since m == 1\nmark m\n", 2, "cannot be counted since" },
+};
+
+Test(scenario_parse, malformed_input_is_an_error_that_names_the_line)
+{
+	for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++)
+		expect_parse_error(malformed[i].text, malformed[i].line, malformed[i].words);
+}
+
+Test(scenario_parse, the_text_ends_at_its_first_nul)
+{
+	const char text[] = "spawn A\nread A 0x1000\0 trailing";
+	struct parse_error err;
+	/* scenario_parse takes a C string: the NUL ends the text, and what came before parses */
+	struct scenario *s = scenario_parse("nul.cows", text, &err);
+	cr_assert(s);
+	cr_assert_eq(s->nr_ops, 2);
+	scenario_free(s);
+}
+
+Test(scenario_parse, garbage_never_crashes_the_parser)
+{
+	static const char alphabet[] = "abmspfxwre0123456789[].+-#\"'\\ \n\t=<>!_AB";
+	char text[256];
+	unsigned seed = 12345;
+	for (int round = 0; round < 20000; round++) {
+		size_t len = (size_t)(seed % (sizeof text - 1));
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			text[i] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+		}
+		text[len] = 0;
+		/* prefix a valid start half of the time so that deeper rules get exercised */
+		char both[512];
+		snprintf(both, sizeof both, "%s%s", round % 2 ? "spawn A\nmmap A b 2 pages\n" : "", text);
+		struct parse_error err;
+		struct scenario *s = scenario_parse("fuzz.cows", both, &err);
+		if (s)
+			scenario_free(s);
+		else
+			cr_assert(err.line >= 1 && err.message[0], "error without a line or message");
+		seed = seed * 1103515245u + 12345u;
+	}
+}
+
+/* ---- the runner ------------------------------------------------------------------------------- */
+
+TestSuite(scenario_run);
+
+Test(scenario_run, a_scenario_whose_expectations_hold_exits_0)
+{
+	struct captured c = run_captured("ok.cows", "spawn A\nmmap A b 1 page\nwrite A b 7\n"
+					 "expect mem A b == 7\nexpect faults A == 1\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "ok.cows: ok (2 expectations)"), "%s", c.out);
+	cr_assert_str_eq(c.err, "");
+	captured_free(&c);
+}
+
+Test(scenario_run, a_failed_expectation_names_the_line_and_the_value_found)
+{
+	struct captured c = run_captured("fail.cows", "spawn A\nmmap A b 1 page\nwrite A b 7\n"
+					 "expect faults A == 5\nexpect mem A b == 8\n", false, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED);
+	cr_assert(strstr(c.err, "fail.cows:4: expect faults A == 5: got 1"), "%s", c.err);
+	cr_assert(strstr(c.err, "fail.cows:5: expect mem A b == 8:"), "%s", c.err);
+	cr_assert(strstr(c.err, "found \"\\x07\""), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, an_operation_that_fails_unexpected_fails_the_run)
+{
+	struct captured c = run_captured("segv.cows", "spawn A\nread A 0x1000\n", false, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED);
+	cr_assert(strstr(c.err, "segv.cows:2: `read A 0x1000` failed with EFAULT"), "%s", c.err);
+	captured_free(&c);
+
+	c = run_captured("segv.cows", "spawn A\nread A 0x1000\nexpect error EFAULT\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, expect_error_on_a_success_or_the_wrong_errno_fails)
+{
+	struct captured c = run_captured("e.cows", "spawn A\nmmap A b 1 page\nexpect error\n"
+					 "read A 0x1000\nexpect error ENOMEM\n", false, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED);
+	cr_assert(strstr(c.err, "e.cows:3: expect error: line 2 (`mmap A b 1 page`) succeeded"), "%s", c.err);
+	cr_assert(strstr(c.err, "e.cows:5: expect error ENOMEM: line 4 failed with EFAULT"), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, bad_input_exits_2_with_file_and_line)
+{
+	struct captured c = run_captured("bad.cows", "spawn A\nbogus line\n", false, false);
+	cr_assert_eq(c.status, RUN_BAD_INPUT);
+	cr_assert(strstr(c.err, "bad.cows:2: unknown operation 'bogus'"), "%s", c.err);
+	cr_assert(strstr(c.out, "bad.cows: bad input"), "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_run, bad_input_found_while_running_exits_2_and_tears_down)
+{
+	/* the region's size is known only at run time: brk shrank the heap */
+	struct captured c = run_captured("heap.cows", "spawn A\nbrk A +3 pages\nwrite A heap[2] 1\n"
+					 "brk A -2 pages\nread A heap[2]\n", false, false);
+	cr_assert_eq(c.status, RUN_BAD_INPUT);
+	cr_assert(strstr(c.err, "heap.cows:5: region 'heap' has 1 page now"), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, a_missing_file_is_bad_input)
+{
+	struct captured c = run_captured("/nonexistent/x.cows", NULL, false, false);
+	cr_assert_eq(c.status, RUN_BAD_INPUT);
+	cr_assert(strstr(c.err, "cannot read it"), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, json_output_is_one_object_per_line)
+{
+	struct captured c = run_captured("j.cows", "spawn A\nmmap A b 1 page\nwrite A b \"q\\\"\"\n"
+					 "expect faults A == 1\nshow maps A\n", false, true);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	int lines = 0;
+	for (char *line = c.out; *line; line = strchr(line, '\n') + 1) {
+		cr_assert(!strncmp(line, "{\"event\":\"", 10), "not a JSON event: %s", line);
+		char *end = strchr(line, '\n');
+		cr_assert(end && end[-1] == '}', "unterminated JSON line: %s", line);
+		lines++;
+	}
+	cr_assert(lines >= 6);
+	cr_assert(strstr(c.out, "\"event\":\"fault\""), "%s", c.out);
+	cr_assert(strstr(c.out, "\"path\":[\"handle_mm_fault\""), "%s", c.out);
+	cr_assert(strstr(c.out, "\"text\":\"write A b \\\"q\\\\\\\"\\\"\""), "%s", c.out);
+	cr_assert(strstr(c.out, "\"event\":\"summary\",\"file\":\"j.cows\",\"status\":\"ok\""), "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_run, views_print_in_proc_formats)
+{
+	struct captured c = run_captured("v.cows", "spawn A\nmmap A buf 2 pages\nwrite A buf[0] 1\n"
+					 "read A buf[1]\nshow maps A\nshow pagemap A\nshow smaps A\n"
+					 "show vmstat\nshow frames A\nshow ptes A buf\nshow status A\n"
+					 "show smaps_rollup A\nshow graph\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, " rw-p 00000000 00:00 0 "), "maps line: %s", c.out);
+	cr_assert(strstr(c.out, "[anon:buf]"), "%s", c.out);
+	cr_assert(strstr(c.out, "Rss:                   4 kB"), "%s", c.out);
+	cr_assert(strstr(c.out, "pgfault 2\n"), "%s", c.out);
+	cr_assert(strstr(c.out, "zero-page"), "%s", c.out);
+	cr_assert(strstr(c.out, "present rw user"), "%s", c.out);
+	cr_assert(strstr(c.out, "VmRSS:\t       4 kB"), "%s", c.out);
+	cr_assert(strstr(c.out, "[rollup]"), "%s", c.out);
+	cr_assert(strstr(c.out, "digraph cowvm {"), "%s", c.out);
+	cr_assert(strstr(c.out, "zero page"), "%s", c.out);
+	cr_assert(strstr(c.out, " A:"), "frames should list rmap mappers: %s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_run, fork_can_be_retried_after_an_expected_failure)
+{
+	struct captured c = run_captured("retry.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\n"
+					 "fail_alloc next\nfork A B\nexpect error ENOMEM\n"
+					 "fork A B\nexpect page B b same A\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	captured_free(&c);
+}
+
+/* ---- the examples ----------------------------------------------------------------------------- */
+
+TestSuite(scenario_examples);
+
+Test(scenario_examples, every_example_passes)
+{
+	glob_t g;
+	cr_assert_eq(glob("examples/*.cows", 0, NULL, &g), 0, "no examples/*.cows (run from the top of the tree)");
+	cr_assert(g.gl_pathc >= 8, "only %zu examples", g.gl_pathc);
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		struct captured c = run_captured(g.gl_pathv[i], NULL, true, false);
+		cr_expect_eq(c.status, RUN_OK, "%s: status %d\n%s", g.gl_pathv[i], c.status, c.err);
+		captured_free(&c);
+	}
+	globfree(&g);
+}
+
+Test(scenario_examples, fork_cow_copies_on_the_childs_first_write_and_reuses_after_exit)
+{
+	struct captured c = run_captured("examples/fork-cow.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	const char *child = find_event(c.out, "B write ", "do_wp_page > wp_page_copy");
+	cr_assert(child, "no COW copy by B in:\n%s", c.out);
+	const char *reuse = find_event(child, "A write ", "do_wp_page > wp_page_reuse");
+	cr_assert(reuse, "no reuse by A after B's copy in:\n%s", c.out);
+	const char *exited = find_event(reuse, "exit B", NULL);
+	cr_assert(exited, "%s", c.out);
+	const char *after_exit = find_event(exited, "A write ", NULL);
+	cr_assert(after_exit && find_event(after_exit, "wp_page_reuse", NULL) == after_exit,
+		  "A's write after B exited should be wp_page_reuse:\n%s", c.out);
+	cr_assert(!find_event(exited, "wp_page_copy", NULL), "a copy after B exited:\n%s", c.out);
+	captured_free(&c);
+}
+
+static const struct {
+	const char *file;
+	const char *first, *second; /* a trace line containing both */
+} example_paths[] = {
+	{ "examples/zero-page.cows", "A read ", "do_anonymous_page (frame 0 -> 1)" },
+	{ "examples/zero-page.cows", "A write ", "do_wp_page > wp_page_copy (frame 1 -> " },
+	{ "examples/reuse.cows", "A write ", "do_wp_page > wp_page_reuse" },
+	{ "examples/mprotect-cow.cows", "A write ", "do_wp_page > wp_page_copy" },
+	{ "examples/mprotect-cow.cows", "B write ", "do_wp_page > wp_page_reuse" },
+	{ "examples/dontfork.cows", "B read ", "do_user_addr_fault > bad_area [SIGSEGV]" },
+	{ "examples/wipeonfork.cows", "B read ", "do_anonymous_page (frame 0 -> 1)" },
+	{ "examples/shared-mapping.cows", "B read ", "shmem_fault" },
+	{ "examples/shared-mapping.cows", "A write ", "do_shared_fault" },
+	{ "examples/copy-from-user-efault.cows", "A kernel-read 0x40001000", "bad_area [fixup]" },
+	{ "examples/copy-from-user-efault.cows", "A kernel-write", "bad_area_access_error [fixup]" },
+};
+
+Test(scenario_examples, each_example_trace_shows_its_kernel_path)
+{
+	for (size_t i = 0; i < sizeof example_paths / sizeof example_paths[0]; i++) {
+		struct captured c = run_captured(example_paths[i].file, NULL, true, false);
+		cr_expect_eq(c.status, RUN_OK, "%s: %s", example_paths[i].file, c.err);
+		cr_expect(find_event(c.out, example_paths[i].first, example_paths[i].second),
+			  "%s: no trace line with '%s' and '%s' in:\n%s", example_paths[i].file,
+			  example_paths[i].first, example_paths[i].second, c.out);
+		captured_free(&c);
+	}
+}
+
+Test(scenario_examples, reuse_example_never_copies)
+{
+	struct captured c = run_captured("examples/reuse.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(!find_event(c.out, "wp_page_copy", NULL), "reuse.cows copied:\n%s", c.out);
+	captured_free(&c);
+}

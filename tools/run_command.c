@@ -1,0 +1,113 @@
+/*
+ * run_command.c - `cowvm run [OPTIONS] FILE...` and the program's help texts.  Options are read
+ * with getopt_long; each file then runs on its own fresh machine (scenario_run_file), and the
+ * exit status is the worst of the files' (bad input 2 > failed 1 > ok 0).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "scenario.h"
+
+void cowvm_usage(FILE *f)
+{
+	fputs("usage: cowvm run [OPTIONS] FILE...   run scenario files (see `cowvm run --help`)\n"
+	      "       cowvm demo                    the seeds' stories with a fault trace\n"
+	      "       cowvm --help                  this text\n"
+	      "\n"
+	      "cowvm is Linux's anonymous memory and copy-on-write machinery in user space: demand\n"
+	      "paging, the zero page, fork COW, do_wp_page reuse or copy, rmap, a software MMU and\n"
+	      "copy_from_user with an exception table.  Try:\n"
+	      "       cowvm run --trace examples/fork-cow.cows\n"
+	      "Scenario language: docs/scenarios.md.  Manual: man ./docs/cowvm.1\n"
+	      "Exit status: 0 ok, 1 an expectation failed, 2 bad input.\n", f);
+}
+
+static void run_usage(FILE *f)
+{
+	fputs("usage: cowvm run [OPTIONS] FILE...\n"
+	      "Run each scenario FILE (- for standard input) on a fresh machine and check its\n"
+	      "expect lines.  The language is described in docs/scenarios.md.\n"
+	      "\n"
+	      "  --trace          print each line as it runs and every fault it takes, as the\n"
+	      "                   kernel path, e.g.\n"
+	      "                   B write 0x7ffff7ffd000: handle_mm_fault > __handle_mm_fault >\n"
+	      "                     handle_pte_fault > do_wp_page > wp_page_copy (frame 6 -> 11)\n"
+	      "  --json           JSON lines instead of text: fault, op, expect, view, echo,\n"
+	      "                   failure, bad_input and summary events (implies the fault trace)\n"
+	      "  --show VIEW      when a scenario ends, show VIEW for every process; repeat it or\n"
+	      "                   give a comma list: maps ptes smaps smaps_rollup pagemap status\n"
+	      "                   vmstat frames graph\n"
+	      "  --dot            when a scenario ends, write NAME.dot (processes -> VMAs -> pages\n"
+	      "                   -> frames) and render NAME.svg if Graphviz's dot is installed\n"
+	      "  --dot-dir DIR    where --dot writes (default: the current directory)\n"
+	      "  -h, --help       this text\n"
+	      "\n"
+	      "Failures and bad input are reported on standard error as FILE:LINE: message.\n"
+	      "Exit status: 0 every expectation held; 1 an expectation failed (or an operation\n"
+	      "failed with no `expect error` after it); 2 bad input: a malformed line, an unknown\n"
+	      "name, an unreadable file.  With several files, the worst status wins.\n", f);
+}
+
+/* "maps,frames" -> bits; false on an unknown name. */
+static bool add_views(const char *list, unsigned *bits)
+{
+	char *copy = strdup(list), *save = NULL;
+	bool ok = copy != NULL;
+	for (char *name = copy ? strtok_r(copy, ",", &save) : NULL; name; name = strtok_r(NULL, ",", &save)) {
+		int v = view_by_name(name);
+		if (v < 0) {
+			fprintf(stderr, "cowvm run: unknown view '%s' (maps, ptes, smaps, smaps_rollup, "
+					"pagemap, status, vmstat, frames, graph)\n", name);
+			ok = false;
+			break;
+		}
+		*bits |= 1u << v;
+	}
+	free(copy);
+	return ok;
+}
+
+int run_command(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "trace", no_argument, NULL, 't' },  { "json", no_argument, NULL, 'j' },
+		{ "show", required_argument, NULL, 's' }, { "dot", no_argument, NULL, 'd' },
+		{ "dot-dir", required_argument, NULL, 'D' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct run_opts opts = { .err = stderr };
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (c) {
+		case 't': opts.trace = true; break;
+		case 'j': opts.json = true; break;
+		case 's':
+			if (!add_views(optarg, &opts.show_at_end))
+				return 2;
+			break;
+		case 'd': opts.dot = true; break;
+		case 'D': opts.dot_dir = optarg; break;
+		case 'h': run_usage(stdout); return 0;
+		default:
+			fprintf(stderr, "cowvm run: %s '%s' (see cowvm run --help)\n",
+				c == ':' ? "missing argument for" : "unknown option", argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "cowvm run: no scenario file given (see cowvm run --help)\n");
+		return 2;
+	}
+	int worst = RUN_OK;
+	for (int i = optind; i < argc; i++) {
+		int status = scenario_run_file(argv[i], &opts, stdout);
+		if (status > worst)
+			worst = status;
+	}
+	return worst;
+}

@@ -1,0 +1,213 @@
+/*
+ * scenario.h - a scenario as the parser leaves it, and the two entry points that read and run
+ * one.  The language itself is documented in docs/scenarios.md.
+ *
+ * A scenario is a list of operations, one per line.  Names (tasks, regions, marks) are turned
+ * into small integers by the parser, which also checks that every name is defined before it is
+ * used, so the runner never meets an unknown name.  What only the run can tell (a region whose
+ * mmap failed, a page index beyond a region that brk shrank) the runner reports itself.
+ *
+ * Ownership: a struct scenario owns every string and array it points to; scenario_free frees
+ * them all.
+ */
+#ifndef COWVM_TOOLS_SCENARIO_H
+#define COWVM_TOOLS_SCENARIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- what a line can say ------------------------------------------------------------------ */
+
+enum op_kind {
+	OP_MEMORY,          /* memory SIZE: the machine's physical memory (before any other op) */
+	OP_SPAWN,           /* spawn P */
+	OP_FORK,            /* fork P Q */
+	OP_THREAD,          /* thread P T */
+	OP_EXIT,            /* exit P */
+	OP_MMAP,            /* mmap P R SIZE [prot] [private|shared] [at ADDR] ... */
+	OP_MUNMAP,          /* munmap P LOC [SIZE] */
+	OP_MPROTECT,        /* mprotect P LOC [SIZE] PROT */
+	OP_MADVISE,         /* madvise P LOC [SIZE] ADVICE */
+	OP_BRK,             /* brk P [+|-]SIZE */
+	OP_READ,            /* read P LOC [COUNT] */
+	OP_WRITE,           /* write P LOC DATA */
+	OP_COPY_FROM_USER,  /* copy_from_user P LOC COUNT */
+	OP_COPY_TO_USER,    /* copy_to_user P LOC DATA */
+	OP_GET_USER,        /* get_user P LOC */
+	OP_PUT_USER,        /* put_user P LOC VALUE */
+	OP_FAIL_ALLOC,      /* fail_alloc next | after N | nth N | cap N | off */
+	OP_MARK,            /* mark M */
+	OP_CHECK,           /* check */
+	OP_SHOW,            /* show VIEW [P [LOC]] */
+	OP_ECHO,            /* echo TEXT */
+	OP_EXPECT,          /* expect ... */
+};
+
+/*
+ * A place in a task's address space:
+ *   REGION            the whole region (a range), starting at its first byte
+ *   REGION[I]         page I of it (a range of one page)
+ *   REGION[I..J]      pages I to J, both included (a range)
+ *   any of these +N   the single address N bytes further (no longer a range); -N goes back
+ *   NUMBER            an absolute address
+ */
+struct location {
+	int region;              /* region id, or -1 for an absolute address */
+	bool has_pages;          /* [I] or [I..J] was given */
+	uint64_t first_page, last_page;
+	bool has_offset;         /* +N or -N was given */
+	int64_t offset;
+	uint64_t address;        /* the absolute address (region == -1) */
+	uint64_t size;           /* an explicit length in bytes after the location, 0 = none */
+};
+
+/* A location with no offset names a range of pages; with one, a single address. */
+static inline bool location_is_range(const struct location *loc)
+{
+	return loc->region >= 0 && !loc->has_offset;
+}
+
+/* Bytes to write or to compare: one byte, a string, or a pattern repeated over a length. */
+enum data_kind { DATA_BYTES, DATA_FILL };
+struct data {
+	enum data_kind kind;
+	uint8_t *bytes;          /* owned */
+	size_t len;
+	uint64_t count;          /* DATA_FILL: bytes to cover; 0 = the location's range */
+};
+
+enum view_kind {
+	VIEW_MAPS, VIEW_PTES, VIEW_SMAPS, VIEW_SMAPS_ROLLUP, VIEW_PAGEMAP, VIEW_STATUS,
+	VIEW_VMSTAT, VIEW_FRAMES, VIEW_GRAPH, NR_VIEWS
+};
+
+/* Page properties that `expect page` can ask for (each may be negated with `not`). */
+enum page_property {
+	PAGE_PRESENT = 1u << 0,
+	PAGE_EXCLUSIVE = 1u << 1,      /* pagemap bit 56: mapped exactly once */
+	PAGE_ZERO = 1u << 2,           /* maps the zero page */
+	PAGE_WRITABLE = 1u << 3,       /* the PTE has RW */
+	PAGE_DIRTY = 1u << 4,          /* the PTE has D */
+	PAGE_SWAPPED = 1u << 5,        /* pagemap bit 62 */
+	PAGE_ANON_EXCLUSIVE = 1u << 6, /* the frame has PageAnonExclusive */
+};
+
+enum counter_kind {
+	COUNTER_FAULTS,          /* process: min_flt + maj_flt of all its threads, living or not */
+	COUNTER_THREAD_FAULTS,   /* one thread's min_flt + maj_flt */
+	COUNTER_RSS,             /* process: rss_anon + rss_shmem, pages */
+	COUNTER_RSS_ANON, COUNTER_RSS_SHMEM, COUNTER_RSS_SWAP,
+	COUNTER_VMAS, COUNTER_TOTAL_VM, COUNTER_PAGE_TABLES,
+	COUNTER_TLB_MISSES,      /* one thread's */
+	COUNTER_VMSTAT,          /* field = index into the vmstat field table */
+	COUNTER_SMAPS,           /* field = index into the smaps field table, kB */
+	COUNTER_REFCOUNT, COUNTER_MAPCOUNT, /* of the frame a page maps */
+	COUNTER_RESULT,          /* the value the last operation returned */
+};
+
+enum comparison { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE };
+
+enum expect_kind {
+	EXPECT_ERROR,            /* expect error [ERRNO] */
+	EXPECT_MEMORY,           /* expect mem P LOC == DATA */
+	EXPECT_KBUF,             /* expect kbuf == DATA */
+	EXPECT_PAGE,             /* expect page P LOC props... */
+	EXPECT_COUNTER,          /* expect COUNTER [since M] CMP N */
+};
+
+struct expect {
+	enum expect_kind kind;
+	int error;                      /* EXPECT_ERROR: the errno, 0 = any */
+	int task;                       /* the task the expectation looks at, -1 = none */
+	struct location loc;
+	struct data data;               /* EXPECT_MEMORY, EXPECT_KBUF */
+	unsigned want_set, want_clear;  /* EXPECT_PAGE: properties that must hold / must not */
+	bool has_same, same_negated;    /* EXPECT_PAGE: same [not] frame as another task's page */
+	int same_task;
+	struct location same_loc;       /* region == -2: the same location as loc */
+	enum counter_kind counter;      /* EXPECT_COUNTER */
+	int field;
+	int mark;                       /* since this mark, -1 = absolute */
+	enum comparison cmp;
+	int64_t value;
+};
+
+struct op {
+	enum op_kind kind;
+	int line;
+	char *text;                /* the line as written, without comment and outer blanks */
+	int task;                  /* the task that acts, -1 = none */
+	int new_task;              /* spawn, fork, thread: the task that is made */
+	int region;                /* mmap: the region it defines */
+	struct location loc;
+	uint64_t size;             /* memory, mmap, brk: bytes; read, copy_from_user: count */
+	int brk_sign;              /* brk: 0 absolute heap size, +1 grow, -1 shrink */
+	int prot, flags, advice;   /* mmap, mprotect, madvise */
+	uint64_t address;          /* mmap at/hint */
+	struct data data;          /* write, copy_to_user */
+	uint64_t value;            /* put_user value; fail_alloc n */
+	int mode;                  /* fail_alloc: COWVM_FAIL_* */
+	int mark;                  /* mark */
+	enum view_kind view;       /* show */
+	bool has_loc;              /* show: a location was given */
+	struct expect expect;
+};
+
+struct scenario {
+	char *name;                /* the file name, for messages */
+	uint64_t phys_bytes;       /* `memory`, 0 = the default */
+	struct op *ops;
+	int nr_ops;
+	char **task_names;         /* id -> name */
+	int nr_tasks;
+	char **region_names;
+	int nr_regions;
+	int heap_region;           /* the id of the built-in region `heap`, -1 if never used */
+	char **mark_names;
+	int nr_marks;
+};
+
+struct parse_error {
+	int line;
+	char message[256];
+};
+
+/*
+ * scenario_parse - turn the text of a scenario into operations.  Returns NULL with *err filled
+ * (line and a sentence) on the first malformed line; allocation failure is reported the same
+ * way, as line 0.
+ */
+struct scenario *scenario_parse(const char *name, const char *text, struct parse_error *err);
+void scenario_free(struct scenario *s);
+
+/* ---- running ------------------------------------------------------------------------------- */
+
+#define RUN_OK 0
+#define RUN_EXPECTATION_FAILED 1
+#define RUN_BAD_INPUT 2
+
+struct run_opts {
+	bool trace;             /* print every fault event (and each line as it runs) */
+	bool json;              /* JSON lines instead of text on `out` */
+	unsigned show_at_end;   /* bit (1 << VIEW_*) per view to show when the scenario ends */
+	bool dot;               /* write the final state as Graphviz (and SVG when dot exists) */
+	const char *dot_dir;    /* where --dot writes, NULL = the current directory */
+	FILE *err;              /* failures and bad input; NULL = stderr */
+};
+
+/*
+ * scenario_run_text / scenario_run_file - parse and run one scenario on a new machine, writing
+ * the trace, views and a summary line to out and failures to opts->err.  Return RUN_OK,
+ * RUN_EXPECTATION_FAILED or RUN_BAD_INPUT.  Nothing is left behind: every task is ended and the
+ * machine destroyed before they return.
+ */
+int scenario_run_text(const char *name, const char *text, const struct run_opts *opts, FILE *out);
+int scenario_run_file(const char *path, const struct run_opts *opts, FILE *out);
+
+/* View names as the `show` line and --show spell them; -1 for an unknown name. */
+int view_by_name(const char *name);
+const char *view_name(enum view_kind v);
+
+#endif /* COWVM_TOOLS_SCENARIO_H */

@@ -1,0 +1,257 @@
+/*
+ * scenario_parse_expect.c - the grammar of `expect` lines (docs/scenarios.md, "Expectations"):
+ *   expect error [ERRNO] | result CMP N | mem P LOC == DATA | kbuf[+N] == DATA
+ *        | page P LOC PROPERTY... | COUNTER [since MARK] CMP N [UNIT]
+ * It checks names and units only; scenario_expect.c does the checking at run time.
+ * An `expect error` also tells the parser that the line before it fails, so the task or region
+ * that line would have made does not exist (its name is free again).
+ */
+#include <string.h>
+
+#include "scenario_parse.h"
+#include "words.h"
+
+static bool take_comparison(struct parser *p, enum comparison *cmp)
+{
+	static const struct {
+		const char *text;
+		enum comparison cmp;
+	} ops[] = { { "==", CMP_EQ }, { "=", CMP_EQ }, { "!=", CMP_NE }, { "<", CMP_LT },
+		    { "<=", CMP_LE }, { ">", CMP_GT }, { ">=", CMP_GE } };
+	const char *w = NULL;
+	if (!take_word(p, &w, "a comparison (==, !=, <, <=, >, >=)"))
+		return false;
+	for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+		if (!strcmp(w, ops[i].text)) {
+			*cmp = ops[i].cmp;
+			return true;
+		}
+	return parse_fail(p, "expected a comparison (==, !=, <, <=, >, >=), found '%s'", w);
+}
+
+enum counter_unit { UNIT_COUNT, UNIT_PAGES, UNIT_KB };
+
+/* [-]NUMBER [pages|kB], converted to the counter's unit. */
+static bool take_counter_value(struct parser *p, int64_t *out, enum counter_unit unit)
+{
+	const char *w = NULL;
+	if (!take_word(p, &w, "a number"))
+		return false;
+	bool negative = w[0] == '-';
+	uint64_t v;
+	if (!parse_number(w + negative, &v) || v > INT64_MAX)
+		return parse_fail(p, "bad number '%s'", w);
+	const char *u = parse_peek_word(p);
+	if (u && (!strcmp(u, "page") || !strcmp(u, "pages") || !strcmp(u, "kB") || !strcmp(u, "KiB"))) {
+		bool pages = u[0] == 'p';
+		if (unit == UNIT_COUNT)
+			return parse_fail(p, "this counter is a plain count, not '%s'", u);
+		if (unit == UNIT_KB && pages)
+			v *= 4;
+		else if (unit == UNIT_PAGES && !pages) {
+			if (v % 4)
+				return parse_fail(p, "%llu kB is not a whole number of pages", (unsigned long long)v);
+			v /= 4;
+		}
+		p->pos++;
+	}
+	*out = negative ? -(int64_t)v : (int64_t)v;
+	return true;
+}
+
+static bool parse_expect_page(struct parser *p, struct expect *e)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} props[] = {
+		{ "present", PAGE_PRESENT }, { "exclusive", PAGE_EXCLUSIVE }, { "zero", PAGE_ZERO },
+		{ "writable", PAGE_WRITABLE }, { "dirty", PAGE_DIRTY }, { "swapped", PAGE_SWAPPED },
+		{ "anon_exclusive", PAGE_ANON_EXCLUSIVE },
+	};
+	if (!use_task(p, &e->task) || !take_location(p, &e->loc))
+		return false;
+	if (parse_at_end(p))
+		return parse_fail(p, "expect page needs at least one property (present, exclusive, zero, "
+			       "writable, dirty, swapped, anon_exclusive, same P [LOC]), each may follow 'not'");
+	while (!parse_at_end(p)) {
+		const char *w = NULL;
+		bool negated = false;
+		if (!take_word(p, &w, "a page property"))
+			return false;
+		if (!strcmp(w, "not") || !strcmp(w, "!")) {
+			negated = true;
+			if (!take_word(p, &w, "a page property after 'not'"))
+				return false;
+		}
+		if (!strcmp(w, "same")) {
+			if (e->has_same)
+				return parse_fail(p, "one 'same' per expect line");
+			e->has_same = true;
+			e->same_negated = negated;
+			if (!use_task(p, &e->same_task))
+				return false;
+			bool is_location = looks_like_location(p, parse_peek_word(p));
+			if (is_location) {
+				if (!take_location(p, &e->same_loc))
+					return false;
+			} else {
+				e->same_loc.region = -2;
+			}
+			continue;
+		}
+		size_t i;
+		for (i = 0; i < sizeof props / sizeof props[0]; i++)
+			if (!strcmp(w, props[i].name))
+				break;
+		if (i == sizeof props / sizeof props[0])
+			return parse_fail(p, "unknown page property '%s' (present, exclusive, zero, writable, "
+				       "dirty, swapped, anon_exclusive, same P [LOC])", w);
+		if (negated)
+			e->want_clear |= props[i].bit;
+		else
+			e->want_set |= props[i].bit;
+	}
+	if (e->want_set & e->want_clear)
+		return parse_fail(p, "a property is both wanted and not wanted");
+	return true;
+}
+
+static bool parse_expect_counter(struct parser *p, struct expect *e, const char *name)
+{
+	static const struct {
+		const char *name;
+		enum counter_kind kind;
+		enum counter_unit unit;
+		bool markable;
+	} counters[] = {
+		{ "faults", COUNTER_FAULTS, UNIT_COUNT, true },
+		{ "thread_faults", COUNTER_THREAD_FAULTS, UNIT_COUNT, true },
+		{ "rss", COUNTER_RSS, UNIT_PAGES, true },
+		{ "rss_anon", COUNTER_RSS_ANON, UNIT_PAGES, true },
+		{ "rss_shmem", COUNTER_RSS_SHMEM, UNIT_PAGES, true },
+		{ "rss_swap", COUNTER_RSS_SWAP, UNIT_PAGES, true },
+		{ "vmas", COUNTER_VMAS, UNIT_COUNT, true },
+		{ "total_vm", COUNTER_TOTAL_VM, UNIT_PAGES, true },
+		{ "page_tables", COUNTER_PAGE_TABLES, UNIT_PAGES, true },
+		{ "tlb_misses", COUNTER_TLB_MISSES, UNIT_COUNT, true },
+		{ "vmstat", COUNTER_VMSTAT, UNIT_COUNT, true },
+		{ "smaps", COUNTER_SMAPS, UNIT_KB, false },
+		{ "refcount", COUNTER_REFCOUNT, UNIT_COUNT, false },
+		{ "mapcount", COUNTER_MAPCOUNT, UNIT_COUNT, false },
+		{ "result", COUNTER_RESULT, UNIT_COUNT, false },
+	};
+	size_t i;
+	for (i = 0; i < sizeof counters / sizeof counters[0]; i++)
+		if (!strcmp(name, counters[i].name))
+			break;
+	if (i == sizeof counters / sizeof counters[0])
+		return parse_fail(p, "unknown expectation '%s' (error, result, mem, kbuf, page, faults, "
+			       "thread_faults, rss, rss_anon, rss_shmem, rss_swap, vmas, total_vm, "
+			       "page_tables, tlb_misses, vmstat, smaps, refcount, mapcount)", name);
+	e->kind = EXPECT_COUNTER;
+	e->counter = counters[i].kind;
+	e->mark = -1;
+	e->task = -1;
+	const char *w = NULL;
+	switch (e->counter) {
+	case COUNTER_VMSTAT:
+		if (!take_word(p, &w, "a vmstat field (pgfault, pgreuse, cow_copies ...)"))
+			return false;
+		if ((e->field = vmstat_field_by_name(w)) < 0)
+			return parse_fail(p, "unknown vmstat field '%s' (see `show vmstat` for the names)", w);
+		break;
+	case COUNTER_SMAPS:
+		if (!use_task(p, &e->task))
+			return false;
+		if (looks_like_location(p, parse_peek_word(p))) {
+			if (!take_location(p, &e->loc))
+				return false;
+			if (!e->loc.size && !location_is_range(&e->loc))
+				e->loc.size = 1;
+		}
+		if (!take_word(p, &w, "an smaps field (rss, pss, shared_dirty ...)"))
+			return false;
+		if ((e->field = smaps_field_by_name(w)) < 0)
+			return parse_fail(p, "unknown smaps field '%s' (size, rss, pss, shared_clean, shared_dirty, "
+				       "private_clean, private_dirty, referenced, anonymous, swap, swap_pss)", w);
+		break;
+	case COUNTER_REFCOUNT:
+	case COUNTER_MAPCOUNT:
+		if (!use_task(p, &e->task) || !take_location(p, &e->loc))
+			return false;
+		break;
+	case COUNTER_RESULT:
+		break;
+	default:
+		if (!use_task(p, &e->task))
+			return false;
+	}
+	if (parse_next_is(p, "since")) {
+		p->pos++;
+		if (!counters[i].markable)
+			return parse_fail(p, "'%s' cannot be counted since a mark", name);
+		if (!use_mark(p, &e->mark))
+			return false;
+	}
+	return take_comparison(p, &e->cmp) && take_counter_value(p, &e->value, counters[i].unit);
+}
+
+bool parse_expect(struct parser *p, struct op *op)
+{
+	struct expect *e = &op->expect;
+	const char *w = NULL;
+	e->task = -1;
+	e->mark = -1;
+	if (!take_word(p, &w, "what to expect (error, mem, page, faults, rss, vmstat ...)"))
+		return false;
+	if (!strcmp(w, "error")) {
+		e->kind = EXPECT_ERROR;
+		/* what the failed line would have made is not there: its name is free again */
+		struct op *failing = p->last_result_op >= 0 ? &p->s->ops[p->last_result_op] : NULL;
+		if (failing && failing->new_task >= 0 && p->task_state[failing->new_task] == TASK_ALIVE) {
+			p->task_state[failing->new_task] = TASK_FAILED;
+			p->task_line[failing->new_task] = failing->line;
+		}
+		if (failing && failing->kind == OP_MMAP)
+			p->region_line[failing->region] = -failing->line;
+		if (!parse_at_end(p)) {
+			if (!take_word(p, &w, "an errno name"))
+				return false;
+			if ((e->error = errno_by_name(w)) < 0)
+				return parse_fail(p, "unknown errno name '%s' (EFAULT, ENOMEM, EINVAL, "
+						  "EEXIST, EACCES ...)", w);
+		}
+	} else if (!strcmp(w, "mem")) {
+		e->kind = EXPECT_MEMORY;
+		enum comparison cmp;
+		if (!use_task(p, &e->task) || !take_location(p, &e->loc) || !take_comparison(p, &cmp))
+			return false;
+		if (cmp != CMP_EQ)
+			return parse_fail(p, "memory is compared with == only");
+		if (!take_data(p, &e->data))
+			return false;
+		if (e->data.kind == DATA_FILL && !e->data.count && !location_is_range(&e->loc))
+			return parse_fail(p, "fill needs a range (REGION or REGION[I..J]) or a length after the value");
+	} else if (!strcmp(w, "kbuf") || !strncmp(w, "kbuf+", 5)) {
+		e->kind = EXPECT_KBUF;
+		enum comparison cmp;
+		uint64_t offset = 0;
+		if (w[4] && (!parse_number(w + 5, &offset) || offset > INT64_MAX))
+			return parse_fail(p, "bad offset in '%s' (kbuf+N, N decimal or 0x hex)", w);
+		e->loc.offset = (int64_t)offset;
+		if (!take_comparison(p, &cmp))
+			return false;
+		if (cmp != CMP_EQ)
+			return parse_fail(p, "kbuf is compared with == only");
+		if (!take_data(p, &e->data))
+			return false;
+	} else if (!strcmp(w, "page")) {
+		e->kind = EXPECT_PAGE;
+		if (!parse_expect_page(p, e))
+			return false;
+	} else if (!parse_expect_counter(p, e, w)) {
+		return false;
+	}
+	return parse_expect_end(p);
+}

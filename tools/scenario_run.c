@@ -1,0 +1,724 @@
+/*
+ * scenario_run.c - runs a parsed scenario on a fresh machine: the tasks, the regions, every
+ * operation line, and the end of the run (final views, the invariant checker, teardown).
+ *
+ * The run keeps to three rules:
+ *   - an operation that fails must be acknowledged by an `expect error` or `expect result` line
+ *     before the next operation, or the run fails: a scenario never fails silently;
+ *   - a failed expectation is counted and the run goes on (exit status 1 at the end); bad input
+ *     found only at run time (a region whose mmap failed, a page index past a region that brk
+ *     shrank) stops the run (exit status 2);
+ *   - the machine is always torn down: every task exits, then the checker runs again and every
+ *     frame must be free again (a leak fails the run).
+ * The machine has one CPU so that frame numbers, and so traces, are the same on every host.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner.h"
+#include "words.h"
+
+#define PG ((uint64_t)COWVM_PAGE_SIZE)
+#define DEFAULT_PHYS_BYTES (16ull << 20)
+#define MAX_ACCESS_BYTES (64ull << 20) /* one read, write or copy line moves at most this */
+
+/* ---- names to things ---------------------------------------------------------------------- */
+
+cowvm_task_t *task_of(struct run *r, int id)
+{
+	struct run_task *rt = &r->tasks[id];
+	if (!rt->task) {
+		report_bad_input(r, r->op ? r->op->line : 0,
+				 "process '%s' does not exist: making it at line %d failed",
+				 r->s->task_names[id], rt->made_at);
+		return NULL;
+	}
+	return rt->task;
+}
+
+bool resolve_location(struct run *r, const struct location *loc, uint64_t *start, uint64_t *length)
+{
+	int line = r->op ? r->op->line : 0;
+	if (loc->region < 0) {
+		*start = loc->address;
+		*length = loc->size ? loc->size : 1;
+		return true;
+	}
+	const char *name = r->s->region_names[loc->region];
+	struct run_region *rg = &r->regions[loc->region];
+	if (!rg->mapped) {
+		report_bad_input(r, line, "region '%s' has no address: its mmap at line %d failed", name,
+				 rg->made_at);
+		return false;
+	}
+	uint64_t base = rg->start, len = rg->length;
+	if (loc->has_pages) {
+		uint64_t pages = rg->length / PG;
+		if (loc->last_page >= pages) {
+			report_bad_input(r, line, "region '%s' has %" PRIu64 " page%s now: page %" PRIu64
+					 " is past its end", name, pages, pages == 1 ? "" : "s",
+					 loc->last_page);
+			return false;
+		}
+		base += loc->first_page * PG;
+		len = (loc->last_page - loc->first_page + 1) * PG;
+	}
+	if (loc->has_offset) {
+		base += (uint64_t)loc->offset;
+		len = 1;
+	}
+	if (loc->size)
+		len = loc->size;
+	*start = base;
+	*length = len;
+	return true;
+}
+
+uint64_t process_faults(struct run *r, int process)
+{
+	uint64_t total = r->processes[process].exited_faults;
+	for (int i = 0; i < r->s->nr_tasks; i++) {
+		struct cowvm_task_stats st;
+		if (r->tasks[i].task && r->tasks[i].process == process &&
+		    cowvm_task_stats(r->tasks[i].task, &st) == 0)
+			total += st.min_flt + st.maj_flt;
+	}
+	return total;
+}
+
+bool process_stats(struct run *r, int process, struct cowvm_task_stats *out)
+{
+	for (int i = 0; i < r->s->nr_tasks; i++)
+		if (r->tasks[i].task && r->tasks[i].process == process)
+			return cowvm_task_stats(r->tasks[i].task, out) == 0;
+	memset(out, 0, sizeof *out);
+	return false;
+}
+
+int read_memory(cowvm_task_t *t, uint64_t addr, uint8_t *buf, uint64_t len)
+{
+	while (len) {
+		uint64_t chunk = PG - (addr & (PG - 1));
+		if (chunk > len)
+			chunk = len;
+		int ret = cowvm_read(t, addr, buf, chunk);
+		if (ret)
+			return ret;
+		addr += chunk;
+		buf += chunk;
+		len -= chunk;
+	}
+	return 0;
+}
+
+int region_at(struct run *r, int process, uint64_t start, uint64_t end)
+{
+	const bool *knows = r->processes[process].knows_region;
+	for (int i = 0; i < r->s->nr_regions; i++) {
+		struct run_region *rg = &r->regions[i];
+		if (i != r->s->heap_region && knows[i] && rg->mapped && rg->start < end &&
+		    start < rg->start + rg->length)
+			return i;
+	}
+	return -1;
+}
+
+const char *region_label(struct run *r, int process, uint64_t start, uint64_t end)
+{
+	int id = region_at(r, process, start, end);
+	return id >= 0 ? r->s->region_names[id] : NULL;
+}
+
+/* ---- results ------------------------------------------------------------------------------- */
+
+static bool has_result(enum op_kind kind)
+{
+	switch (kind) {
+	case OP_SPAWN: case OP_FORK: case OP_THREAD: case OP_EXIT: case OP_MMAP: case OP_MUNMAP:
+	case OP_MPROTECT: case OP_MADVISE: case OP_BRK: case OP_READ: case OP_WRITE:
+	case OP_COPY_FROM_USER: case OP_COPY_TO_USER: case OP_GET_USER: case OP_PUT_USER:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* A failed operation that no expect line looked at fails the run. */
+static void check_acknowledged(struct run *r)
+{
+	if (!r->last_op || !r->last_error || r->result_checked)
+		return;
+	const struct op *op = r->last_op;
+	r->result_checked = true;
+	r->failures++;
+	report_failure(r, op, "`%s` failed with %s; add `expect error %s` after it if that is intended",
+		       op->text, errno_name(r->last_error), errno_name(r->last_error));
+}
+
+static void set_result(struct run *r, const struct op *op, int error, int64_t value)
+{
+	r->last_op = op;
+	r->last_error = error;
+	r->last_result = value;
+	r->result_checked = false;
+}
+
+/* ---- tasks ---------------------------------------------------------------------------------- */
+
+static int new_process(struct run *r, cowvm_task_t *t, const char *name, const struct run_process *parent)
+{
+	struct run_process *grown = realloc(r->processes, (size_t)(r->nr_processes + 1) * sizeof *grown);
+	if (!grown)
+		return -1;
+	r->processes = grown;
+	struct run_process *p = &r->processes[r->nr_processes];
+	memset(p, 0, sizeof *p);
+	p->knows_region = calloc((size_t)r->s->nr_regions + 1, sizeof(bool));
+	if (!p->knows_region)
+		return -1;
+	p->pid = cowvm_task_pid(t);
+	p->name = name;
+	p->live_threads = 1;
+	if (parent) {
+		memcpy(p->knows_region, parent->knows_region, (size_t)r->s->nr_regions * sizeof(bool));
+		p->start_brk = parent->start_brk;
+	} else {
+		p->start_brk = (uint64_t)cowvm_brk(t, 0); /* brk(0) fails and returns the break */
+	}
+	return r->nr_processes++;
+}
+
+static void bind_task(struct run *r, int id, cowvm_task_t *t, int process)
+{
+	r->tasks[id].task = t;
+	r->tasks[id].process = process;
+	r->tasks[id].instance = r->nr_instances++;
+}
+
+static void exit_task(struct run *r, int id);
+
+static void run_make_task(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = NULL, *from = NULL;
+	/* a task still here under this name was expected to fail to be made, and was not (that
+	 * expect line has failed the run): end it so that nothing is left behind */
+	if (r->tasks[op->new_task].task)
+		exit_task(r, op->new_task);
+	r->tasks[op->new_task].made_at = op->line;
+	if (op->kind != OP_SPAWN && !(from = task_of(r, op->task)))
+		return;
+	errno = 0;
+	t = op->kind == OP_SPAWN ? cowvm_spawn(r->vm) : op->kind == OP_FORK ? cowvm_fork(from)
+									  : cowvm_clone_thread(from);
+	if (!t) {
+		set_result(r, op, errno ? errno : ENOMEM, -1);
+		return;
+	}
+	const char *name = r->s->task_names[op->new_task];
+	int process;
+	if (op->kind == OP_THREAD) {
+		process = r->tasks[op->task].process;
+		r->processes[process].live_threads++;
+	} else {
+		const struct run_process *parent = from ? &r->processes[r->tasks[op->task].process] : NULL;
+		struct run_process copy;
+		if (parent)
+			copy = *parent; /* new_process may move the array */
+		if ((process = new_process(r, t, name, parent ? &copy : NULL)) < 0) {
+			cowvm_exit(t);
+			report_bad_input(r, op->line, "out of memory");
+			return;
+		}
+	}
+	bind_task(r, op->new_task, t, process);
+	set_result(r, op, 0, cowvm_task_tid(t));
+}
+
+static void exit_task(struct run *r, int id)
+{
+	struct run_task *rt = &r->tasks[id];
+	struct cowvm_task_stats st;
+	if (cowvm_task_stats(rt->task, &st) == 0)
+		r->processes[rt->process].exited_faults += st.min_flt + st.maj_flt;
+	r->processes[rt->process].live_threads--;
+	cowvm_exit(rt->task);
+	rt->task = NULL;
+}
+
+static void run_exit(struct run *r, const struct op *op)
+{
+	if (!task_of(r, op->task))
+		return;
+	exit_task(r, op->task);
+	set_result(r, op, 0, 0);
+}
+
+/* ---- memory calls ----------------------------------------------------------------------------- */
+
+static void run_mmap(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	if (!t)
+		return;
+	struct run_region *rg = &r->regions[op->region];
+	rg->made_at = op->line;
+	int64_t addr = cowvm_mmap(t, op->address, op->size, op->prot, op->flags);
+	if (addr < 0) {
+		set_result(r, op, (int)-addr, addr);
+		return;
+	}
+	rg->mapped = true;
+	rg->start = (uint64_t)addr;
+	rg->length = (op->size + PG - 1) & ~(PG - 1);
+	r->processes[r->tasks[op->task].process].knows_region[op->region] = true;
+	set_result(r, op, 0, addr);
+}
+
+static void run_range_call(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	int ret = op->kind == OP_MUNMAP     ? cowvm_munmap(t, start, len)
+		  : op->kind == OP_MPROTECT ? cowvm_mprotect(t, start, len, op->prot)
+					    : cowvm_madvise(t, start, len, op->advice);
+	set_result(r, op, -ret, ret);
+}
+
+static void run_brk(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	if (!t)
+		return;
+	struct run_process *p = &r->processes[r->tasks[op->task].process];
+	uint64_t now = (uint64_t)cowvm_brk(t, 0);
+	uint64_t want = op->brk_sign == 0  ? p->start_brk + op->size
+			: op->brk_sign > 0 ? now + op->size
+					   : (op->size > now ? 0 : now - op->size);
+	uint64_t got = (uint64_t)cowvm_brk(t, want);
+	struct run_region *heap = &r->regions[r->s->heap_region];
+	heap->mapped = true;
+	heap->made_at = op->line;
+	heap->start = p->start_brk;
+	heap->length = got > p->start_brk ? ((got - p->start_brk + PG - 1) & ~(PG - 1)) : 0;
+	p->knows_region[r->s->heap_region] = true;
+	set_result(r, op, got == want ? 0 : ENOMEM, (int64_t)got);
+}
+
+/* ---- accesses ---------------------------------------------------------------------------------- */
+
+static bool check_size(struct run *r, const struct op *op, uint64_t len)
+{
+	if (len <= MAX_ACCESS_BYTES)
+		return true;
+	report_bad_input(r, op->line, "%" PRIu64 " bytes is more than one line may move (%llu MiB)",
+			 len, MAX_ACCESS_BYTES >> 20);
+	return false;
+}
+
+/* The bytes a fill of `total` bytes puts at [offset, offset + n) */
+static void fill_bytes(const struct data *d, uint64_t offset, uint8_t *out, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++)
+		out[i] = d->bytes[(offset + i) % d->len];
+}
+
+/*
+ * Write data at the location as task t: a fill covers its length (or the range) page by page,
+ * as a memset loop would; a byte or string goes at the start, or at the start of every page
+ * when the location is a range of pages.  Stops at the first page that faults: -EFAULT.
+ */
+static int write_data(struct run *r, const struct op *op, cowvm_task_t *t, const struct data *d,
+		      uint64_t start, uint64_t len)
+{
+	if (d->kind == DATA_FILL) {
+		uint64_t total = d->count ? d->count : len, done = 0;
+		uint8_t page[COWVM_PAGE_SIZE];
+		if (!check_size(r, op, total))
+			return 0;
+		while (done < total) {
+			uint64_t addr = start + done, chunk = PG - (addr & (PG - 1));
+			if (chunk > total - done)
+				chunk = total - done;
+			fill_bytes(d, done, page, chunk);
+			int ret = cowvm_write(t, addr, page, chunk);
+			if (ret)
+				return ret;
+			done += chunk;
+		}
+		return 0;
+	}
+	if (!location_is_range(&op->loc) || op->loc.size)
+		return cowvm_write(t, start, d->bytes, d->len);
+	for (uint64_t at = start; at < start + len; at += PG) {
+		int ret = cowvm_write(t, at, d->bytes, d->len);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void run_read(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	if (op->size)
+		len = op->size;
+	if (!check_size(r, op, len))
+		return;
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf) {
+		report_bad_input(r, op->line, "out of memory");
+		return;
+	}
+	int ret = read_memory(t, start, buf, len);
+	free(buf);
+	set_result(r, op, -ret, ret);
+}
+
+static void run_write(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	int ret = write_data(r, op, t, &op->data, start, len);
+	if (!r->bad_input)
+		set_result(r, op, -ret, ret);
+}
+
+static void run_copy_from_user(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (!t || !resolve_location(r, &op->loc, &start, &len) || !check_size(r, op, op->size))
+		return;
+	uint8_t *kbuf = realloc(r->kbuf, op->size ? op->size : 1);
+	if (!kbuf) {
+		report_bad_input(r, op->line, "out of memory");
+		return;
+	}
+	r->kbuf = kbuf;
+	r->kbuf_len = op->size;
+	memset(kbuf, 0xAA, op->size); /* so that the zeroed tail shows */
+	size_t left = cowvm_copy_from_user(t, kbuf, start, op->size);
+	set_result(r, op, left ? EFAULT : 0, (int64_t)left);
+}
+
+static void run_copy_to_user(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	const struct data *d = &op->data;
+	uint64_t n = d->kind == DATA_FILL ? (d->count ? d->count : len) : d->len;
+	if (!check_size(r, op, n))
+		return;
+	uint8_t *src = malloc(n ? n : 1);
+	if (!src) {
+		report_bad_input(r, op->line, "out of memory");
+		return;
+	}
+	if (d->kind == DATA_FILL)
+		fill_bytes(d, 0, src, n);
+	else
+		memcpy(src, d->bytes, n);
+	size_t left = cowvm_copy_to_user(t, start, src, n);
+	free(src);
+	set_result(r, op, left ? EFAULT : 0, (int64_t)left);
+}
+
+static void run_user_word(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len, value = 0;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	int ret = op->kind == OP_GET_USER ? cowvm_get_user(t, start, &value)
+					  : cowvm_put_user(t, start, op->value);
+	set_result(r, op, -ret, op->kind == OP_GET_USER ? (int64_t)value : ret);
+}
+
+/* ---- marks, checks ---------------------------------------------------------------------------- */
+
+static void run_mark(struct run *r, const struct op *op)
+{
+	struct run_mark *m = &r->marks[op->mark];
+	free(m->process_faults);
+	free(m->process_stats);
+	free(m->task_stats);
+	memset(m, 0, sizeof *m);
+	m->process_faults = calloc((size_t)r->nr_processes + 1, sizeof *m->process_faults);
+	m->process_stats = calloc((size_t)r->nr_processes + 1, sizeof *m->process_stats);
+	m->task_stats = calloc((size_t)r->nr_instances + 1, sizeof *m->task_stats);
+	if (!m->process_faults || !m->process_stats || !m->task_stats) {
+		report_bad_input(r, op->line, "out of memory");
+		return;
+	}
+	cowvm_vmstat(r->vm, &m->vmstat);
+	m->nr_processes = r->nr_processes;
+	m->nr_instances = r->nr_instances;
+	for (int i = 0; i < r->nr_processes; i++) {
+		m->process_faults[i] = process_faults(r, i);
+		process_stats(r, i, &m->process_stats[i]);
+	}
+	for (int i = 0; i < r->s->nr_tasks; i++)
+		if (r->tasks[i].task)
+			cowvm_task_stats(r->tasks[i].task, &m->task_stats[r->tasks[i].instance]);
+	m->set = true;
+}
+
+static bool run_checker(struct run *r, const struct op *op, const char *when)
+{
+	char why[512];
+	if (cowvm_check(r->vm, why, sizeof why) == 0)
+		return true;
+	r->failures++;
+	report_failure(r, op, "the invariant checker %s: %s", when, why);
+	return false;
+}
+
+static void run_show(struct run *r, const struct op *op)
+{
+	int process = -1;
+	uint64_t start = 0, len = 0;
+	if (op->task >= 0) {
+		if (!task_of(r, op->task))
+			return;
+		process = r->tasks[op->task].process;
+	}
+	if (op->has_loc && !resolve_location(r, &op->loc, &start, &len))
+		return;
+	show_view(r, op->view, process, op->has_loc, start, len);
+}
+
+static void run_echo(struct run *r, const struct op *op)
+{
+	if (r->opts->json) {
+		fprintf(r->out, "{\"event\":\"echo\",\"file\":");
+		json_string(r->out, r->s->name);
+		fprintf(r->out, ",\"line\":%d,\"text\":", op->line);
+		json_string(r->out, op->text);
+		fprintf(r->out, "}\n");
+	} else {
+		fprintf(r->out, "%s\n", op->text);
+	}
+}
+
+static void run_op(struct run *r, const struct op *op)
+{
+	r->op = op;
+	if (has_result(op->kind))
+		check_acknowledged(r);
+	report_line(r, op);
+	switch (op->kind) {
+	case OP_MEMORY: break;
+	case OP_SPAWN: case OP_FORK: case OP_THREAD: run_make_task(r, op); break;
+	case OP_EXIT: run_exit(r, op); break;
+	case OP_MMAP: run_mmap(r, op); break;
+	case OP_MUNMAP: case OP_MPROTECT: case OP_MADVISE: run_range_call(r, op); break;
+	case OP_BRK: run_brk(r, op); break;
+	case OP_READ: run_read(r, op); break;
+	case OP_WRITE: run_write(r, op); break;
+	case OP_COPY_FROM_USER: run_copy_from_user(r, op); break;
+	case OP_COPY_TO_USER: run_copy_to_user(r, op); break;
+	case OP_GET_USER: case OP_PUT_USER: run_user_word(r, op); break;
+	case OP_FAIL_ALLOC: cowvm_fail_alloc(r->vm, op->mode, op->value); break;
+	case OP_MARK: run_mark(r, op); break;
+	case OP_CHECK:
+		r->expectations++;
+		if (run_checker(r, op, "found a broken invariant"))
+			report_expect_passed(r, op);
+		break;
+	case OP_SHOW: run_show(r, op); break;
+	case OP_ECHO: run_echo(r, op); break;
+	case OP_EXPECT: run_expect(r, op); break;
+	}
+	if (has_result(op->kind) && !r->bad_input && r->last_op == op)
+		report_op_result(r, op);
+}
+
+/* ---- the whole run ------------------------------------------------------------------------------ */
+
+static uint64_t find_zero_pfn(cowvm_t *vm)
+{
+	struct cowvm_vmstat vs;
+	struct cowvm_frame_info fi;
+	cowvm_vmstat(vm, &vs);
+	for (uint64_t pfn = 0; pfn < vs.nr_total_pages; pfn++)
+		if (cowvm_frame_info(vm, pfn, &fi) == 0 && fi.state == COWVM_FRAME_ZERO)
+			return pfn;
+	return UINT64_MAX;
+}
+
+/* End every task, newest first (threads before the processes they belong to). */
+static void exit_all(struct run *r)
+{
+	int order[r->s->nr_tasks + 1], n = 0;
+	for (int i = 0; i < r->s->nr_tasks; i++)
+		if (r->tasks[i].task)
+			order[n++] = i;
+	for (int a = 0; a < n; a++) /* sort by instance, newest first (n is small) */
+		for (int b = a + 1; b < n; b++)
+			if (r->tasks[order[b]].instance > r->tasks[order[a]].instance) {
+				int tmp = order[a];
+				order[a] = order[b];
+				order[b] = tmp;
+			}
+	for (int i = 0; i < n; i++)
+		exit_task(r, order[i]);
+}
+
+static void finish(struct run *r)
+{
+	r->op = NULL;
+	if (!r->bad_input) {
+		check_acknowledged(r);
+		for (int v = 0; v < NR_VIEWS; v++)
+			if (r->opts->show_at_end & (1u << v))
+				show_view(r, (enum view_kind)v, -1, false, 0, 0);
+		if (r->opts->dot)
+			write_graph_files(r);
+	}
+	run_checker(r, NULL, "at the end of the scenario");
+	cowvm_fail_alloc(r->vm, COWVM_FAIL_OFF, 0);
+	exit_all(r);
+	if (run_checker(r, NULL, "after every task exited")) {
+		struct cowvm_vmstat vs;
+		cowvm_vmstat(r->vm, &vs);
+		if (vs.nr_free_pages != r->free_after_create) {
+			r->failures++;
+			report_failure(r, NULL, "%" PRId64 " frames were not freed when every task exited "
+				       "(free %" PRIu64 ", at start %" PRIu64 ")",
+				       (int64_t)(r->free_after_create - vs.nr_free_pages), vs.nr_free_pages,
+				       r->free_after_create);
+		}
+	}
+}
+
+static void free_run(struct run *r)
+{
+	for (int i = 0; i < r->nr_processes; i++)
+		free(r->processes[i].knows_region);
+	free(r->processes);
+	for (int i = 0; r->marks && i < r->s->nr_marks; i++) {
+		free(r->marks[i].process_faults);
+		free(r->marks[i].process_stats);
+		free(r->marks[i].task_stats);
+	}
+	free(r->marks);
+	free(r->tasks);
+	free(r->regions);
+	free(r->kbuf);
+}
+
+static int run_scenario(const struct scenario *s, const struct run_opts *opts, FILE *out)
+{
+	struct run r = { .s = s, .opts = opts, .out = out, .err = opts->err ? opts->err : stderr };
+	r.tasks = calloc((size_t)s->nr_tasks + 1, sizeof *r.tasks);
+	r.regions = calloc((size_t)s->nr_regions + 1, sizeof *r.regions);
+	r.marks = calloc((size_t)s->nr_marks + 1, sizeof *r.marks);
+	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : DEFAULT_PHYS_BYTES,
+				    .nr_cpus = 1 };
+	if (r.tasks && r.regions && r.marks)
+		r.vm = cowvm_create(&cfg);
+	if (!r.vm) {
+		report_bad_input(&r, 0, "cannot make a machine of %" PRIu64 " bytes: %s", cfg.phys_bytes,
+				 strerror(errno));
+		report_summary(&r, RUN_BAD_INPUT);
+		free_run(&r);
+		return RUN_BAD_INPUT;
+	}
+	struct cowvm_vmstat vs;
+	cowvm_vmstat(r.vm, &vs);
+	r.free_after_create = vs.nr_free_pages;
+	r.zero_pfn = find_zero_pfn(r.vm);
+	cowvm_set_tracer(r.vm, report_fault, &r);
+	for (int i = 0; i < s->nr_ops && !r.bad_input; i++)
+		run_op(&r, &s->ops[i]);
+	finish(&r);
+	cowvm_set_tracer(r.vm, NULL, NULL);
+	cowvm_destroy(r.vm);
+	int status = r.bad_input ? RUN_BAD_INPUT : r.failures ? RUN_EXPECTATION_FAILED : RUN_OK;
+	report_summary(&r, status);
+	free_run(&r);
+	return status;
+}
+
+int scenario_run_text(const char *name, const char *text, const struct run_opts *opts, FILE *out)
+{
+	struct parse_error perr;
+	struct scenario *s = scenario_parse(name, text, &perr);
+	if (!s) {
+		struct scenario empty = { .name = (char *)name, .heap_region = -1 };
+		struct run r = { .s = &empty, .opts = opts, .out = out,
+				 .err = opts->err ? opts->err : stderr };
+		report_bad_input(&r, perr.line, "%s", perr.message);
+		report_summary(&r, RUN_BAD_INPUT);
+		return RUN_BAD_INPUT;
+	}
+	int status = run_scenario(s, opts, out);
+	scenario_free(s);
+	return status;
+}
+
+/* The whole of f, NUL-terminated; NULL on a read error or a NUL byte inside. */
+static char *read_all(FILE *f, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+	while (buf) {
+		n += fread(buf + n, 1, cap - n - 1, f);
+		if (n < cap - 1)
+			break;
+		char *grown = realloc(buf, cap *= 2);
+		if (!grown)
+			free(buf);
+		buf = grown;
+	}
+	if (!buf || ferror(f)) {
+		free(buf);
+		return NULL;
+	}
+	buf[n] = 0;
+	*len = n;
+	return buf;
+}
+
+int scenario_run_file(const char *path, const struct run_opts *opts, FILE *out)
+{
+	bool is_stdin = !strcmp(path, "-");
+	FILE *f = is_stdin ? stdin : fopen(path, "r");
+	size_t len = 0;
+	char *text = f ? read_all(f, &len) : NULL;
+	int error = errno;
+	if (f && !is_stdin)
+		fclose(f);
+	if (!text) {
+		struct scenario empty = { .name = (char *)path, .heap_region = -1 };
+		struct run r = { .s = &empty, .opts = opts, .out = out,
+				 .err = opts->err ? opts->err : stderr };
+		report_bad_input(&r, 0, "cannot read it: %s", strerror(error ? error : EIO));
+		report_summary(&r, RUN_BAD_INPUT);
+		return RUN_BAD_INPUT;
+	}
+	int status;
+	if (strlen(text) != len) {
+		struct scenario empty = { .name = (char *)path, .heap_region = -1 };
+		struct run r = { .s = &empty, .opts = opts, .out = out,
+				 .err = opts->err ? opts->err : stderr };
+		report_bad_input(&r, 0, "it holds a NUL byte: not a scenario text file");
+		report_summary(&r, RUN_BAD_INPUT);
+		status = RUN_BAD_INPUT;
+	} else {
+		status = scenario_run_text(is_stdin ? "<stdin>" : path, text, opts, out);
+	}
+	free(text);
+	return status;
+}

@@ -1,0 +1,158 @@
+/*
+ * words.c - the tables behind words.h: names of errnos, protections, advice, vmstat and smaps
+ * fields.  Lookups are linear: the tables are short and read once per scenario line.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "words.h"
+
+static const struct {
+	int error;
+	const char *name;
+} errnos[] = {
+	{ EPERM, "EPERM" },     { ENOENT, "ENOENT" },       { ESRCH, "ESRCH" },
+	{ EINTR, "EINTR" },     { EIO, "EIO" },             { ENXIO, "ENXIO" },
+	{ E2BIG, "E2BIG" },     { EBADF, "EBADF" },         { ECHILD, "ECHILD" },
+	{ EAGAIN, "EAGAIN" },   { ENOMEM, "ENOMEM" },       { EACCES, "EACCES" },
+	{ EFAULT, "EFAULT" },   { EBUSY, "EBUSY" },         { EEXIST, "EEXIST" },
+	{ ENODEV, "ENODEV" },   { EINVAL, "EINVAL" },       { ENFILE, "ENFILE" },
+	{ EMFILE, "EMFILE" },   { ENOSPC, "ENOSPC" },       { ERANGE, "ERANGE" },
+	{ ENOSYS, "ENOSYS" },   { EOVERFLOW, "EOVERFLOW" }, { EUCLEAN, "EUCLEAN" },
+	{ EHWPOISON, "EHWPOISON" }, { EOPNOTSUPP, "EOPNOTSUPP" },
+};
+
+int errno_by_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
+		if (!strcmp(errnos[i].name, name))
+			return errnos[i].error;
+	return -1;
+}
+
+const char *errno_name(int error)
+{
+	static __thread char other[32];
+	for (size_t i = 0; i < sizeof errnos / sizeof errnos[0]; i++)
+		if (errnos[i].error == error)
+			return errnos[i].name;
+	snprintf(other, sizeof other, "errno %d", error);
+	return other;
+}
+
+int prot_by_name(const char *name)
+{
+	if (!strcmp(name, "none"))
+		return PROT_NONE;
+	if (!*name || strlen(name) > 3)
+		return -1;
+	int prot = 0;
+	for (const char *c = name; *c; c++) {
+		int bit = *c == 'r' ? PROT_READ : *c == 'w' ? PROT_WRITE : *c == 'x' ? PROT_EXEC : 0;
+		if (*c == '-')
+			continue;
+		if (!bit || (prot & bit))
+			return -1;
+		prot |= bit;
+	}
+	return prot;
+}
+
+void prot_to_text(int prot, char out[4])
+{
+	out[0] = (prot & PROT_READ) ? 'r' : '-';
+	out[1] = (prot & PROT_WRITE) ? 'w' : '-';
+	out[2] = (prot & PROT_EXEC) ? 'x' : '-';
+	out[3] = 0;
+}
+
+static const struct {
+	int advice;
+	const char *name;
+} advices[] = {
+	{ MADV_NORMAL, "normal" },         { MADV_RANDOM, "random" },
+	{ MADV_SEQUENTIAL, "sequential" }, { MADV_WILLNEED, "willneed" },
+	{ MADV_DONTNEED, "dontneed" },     { MADV_FREE, "free" },
+	{ MADV_DONTFORK, "dontfork" },     { MADV_DOFORK, "dofork" },
+	{ MADV_WIPEONFORK, "wipeonfork" }, { MADV_KEEPONFORK, "keeponfork" },
+	{ MADV_HUGEPAGE, "hugepage" },     { MADV_NOHUGEPAGE, "nohugepage" },
+};
+
+int advice_by_name(const char *name)
+{
+	if (!strncmp(name, "MADV_", 5))
+		name += 5;
+	for (size_t i = 0; i < sizeof advices / sizeof advices[0]; i++)
+		if (!strcasecmp(advices[i].name, name))
+			return advices[i].advice;
+	return -1;
+}
+
+const char *advice_name(int advice)
+{
+	for (size_t i = 0; i < sizeof advices / sizeof advices[0]; i++)
+		if (advices[i].advice == advice)
+			return advices[i].name;
+	return NULL;
+}
+
+#define VMSTAT(name) { #name, offsetof(struct cowvm_vmstat, name) }
+const struct vmstat_field vmstat_fields[] = {
+	VMSTAT(nr_free_pages),    VMSTAT(nr_anon_pages),      VMSTAT(nr_shmem),
+	VMSTAT(nr_page_table_pages), VMSTAT(nr_active_anon),  VMSTAT(nr_inactive_anon),
+	VMSTAT(nr_zero_page_mappings), VMSTAT(nr_total_pages),
+	VMSTAT(pgfault),          VMSTAT(pgmajfault),         VMSTAT(pgreuse),
+	VMSTAT(pgalloc),          VMSTAT(pgfree),             VMSTAT(cow_copies),
+	VMSTAT(zero_page_maps),   VMSTAT(zero_page_cows),     VMSTAT(tlb_flushes),
+};
+#undef VMSTAT
+const int nr_vmstat_fields = sizeof vmstat_fields / sizeof vmstat_fields[0];
+
+int vmstat_field_by_name(const char *name)
+{
+	for (int i = 0; i < nr_vmstat_fields; i++)
+		if (!strcmp(vmstat_fields[i].name, name))
+			return i;
+	return -1;
+}
+
+uint64_t vmstat_value(const struct cowvm_vmstat *vs, int field)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)vs + vmstat_fields[field].offset, sizeof v);
+	return v;
+}
+
+#define SMAPS(name, label) { #name, label, offsetof(struct cowvm_smaps, name) }
+const struct smaps_field smaps_fields[] = {
+	SMAPS(size, "Size:"),
+	SMAPS(rss, "Rss:"),
+	SMAPS(pss, "Pss:"),
+	SMAPS(shared_clean, "Shared_Clean:"),
+	SMAPS(shared_dirty, "Shared_Dirty:"),
+	SMAPS(private_clean, "Private_Clean:"),
+	SMAPS(private_dirty, "Private_Dirty:"),
+	SMAPS(referenced, "Referenced:"),
+	SMAPS(anonymous, "Anonymous:"),
+	SMAPS(swap, "Swap:"),
+	SMAPS(swap_pss, "SwapPss:"),
+};
+#undef SMAPS
+const int nr_smaps_fields = sizeof smaps_fields / sizeof smaps_fields[0];
+
+int smaps_field_by_name(const char *name)
+{
+	for (int i = 0; i < nr_smaps_fields; i++)
+		if (!strcasecmp(smaps_fields[i].name, name))
+			return i;
+	return -1;
+}
+
+uint64_t smaps_value_kb(const struct cowvm_smaps *sm, int field)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)sm + smaps_fields[field].offset, sizeof v);
+	return v >> 10;
+}

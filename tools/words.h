@@ -1,0 +1,43 @@
+/*
+ * words.h - the words of the scenario language that name kernel things: errno names, mmap
+ * protections, madvise advice, and the fields of vmstat and smaps with where to find them in
+ * the library's structs.  One table each, so that the parser, the runner and the views agree.
+ */
+#ifndef COWVM_TOOLS_WORDS_H
+#define COWVM_TOOLS_WORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cowvm.h"
+
+int errno_by_name(const char *name);  /* "EFAULT" -> EFAULT, -1 if unknown */
+const char *errno_name(int error);    /* EFAULT -> "EFAULT"; "errno 123" style for others */
+
+/* "none", or letters from "rwx" and "-" in any order ("r", "rw", "rw-", "r-x") -> PROT_*; -1 */
+int prot_by_name(const char *name);
+void prot_to_text(int prot, char out[4]); /* "rw-" as /proc/pid/maps */
+
+int advice_by_name(const char *name); /* "dontfork" or "MADV_DONTFORK" -> MADV_DONTFORK; -1 */
+const char *advice_name(int advice);  /* "dontfork"; NULL if unknown */
+
+struct vmstat_field {
+	const char *name;   /* as /proc/vmstat spells it, or cowvm's own */
+	size_t offset;      /* in struct cowvm_vmstat */
+};
+extern const struct vmstat_field vmstat_fields[];
+extern const int nr_vmstat_fields;
+int vmstat_field_by_name(const char *name); /* index, -1 */
+uint64_t vmstat_value(const struct cowvm_vmstat *vs, int field);
+
+struct smaps_field {
+	const char *name;   /* as an expect line spells it (lower case) */
+	const char *label;  /* as /proc/pid/smaps prints it */
+	size_t offset;      /* in struct cowvm_smaps (bytes) */
+};
+extern const struct smaps_field smaps_fields[];
+extern const int nr_smaps_fields;
+int smaps_field_by_name(const char *name); /* index, -1 */
+uint64_t smaps_value_kb(const struct cowvm_smaps *sm, int field);
+
+#endif /* COWVM_TOOLS_WORDS_H */
