@@ -116,6 +116,31 @@ int64_t cowvm_access_remote(cowvm_task_t *t, uint64_t addr, void *buf, size_t le
  * (write-protects the PTEs so the next write sets pagemap bit 55 again), 5 peak RSS. */
 int cowvm_clear_refs(cowvm_task_t *t, int what);
 
+/* ---- Determinator's Put and Get between a parent and a child ---------------------------------
+ * COWVM_COPY: dput copies the parent's [parent_addr, +len) to the child at child_addr; dget the
+ *   child's [child_addr, +len) to the parent at parent_addr.  Any alignment.  Bytes outside the
+ *   range never change in the destination.  When the two addresses differ by a multiple of the
+ *   page size the page-aligned middle is shared copy-on-write as fork shares it (the destination
+ *   VMAs cover exactly that range, with the source's page offset and anon_vma ancestry, so rmap
+ *   finds every mapping), and only the partial head and tail pages are copied; otherwise every
+ *   byte is copied.  Holes stay holes: a page-aligned hole in the source leaves a hole in the
+ *   destination, and bytes of an unmapped source page are not copied.  A destination page with
+ *   no VMA that receives bytes gets a private one with the source VMA's protection.
+ * COWVM_ZERO: the destination range reads as zeros afterwards (partial pages cleared; the
+ *   aligned middle replaced by fresh private read-write demand-zero memory).
+ * COWVM_SNAP (dput) and COWVM_MERGE (dget): -EOPNOTSUPP for now.
+ * Returns 0 or -EINVAL (bad task/op, range beyond user space, overlap within one mm), -EACCES
+ * (bytes to copy into a shared mapping that may not be written), -ENOMEM.
+ */
+#define COWVM_COPY  1
+#define COWVM_ZERO  2
+#define COWVM_SNAP  3
+#define COWVM_MERGE 4
+int cowvm_dput(cowvm_task_t *parent, cowvm_task_t *child, int op, uint64_t parent_addr,
+	       uint64_t child_addr, uint64_t len);
+int cowvm_dget(cowvm_task_t *parent, cowvm_task_t *child, int op, uint64_t parent_addr,
+	       uint64_t child_addr, uint64_t len);
+
 /* ---- counters and introspection ------------------------------------------------------------ */
 
 /* pagemap word bits, as fs/proc/task_mmu.c */

@@ -371,3 +371,20 @@ void for_each_pinned_page(struct cowvm *vm, void (*fn)(void *arg, struct page *p
 	}
 	pthread_mutex_unlock(&vm->pin_lock);
 }
+
+/*
+ * get_user_page_vma_remote: hold one page of task's address space as access_remote_vm does
+ * (FOLL_FORCE, FOLL_GET, and FOLL_WRITE for a write, which breaks COW first).  Caller holds
+ * the mm's mmap_lock.  Returns the page with a reference (the zero page without one), or NULL.
+ */
+struct page *get_user_page_vma_remote(struct task_struct *task, uint64_t addr, bool write)
+{
+	struct page *page;
+	unsigned foll = COWVM_FOLL_GET | FOLL_FORCE | FOLL_REMOTE | (write ? COWVM_FOLL_WRITE : 0);
+	return __get_user_pages(task, addr & PAGE_MASK, 1, foll, &page) == 1 ? page : NULL;
+}
+
+void put_user_page_ref(struct cowvm *vm, struct page *page)
+{
+	gup_put_page(vm, page, COWVM_FOLL_GET);
+}

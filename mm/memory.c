@@ -488,26 +488,31 @@ static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uin
 	return 0;
 }
 
-/* Copy one PMD's worth of PTEs (copy_pte_range).  Caller holds both PTLs. */
+/*
+ * Copy the PTEs of [addr, end) of src_vma, which lie in one PTE table on each side
+ * (copy_pte_range); dst_addr is where addr lands in dst_vma.  Caller holds both PTLs.
+ */
 static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma,
-			  pte_t *dst_pte, pte_t *src_pte, uint64_t addr, uint64_t end)
+			  pte_t *dst_pte, pte_t *src_pte, uint64_t addr, uint64_t end, uint64_t dst_addr)
 {
 	struct mm_struct *src_mm = src_vma->vm_mm, *dst_mm = dst_vma->vm_mm;
 	struct cowvm *vm = src_mm->vm;
 	bool cow = is_cow_mapping(src_vma->vm_flags);
 
-	for (; addr < end; addr += PAGE_SIZE, src_pte++, dst_pte++) {
+	for (; addr < end; addr += PAGE_SIZE, dst_addr += PAGE_SIZE, src_pte++, dst_pte++) {
 		pte_t pte = ptep_get(src_pte);
 		if (pte_none(pte))
 			continue;
 		if (!pte_present(pte))
 			bug("swap entry %#llx met before swap exists", (unsigned long long)pte);
+		if (unlikely(!pte_none(ptep_get(dst_pte))))
+			bug("copy_pte_range over a present destination PTE");
 		struct page *page = vm_normal_page(src_vma, addr, pte);
 		if (page && PageAnon(page)) {
 			if (PageAnonExclusive(page) &&
 			    (atomic_load(&src_mm->flags) & MMF_HAS_PINNED) &&
 			    page_ref_count(page) >= GUP_PIN_COUNTING_BIAS) {
-				if (copy_present_page(dst_vma, dst_pte, addr, page))
+				if (copy_present_page(dst_vma, dst_pte, dst_addr, page))
 					return -ENOMEM;
 				continue;
 			}
@@ -533,34 +538,49 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 	return 0;
 }
 
+static uint64_t next_table_boundary(uint64_t addr, uint64_t end)
+{
+	uint64_t next = (addr + PMD_SIZE) & ~(PMD_SIZE - 1);
+	return (next > end || next == 0) ? end : next;
+}
+
 /*
- * copy_page_range - fork: copy the parent VMA's page-table entries into the child's.  Only
- * VMAs with an anon_vma are copied (vma_needs_copy): others fault in lazily in the child.
- * Caller holds both mmap_locks for writing and flushes the parent's TLB afterwards.
- * Returns 0 or -ENOMEM (the child's partial copy is torn down by its exit_mmap).
+ * copy_page_range - share the source VMA's pages with the destination VMA copy-on-write, as
+ * fork does: fork copies a VMA to the same addresses in the child; dput's COPY to the same
+ * page offsets at other addresses (the destination VMA has the source's size and vm_pgoff,
+ * so every page keeps its index for rmap).  Only VMAs with an anon_vma are copied
+ * (vma_needs_copy): others fault in lazily.  Caller holds both mmap_locks for writing and
+ * flushes the source's TLB afterwards.  Returns 0 or -ENOMEM (the partial copy is the
+ * caller's to tear down).
  */
 int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma)
 {
 	struct mm_struct *src_mm = src_vma->vm_mm, *dst_mm = dst_vma->vm_mm;
+	uint64_t delta = dst_vma->vm_start - src_vma->vm_start; /* modulo 2^64 */
 
 	if (!src_vma->anon_vma)
 		return 0;
 	for (uint64_t addr = src_vma->vm_start; addr < src_vma->vm_end;) {
-		uint64_t next = (addr + PMD_SIZE) & ~(PMD_SIZE - 1);
-		if (next > src_vma->vm_end || next == 0)
-			next = src_vma->vm_end;
+		/* One step stays inside one PTE table on both sides. */
+		uint64_t next = next_table_boundary(addr, src_vma->vm_end);
+		uint64_t dst_next = next_table_boundary(addr + delta, src_vma->vm_end + delta) - delta;
+		if (dst_next < next)
+			next = dst_next;
 		pte_t *src_pte = pte_offset_map(src_mm, addr);
 		if (!src_pte) {
 			addr = next;
 			continue;
 		}
-		pte_t *dst_pte = pte_alloc_map(dst_mm, addr);
+		pte_t *dst_pte = pte_alloc_map(dst_mm, addr + delta);
 		if (!dst_pte)
 			return -ENOMEM;
+		bool same = src_mm == dst_mm;
 		spin_lock(&dst_mm->page_table_lock);
-		spin_lock(&src_mm->page_table_lock);
-		int err = copy_pte_range(dst_vma, src_vma, dst_pte, src_pte, addr, next);
-		spin_unlock(&src_mm->page_table_lock);
+		if (!same)
+			spin_lock(&src_mm->page_table_lock);
+		int err = copy_pte_range(dst_vma, src_vma, dst_pte, src_pte, addr, next, addr + delta);
+		if (!same)
+			spin_unlock(&src_mm->page_table_lock);
 		spin_unlock(&dst_mm->page_table_lock);
 		if (err)
 			return err;

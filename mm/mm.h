@@ -300,6 +300,11 @@ typedef int (*rmap_one_fn)(struct page *page, struct vm_area_struct *vma, uint64
 int rmap_walk(struct cowvm *vm, struct page *page, rmap_one_fn fn, void *arg);
 void put_anon_vma(struct anon_vma *anon_vma);
 
+/* ---- get_user_pages (gup.c) ------------------------------------------------------------------ */
+
+struct page *get_user_page_vma_remote(struct task_struct *task, uint64_t addr, bool write);
+void put_user_page_ref(struct cowvm *vm, struct page *page);
+
 /* ---- shared anonymous memory (shmem.c) --------------------------------------------------------- */
 
 struct shmem_inode *shmem_create(struct cowvm *vm, uint64_t size_pages);
@@ -324,6 +329,7 @@ struct vm_area_struct *vma_merge_neighbours(struct mm_struct *mm, struct vm_area
 struct vm_area_struct *vma_modify_flags(struct mm_struct *mm, struct vm_area_struct *vma,
 					uint64_t start, uint64_t end, unsigned long newflags);
 int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len);
+int mmap_region(struct mm_struct *mm, uint64_t addr, uint64_t len, unsigned long vm_flags);
 void exit_mmap(struct mm_struct *mm);
 int populate_range(struct task_struct *task, uint64_t start, uint64_t end);
 struct mm_struct *mm_alloc(struct cowvm *vm);
@@ -332,5 +338,8 @@ void mm_free(struct mm_struct *mm);
 /* ---- tracing ---------------------------------------------------------------------------------- */
 
 void trace_fault(struct vm_fault *vmf, unsigned result, bool user);
+/* An event that is not a fault (dput's phases): path names what ran over [addr, +len). */
+void trace_event(struct task_struct *task, uint64_t addr, const char *const *path, int npath,
+		 const char *outcome);
 
 #endif

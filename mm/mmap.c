@@ -310,7 +310,7 @@ static int64_t get_unmapped_area(struct mm_struct *mm, uint64_t hint, uint64_t l
  * mmap_region - create the VMA for [addr, addr + len) (already free) and merge it.
  * Returns 0 or -ENOMEM with nothing changed.
  */
-static int mmap_region(struct mm_struct *mm, uint64_t addr, uint64_t len, unsigned long vm_flags)
+int mmap_region(struct mm_struct *mm, uint64_t addr, uint64_t len, unsigned long vm_flags)
 {
 	struct vm_area_struct *vma = vm_area_alloc(mm);
 	if (!vma)

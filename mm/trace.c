@@ -39,6 +39,21 @@ void trace_fault(struct vm_fault *vmf, unsigned result, bool user)
 	fn(vm->tracer_arg, &ev);
 }
 
+void trace_event(struct task_struct *task, uint64_t addr, const char *const *path, int npath,
+		 const char *outcome)
+{
+	cowvm_tracer_fn fn = task->vm->tracer;
+	if (!fn)
+		return;
+	struct cowvm_fault_event ev = {
+		.pid = task->pid, .tid = task->tid, .addr = addr, .write = 1, .user = 0,
+		.npath = npath < COWVM_TRACE_MAX_PATH ? npath : COWVM_TRACE_MAX_PATH, .outcome = outcome,
+	};
+	for (int i = 0; i < ev.npath; i++)
+		ev.path[i] = path[i];
+	fn(task->vm->tracer_arg, &ev);
+}
+
 void cowvm_set_tracer(cowvm_t *vm, cowvm_tracer_fn fn, void *arg)
 {
 	if (!vm)
