@@ -128,9 +128,22 @@ int cowvm_clear_refs(cowvm_task_t *t, int what);
  *   no VMA that receives bytes gets a private one with the source VMA's protection.
  * COWVM_ZERO: the destination range reads as zeros afterwards (partial pages cleared; the
  *   aligned middle replaced by fresh private read-write demand-zero memory).
- * COWVM_SNAP (dput) and COWVM_MERGE (dget): -EOPNOTSUPP for now.
+ * COWVM_SNAP (dput only): record a reference image of the child's whole address space, copy-
+ *   on-write (page tables are copied, data is not); the addresses and length are ignored.
+ * COWVM_MERGE (dget only): three-way merge of the child's changes since its SNAP, over the
+ *   child's [child_addr, +len), into the parent at parent_addr (page aligned, both).  Per page:
+ *   unchanged in the child -> skipped (whole unchanged page tables are skipped at once);
+ *   changed only in the child -> the parent takes the child's page, shared copy-on-write when
+ *   both VMAs belong to one anon_vma tree at the same page index, else copied;
+ *   changed on both sides -> merged byte by byte: a byte the child changed is taken unless the
+ *   parent changed it differently, which is a conflict.  A conflicting byte keeps the parent's
+ *   value; every other byte is merged.  With conflicts the call returns -EBADE after merging
+ *   everything it could; cowvm_merge_report says how many and where the first one was.
+ *   Unmapped (or unshared-but-read-only) parts of the parent range fail with -EFAULT, changing
+ *   nothing; a child without a snapshot fails with -ENOENT.  Private mappings only: shared
+ *   memory is the same on both sides and is skipped.
  * Returns 0 or -EINVAL (bad task/op, range beyond user space, overlap within one mm), -EACCES
- * (bytes to copy into a shared mapping that may not be written), -ENOMEM.
+ * (bytes to copy into a shared mapping that may not be written), -ENOMEM, or as above.
  */
 #define COWVM_COPY  1
 #define COWVM_ZERO  2
@@ -140,6 +153,17 @@ int cowvm_dput(cowvm_task_t *parent, cowvm_task_t *child, int op, uint64_t paren
 	       uint64_t child_addr, uint64_t len);
 int cowvm_dget(cowvm_task_t *parent, cowvm_task_t *child, int op, uint64_t parent_addr,
 	       uint64_t child_addr, uint64_t len);
+
+struct cowvm_merge_report {
+	uint64_t conflicts;       /* bytes changed differently on both sides */
+	uint64_t first_conflict;  /* parent address of the first, 0 if none */
+	uint64_t pages_skipped;   /* unchanged in the child (counted per page of examined tables) */
+	uint64_t tables_skipped;  /* PTE tables (2 MiB) skipped whole: unchanged since the SNAP */
+	uint64_t pages_shared;    /* taken from the child copy-on-write */
+	uint64_t pages_copied;    /* taken from the child by copying */
+	uint64_t pages_merged;    /* changed on both sides, merged byte by byte */
+};
+int cowvm_merge_report(cowvm_task_t *parent, struct cowvm_merge_report *out); /* the last MERGE into parent */
 
 /* ---- counters and introspection ------------------------------------------------------------ */
 

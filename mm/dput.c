@@ -28,6 +28,21 @@
  * ZERO [addr, end): the slivers are cleared byte by byte; the middle is replaced by fresh
  * demand-zero private memory (read-write).
  *
+ * SNAP keeps a reference image of the child: a hidden mm whose VMAs are COW twins of the
+ * child's (copy_vma_cow), so it costs page tables, not data.  From then on every child write
+ * to a page that existed at the SNAP copies it (the image holds a reference), so "changed"
+ * means "maps another frame than the image", and the fault path marks each PTE table whose
+ * frames changed (mark_table_changed); the SNAP clears those marks.
+ *
+ * MERGE walks the child's range table by table, skipping unmarked tables whole (Determinator
+ * skips unchanged page directories the same way), and per changed page:
+ *
+ *     child == image               -> skip
+ *     parent == image (frame)      -> take the child's page: share it COW when the parent's VMA
+ *                                     is in the page's anon_vma tree at the same index, else copy
+ *     both changed                 -> per byte: child == image: keep parent; parent == image:
+ *                                     take child; parent == child: same change; else conflict
+ *
  * Both mms' mmap_locks are held for writing (the lower pid first).  Bad arguments change
  * nothing; running out of memory in the middle of a COPY leaves the destination partly
  * copied (as a failed fork leaves its child), never an inconsistent state.
@@ -38,6 +53,11 @@ static struct vm_area_struct *vma_at(struct mm_struct *mm, uint64_t addr)
 {
 	struct vm_area_struct *vma = find_vma(mm, addr);
 	return vma && vma->vm_start <= addr ? vma : NULL;
+}
+
+static bool range_ok(uint64_t addr, uint64_t len)
+{
+	return len <= TASK_SIZE_MAX && addr <= TASK_SIZE_MAX - len;
 }
 
 static void lock_two(struct mm_struct *a, struct mm_struct *b)
@@ -165,33 +185,12 @@ static int share_pages(struct task_struct *st, uint64_t ss, uint64_t se, struct 
 	memcpy(src, &smm->vmas[first], count * sizeof(*src));
 
 	for (size_t i = 0; i < count && !err; i++) {
-		struct vm_area_struct *v = src[i];
-		struct vm_area_struct *t = vm_area_dup(v);
-		if (!t) {
-			err = -ENOMEM;
-			break;
+		/* fork's advice is not dput's: a DONTCOPY or WIPEONFORK VMA is copied whole */
+		err = copy_vma_cow(dmm, src[i], delta, false);
+		if (!err) {
+			struct vm_area_struct *t = find_vma(dmm, src[i]->vm_start + delta);
+			t->vm_flags &= ~(VM_DONTCOPY | VM_WIPEONFORK);
 		}
-		t->vm_mm = dmm;
-		t->vm_start += delta;
-		t->vm_end += delta;
-		t->vm_flags &= ~(VM_DONTCOPY | VM_WIPEONFORK); /* advice for fork, not for dput */
-		if (anon_vma_fork(t, v)) {
-			vm_area_free(t);
-			err = -ENOMEM;
-			break;
-		}
-		if (vma_insert(dmm, t)) {
-			unlink_anon_vmas(t);
-			vm_area_free(t);
-			err = -ENOMEM;
-			break;
-		}
-		if (t->vm_file) {
-			shmem_get(t->vm_file);
-			shmem_link_vma(t);
-		}
-		dmm->total_vm += (t->vm_end - t->vm_start) >> PAGE_SHIFT;
-		err = copy_page_range(t, v);
 	}
 	free(src);
 	flush_tlb_mm_range(smm, ss, se);
@@ -259,10 +258,276 @@ static int do_zero(struct task_struct *dt, uint64_t addr, uint64_t len)
 	return err;
 }
 
-static bool range_ok(uint64_t addr, uint64_t len)
+/* ---- SNAP ------------------------------------------------------------------------------- */
+
+/* Clear the "changed" marks of every PTE table of mm (walking the upper levels). */
+static void clear_table_marks(struct cowvm *vm, uint64_t table_pfn, int level)
 {
-	return len <= TASK_SIZE_MAX && addr <= TASK_SIZE_MAX - len;
+	pte_t *table = table_of(vm, table_pfn);
+	if (level == 1) {
+		ClearPageFlag(pfn_to_page(vm, table_pfn), PG_dirty);
+		return;
+	}
+	for (int i = 0; i < PTRS_PER_TABLE; i++) {
+		pte_t e = ptep_get(&table[i]);
+		if (e)
+			clear_table_marks(vm, pte_pfn(e), level - 1);
+	}
 }
+
+/* Tear down an image: no thread uses it, nothing else points at it. */
+void destroy_snapshot(struct mm_struct *snap)
+{
+	struct cowvm *vm = snap->vm;
+	pthread_mutex_lock(&vm->task_lock);
+	list_del(&snap->mmlist);
+	pthread_mutex_unlock(&vm->task_lock);
+	exit_mmap(snap);
+	mm_free(snap);
+}
+
+/*
+ * take_snapshot - the child's image: a new hidden mm with a COW twin of each private VMA.
+ * Replaces an older image.  Returns 0 or -ENOMEM with the old image kept.
+ */
+static int take_snapshot(struct task_struct *parent, struct task_struct *child)
+{
+	struct cowvm *vm = child->vm;
+	struct mm_struct *mm = child->mm;
+	struct mm_struct *snap = mm_alloc(vm);
+	if (!snap)
+		return -ENOMEM;
+	current = parent;
+	snap->tgid = mm->tgid;
+	snap->is_snapshot = true;
+	pthread_mutex_lock(&vm->task_lock);
+	list_add_tail(&snap->mmlist, &vm->mms);
+	pthread_mutex_unlock(&vm->task_lock);
+
+	down_write(&mm->mmap_lock);
+	down_write(&snap->mmap_lock);
+	int err = 0;
+	for (size_t i = 0; i < mm->nr_vmas && !err; i++)
+		if (!mm->vmas[i]->vm_file) /* shared memory needs no image: both sides see it */
+			err = copy_vma_cow(snap, mm->vmas[i], 0, false);
+	up_write(&snap->mmap_lock);
+	flush_tlb_mm(mm);
+	if (err) {
+		up_write(&mm->mmap_lock);
+		destroy_snapshot(snap);
+		return err;
+	}
+	/* A pinned page was copied for the image, not shared: the child may change it without a
+	 * fault, so keep every table marked and let MERGE compare bytes. */
+	if (!(atomic_load(&mm->flags) & MMF_HAS_PINNED))
+		clear_table_marks(vm, mm->pgd, 4);
+	struct mm_struct *old = mm->snapshot;
+	mm->snapshot = snap;
+	up_write(&mm->mmap_lock);
+	if (old)
+		destroy_snapshot(old);
+	return 0;
+}
+
+/* ---- MERGE ------------------------------------------------------------------------------- */
+
+/* The frame a PTE maps for merging: 0 for none (a hole reads as zeros, as the zero page). */
+static uint64_t merge_pfn(struct cowvm *vm, pte_t pte)
+{
+	if (!pte_present(pte) || pte_pfn(pte) == page_to_pfn(vm, vm->zero_page))
+		return 0;
+	return pte_pfn(pte);
+}
+
+static pte_t pte_at(struct mm_struct *mm, uint64_t addr)
+{
+	pte_t *ptep = pte_offset_map(mm, addr);
+	return ptep ? ptep_get(ptep) : 0;
+}
+
+static const uint8_t *frame_bytes(struct cowvm *vm, uint64_t pfn)
+{
+	return pfn ? pfn_to_virt(vm, pfn) : pfn_to_virt(vm, page_to_pfn(vm, vm->zero_page));
+}
+
+/*
+ * Share the child's page cpfn (at child address x) into the parent at y, copy-on-write, when
+ * rmap allows it: the parent's VMA is private, in the page's anon_vma tree, and computes the
+ * page's index at y.  The page becomes non-exclusive and names the tree's root.  Both
+ * mmap_locks held.  Returns true when shared.
+ */
+static bool share_child_page(struct task_struct *parent, uint64_t y, struct task_struct *child,
+			     uint64_t x, uint64_t cpfn)
+{
+	struct cowvm *vm = parent->vm;
+	struct mm_struct *pmm = parent->mm, *cmm = child->mm;
+	struct page *page = pfn_to_page(vm, cpfn);
+	struct vm_area_struct *pvma = vma_at(pmm, y);
+	struct anon_vma *av = page->mapping;
+	if (!PageAnon(page) || !pvma || pvma->vm_file || !pvma->anon_vma || !av ||
+	    pvma->anon_vma->root != av->root || linear_page_index(pvma, y) != page->index)
+		return false;
+	pte_t *pptep = pte_alloc_map(pmm, y);
+	pte_t *cptep = pte_offset_map(cmm, x);
+	if (!pptep || !cptep)
+		return false;
+	struct mmu_gather tlb;
+	tlb_gather_mmu(&tlb, pmm);
+	spin_lock(&pmm->page_table_lock);
+	if (cmm != pmm)
+		spin_lock(&cmm->page_table_lock);
+	/* the child's side: read-only and shared from now on */
+	ptep_set_wrprotect(cptep);
+	ClearPageAnonExclusive(page);
+	page->mapping = av->root;
+	/* the parent's side: drop what it mapped, map the child's page read-only */
+	pte_t old = ptep_get_and_clear(pptep);
+	if (pte_present(old)) {
+		struct page *oldpage = vm_normal_page(pvma, y, old);
+		if (oldpage) {
+			page_remove_rmap(vm, oldpage, pvma);
+			tlb_remove_page(&tlb, oldpage, y);
+			add_mm_counter(pmm, MM_ANONPAGES, -1);
+		} else {
+			mod_node_page_state(vm, NR_ZERO_MAPPED, -1);
+			tlb_flush_range(&tlb, y, y + PAGE_SIZE);
+		}
+	}
+	get_page(page);
+	page_dup_rmap(page);
+	add_mm_counter(pmm, MM_ANONPAGES, 1);
+	set_pte(pptep, pte_mkyoung(pfn_pte(cpfn, pvma->vm_page_prot)));
+	mark_table_changed(vm, pptep);
+	if (cmm != pmm)
+		spin_unlock(&cmm->page_table_lock);
+	spin_unlock(&pmm->page_table_lock);
+	flush_tlb_mm_range(cmm, x, x + PAGE_SIZE);
+	tlb_finish_mmu(&tlb);
+	return true;
+}
+
+/*
+ * Merge one changed page: child bytes c, image bytes r, into the parent's page at y (held for
+ * writing through FOLL_FORCE, which breaks COW).  Counts conflicts.  Returns 0 or -ENOMEM.
+ */
+static int merge_bytes(struct task_struct *parent, uint64_t y, const uint8_t *c, const uint8_t *r,
+		       bool take_all, struct cowvm_merge_report *rep)
+{
+	struct cowvm *vm = parent->vm;
+	struct page *ppage = get_user_page_vma_remote(parent, y, true);
+	if (!ppage)
+		return -ENOMEM;
+	uint8_t *p = page_address(vm, ppage);
+	if (take_all) {
+		memcpy(p, c, PAGE_SIZE);
+	} else {
+		for (size_t i = 0; i < PAGE_SIZE; i++) {
+			if (c[i] == r[i] || p[i] == c[i])
+				continue;
+			if (p[i] == r[i]) {
+				p[i] = c[i];
+				continue;
+			}
+			if (!rep->conflicts++)
+				rep->first_conflict = y + i;
+		}
+	}
+	SetPageDirty(ppage);
+	put_user_page_ref(vm, ppage);
+	return 0;
+}
+
+/* Does the parent have, at every page of [y, y + len), memory the merge may write? */
+static bool merge_dest_ok(struct mm_struct *pmm, uint64_t y, uint64_t len)
+{
+	for (uint64_t a = y; a < y + len;) {
+		struct vm_area_struct *vma = vma_at(pmm, a);
+		if (!vma || (vma->vm_flags & VM_SHARED && !(vma->vm_flags & VM_WRITE)))
+			return false;
+		a = vma->vm_end;
+	}
+	return true;
+}
+
+static int do_merge(struct task_struct *parent, uint64_t pa, struct task_struct *child, uint64_t ca,
+		    uint64_t len)
+{
+	struct cowvm *vm = parent->vm;
+	struct mm_struct *pmm = parent->mm, *cmm = child->mm;
+	if (!PAGE_ALIGNED(pa) || !PAGE_ALIGNED(ca) || !PAGE_ALIGNED(len) || !range_ok(pa, len) ||
+	    !range_ok(ca, len) || pmm == cmm)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	current = parent;
+	lock_two(pmm, cmm);
+	struct mm_struct *snap = cmm->snapshot;
+	struct cowvm_merge_report rep = { 0 };
+	int err = 0;
+	if (!snap) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (!merge_dest_ok(pmm, pa, len)) {
+		err = -EFAULT;
+		goto out;
+	}
+	down_read(&snap->mmap_lock);
+	for (uint64_t x = ca; x < ca + len && !err;) {
+		uint64_t table_end = (x + PMD_SIZE) & ~(PMD_SIZE - 1);
+		if (table_end > ca + len)
+			table_end = ca + len;
+		pte_t *ctab = pte_offset_map(cmm, x), *rtab = pte_offset_map(snap, x);
+		bool unchanged = ctab ? !PageDirty(pfn_to_page(vm, ((uint8_t *)ctab - vm->phys) >> PAGE_SHIFT))
+				      : !rtab;
+		if (unchanged) { /* nothing in this table changed its frame since the SNAP */
+			rep.tables_skipped++;
+			x = table_end;
+			continue;
+		}
+		for (; x < table_end && !err; x += PAGE_SIZE) {
+			struct vm_area_struct *cvma = vma_at(cmm, x);
+			if (cvma && cvma->vm_file)
+				continue; /* shared memory: one copy for both */
+			uint64_t cpfn = merge_pfn(vm, pte_at(cmm, x)), rpfn = merge_pfn(vm, pte_at(snap, x));
+			if (cpfn == rpfn) {
+				rep.pages_skipped++;
+				continue;
+			}
+			uint64_t y = pa + (x - ca);
+			uint64_t ppfn = merge_pfn(vm, pte_at(pmm, y));
+			if (ppfn == rpfn) {
+				if (cpfn && share_child_page(parent, y, child, x, cpfn)) {
+					rep.pages_shared++;
+					continue;
+				}
+				err = merge_bytes(parent, y, frame_bytes(vm, cpfn), NULL, true, &rep);
+				rep.pages_copied++;
+				continue;
+			}
+			err = merge_bytes(parent, y, frame_bytes(vm, cpfn), frame_bytes(vm, rpfn), false, &rep);
+			rep.pages_merged++;
+		}
+	}
+	up_read(&snap->mmap_lock);
+	if (!err && rep.conflicts)
+		err = -EBADE;
+out:
+	pmm->merge = rep;
+	unlock_two(pmm, cmm);
+	return err;
+}
+
+int cowvm_merge_report(cowvm_task_t *parent, struct cowvm_merge_report *out)
+{
+	if (!parent || !out)
+		return -EINVAL;
+	down_read(&parent->mm->mmap_lock);
+	*out = parent->mm->merge;
+	up_read(&parent->mm->mmap_lock);
+	return 0;
+}
+
 
 /*
  * The checks every operation makes before touching anything: tasks, op, ranges inside user
@@ -297,8 +562,10 @@ static int dput_common(struct task_struct *parent, struct task_struct *child, in
 	if (get ? (op != COWVM_COPY && op != COWVM_ZERO && op != COWVM_MERGE)
 		: (op != COWVM_COPY && op != COWVM_ZERO && op != COWVM_SNAP))
 		return -EINVAL;
-	if (op == COWVM_SNAP || op == COWVM_MERGE)
-		return -EOPNOTSUPP; /* the snapshot and merge arrive in a later slice */
+	if (op == COWVM_SNAP)
+		return take_snapshot(parent, child);
+	if (op == COWVM_MERGE)
+		return do_merge(parent, parent_addr, child, child_addr, len);
 	if (len == 0)
 		return 0;
 	struct task_struct *st = get ? child : parent, *dt = get ? parent : child;

@@ -69,35 +69,9 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)
 		struct vm_area_struct *mpnt = oldmm->vmas[i];
 		if (mpnt->vm_flags & VM_DONTCOPY)
 			continue;
-		struct vm_area_struct *tmp = vm_area_dup(mpnt);
-		if (!tmp) {
-			err = -ENOMEM;
+		err = copy_vma_cow(mm, mpnt, 0, mpnt->vm_flags & VM_WIPEONFORK);
+		if (err)
 			break;
-		}
-		tmp->vm_mm = mm;
-		if (tmp->vm_flags & VM_WIPEONFORK) {
-			tmp->anon_vma = NULL; /* faults in fresh, as a new mapping would */
-		} else if (anon_vma_fork(tmp, mpnt)) {
-			vm_area_free(tmp);
-			err = -ENOMEM;
-			break;
-		}
-		if (vma_insert(mm, tmp)) {
-			unlink_anon_vmas(tmp);
-			vm_area_free(tmp);
-			err = -ENOMEM;
-			break;
-		}
-		if (tmp->vm_file) {
-			shmem_get(tmp->vm_file);
-			shmem_link_vma(tmp);
-		}
-		mm->total_vm += (tmp->vm_end - tmp->vm_start) >> PAGE_SHIFT;
-		if (!(tmp->vm_flags & VM_WIPEONFORK)) {
-			err = copy_page_range(tmp, mpnt);
-			if (err)
-				break;
-		}
 	}
 	flush_tlb_mm(oldmm);
 	up_write(&mm->mmap_lock);
@@ -170,6 +144,8 @@ int cowvm_exit(cowvm_task_t *t)
 	up_write(&mm->mmap_lock);
 	free(t);
 	if (last) {
+		if (mm->snapshot)
+			destroy_snapshot(mm->snapshot);
 		exit_mmap(mm);
 		mm_free(mm);
 	}

@@ -24,6 +24,7 @@ static struct page *pte_alloc_one(struct mm_struct *mm, int level)
 	if (!page)
 		return NULL;
 	SetPageFlag(page, PG_pgtable);
+	SetPageDirty(page); /* a new table is news to any snapshot */
 	page->private = (uint64_t)level;
 	atomic_fetch_add(&mm->pgtables_pages, 1);
 	mod_node_page_state(mm->vm, NR_PAGETABLE, 1);
@@ -142,6 +143,7 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 			return 0;
 		}
 		set_pte(vmf->pte, entry);
+		mark_table_changed(vm, vmf->pte);
 		mod_node_page_state(vm, NR_ZERO_MAPPED, 1);
 		spin_unlock(&mm->page_table_lock);
 		count_vm_event(vm, ZERO_PAGE_MAP);
@@ -168,6 +170,7 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 	page_add_new_anon_rmap(page, vma, vmf->address, true);
 	lru_cache_add_active(vm, page);
 	set_pte(vmf->pte, entry);
+	mark_table_changed(vm, vmf->pte);
 	spin_unlock(&mm->page_table_lock);
 	vmf->new_pfn = page_to_pfn(vm, page);
 	return 0;
@@ -202,6 +205,7 @@ static unsigned do_fault(struct vm_fault *vmf)
 	add_mm_counter(mm, MM_SHMEMPAGES, 1);
 	page_add_file_rmap(page, vma);
 	set_pte(vmf->pte, entry);
+	mark_table_changed(mm->vm, vmf->pte);
 	spin_unlock(&mm->page_table_lock);
 	vmf->new_pfn = page_to_pfn(mm->vm, page);
 	return 0;
@@ -305,6 +309,7 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 	page_add_new_anon_rmap(new_page, vma, vmf->address, true);
 	lru_cache_add_active(vm, new_page);
 	set_pte(vmf->pte, entry);
+	mark_table_changed(vm, vmf->pte);
 	if (old_page) {
 		trace_step(vmf, "page_remove_rmap");
 		page_remove_rmap(vm, old_page, vma);
@@ -485,6 +490,7 @@ static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uin
 	pte_t entry = maybe_mkwrite(pte_mkdirty(pfn_pte(page_to_pfn(vm, new_page),
 							dst_vma->vm_page_prot)), dst_vma);
 	set_pte(dst_pte, entry);
+	mark_table_changed(vm, dst_pte);
 	return 0;
 }
 
@@ -534,6 +540,7 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 		if (src_vma->vm_flags & VM_SHARED)
 			pte = pte_mkclean(pte);
 		set_pte(dst_pte, pte_mkold(pte));
+		mark_table_changed(vm, dst_pte);
 	}
 	return 0;
 }
@@ -652,6 +659,7 @@ static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma, pt
 		if (pte_none(ptep_get(pte)))
 			continue;
 		pte_t ptent = ptep_get_and_clear(pte);
+		mark_table_changed(mm->vm, pte);
 		if (!pte_present(ptent))
 			bug("swap entry %#llx met before swap exists", (unsigned long long)ptent);
 		tlb_flush_range(tlb, addr, addr + PAGE_SIZE);

@@ -225,6 +225,17 @@ unsigned do_user_addr_fault(struct task_struct *task, uint64_t address, bool wri
 
 /* ---- page tables (memory.c) ------------------------------------------------------------------- */
 
+/*
+ * A PTE of this table changed its frame (mapped, replaced, zapped): dput's MERGE looks only at
+ * tables marked since the SNAP, so its cost follows what changed, not the size of the range.
+ */
+static inline void mark_table_changed(struct cowvm *vm, const pte_t *ptep)
+{
+	struct page *table = &vm->mem_map[(uint64_t)((const uint8_t *)ptep - vm->phys) >> PAGE_SHIFT];
+	if (!(atomic_load_explicit(&table->flags, memory_order_relaxed) & (1u << PG_dirty)))
+		atomic_fetch_or_explicit(&table->flags, 1u << PG_dirty, memory_order_relaxed);
+}
+
 /* The table a frame holds; a pointer beyond memory is a corrupted page table. */
 static inline pte_t *table_of(struct cowvm *vm, uint64_t pfn)
 {
@@ -330,6 +341,8 @@ struct vm_area_struct *vma_modify_flags(struct mm_struct *mm, struct vm_area_str
 					uint64_t start, uint64_t end, unsigned long newflags);
 int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len);
 int mmap_region(struct mm_struct *mm, uint64_t addr, uint64_t len, unsigned long vm_flags);
+int copy_vma_cow(struct mm_struct *dst, struct vm_area_struct *src, uint64_t delta, bool wipe);
+void destroy_snapshot(struct mm_struct *snap); /* dput.c */
 void exit_mmap(struct mm_struct *mm);
 int populate_range(struct task_struct *task, uint64_t start, uint64_t end);
 struct mm_struct *mm_alloc(struct cowvm *vm);

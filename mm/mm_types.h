@@ -36,7 +36,7 @@ enum pageflags {
 	PG_shmem,          /* shared anonymous page: mapping is a struct shmem_inode */
 	PG_lru,            /* on an LRU list */
 	PG_active,         /* on the active list */
-	PG_dirty,
+	PG_dirty,          /* data page: dirty; page-table page: a PTE changed since the last SNAP */
 	PG_referenced,
 };
 
@@ -110,6 +110,9 @@ struct mm_struct {
 	struct list_head threads;       /* its tasks, by task->thread_node; vm->task_lock */
 	int nr_threads;                 /* vm->task_lock */
 	struct list_head mmlist;        /* in vm->mms; vm->task_lock */
+	struct mm_struct *snapshot;     /* dput SNAP: a COW image of this mm; mmap_lock */
+	bool is_snapshot;               /* this mm is such an image (no threads) */
+	struct cowvm_merge_report merge; /* the last MERGE into this mm; mmap_lock */
 };
 
 /* ---- reverse mapping ------------------------------------------------------------------------ */

@@ -267,6 +267,40 @@ struct vm_area_struct *vma_modify_flags(struct mm_struct *mm, struct vm_area_str
 	return vma;
 }
 
+/*
+ * copy_vma_cow - give dst a twin of src at src's range + delta, sharing src's pages
+ * copy-on-write (fork, dput's COPY middle, dput's SNAP).  The twin keeps src's vm_pgoff, so
+ * each page keeps its index, and gets an anon_vma forked from src's, so rmap finds it.  With
+ * wipe the twin starts empty (VM_WIPEONFORK).  Both mmap_locks held for writing; the caller
+ * flushes src's TLB.  Returns 0 or -ENOMEM (a twin already inserted stays, partly copied).
+ */
+int copy_vma_cow(struct mm_struct *dst, struct vm_area_struct *src, uint64_t delta, bool wipe)
+{
+	struct vm_area_struct *tmp = vm_area_dup(src);
+	if (!tmp)
+		return -ENOMEM;
+	tmp->vm_mm = dst;
+	tmp->vm_start += delta;
+	tmp->vm_end += delta;
+	if (wipe) {
+		tmp->anon_vma = NULL; /* faults in fresh, as a new mapping would */
+	} else if (anon_vma_fork(tmp, src)) {
+		vm_area_free(tmp);
+		return -ENOMEM;
+	}
+	if (vma_insert(dst, tmp)) {
+		unlink_anon_vmas(tmp);
+		vm_area_free(tmp);
+		return -ENOMEM;
+	}
+	if (tmp->vm_file) {
+		shmem_get(tmp->vm_file);
+		shmem_link_vma(tmp);
+	}
+	dst->total_vm += (tmp->vm_end - tmp->vm_start) >> PAGE_SHIFT;
+	return wipe ? 0 : copy_page_range(tmp, src);
+}
+
 /* ---- mmap --------------------------------------------------------------------------------- */
 
 static bool range_is_free(struct mm_struct *mm, uint64_t addr, uint64_t len)
