@@ -253,6 +253,10 @@ void free_pgtables(struct mmu_gather *tlb, struct mm_struct *mm, uint64_t start,
 void free_pgd(struct mm_struct *mm);
 struct page *vm_normal_page(struct vm_area_struct *vma, uint64_t addr, pte_t pte);
 
+/* pagewalk.c: fn on each PTE slot of [start, end) whose table exists; PTL held; non-0 stops. */
+typedef int (*pte_entry_fn)(pte_t *pte, uint64_t addr, void *arg);
+int walk_page_range(struct mm_struct *mm, uint64_t start, uint64_t end, pte_entry_fn fn, void *arg);
+
 /* mmu_gather: pages and tables unmapped under the lock, freed after the TLB flush. */
 #define GATHER_BATCH 256
 struct mmu_gather {

@@ -21,43 +21,44 @@ static bool can_change_pte_writable(struct vm_area_struct *vma, uint64_t addr, p
 	return page && PageAnon(page) && PageAnonExclusive(page);
 }
 
+struct change_prot_arg {
+	struct vm_area_struct *vma;
+	bool try_writable;
+	bool need_flush;
+};
+
+static int change_pte_entry(pte_t *ptep, uint64_t addr, void *varg)
+{
+	struct change_prot_arg *a = varg;
+	pte_t old = ptep_get(ptep), new;
+	if (!pte_present(old))
+		return 0;
+	/* The MMU may set accessed/dirty meanwhile: retry until the swap is clean. */
+	do {
+		new = pte_modify(old, a->vma->vm_page_prot);
+		if (a->try_writable && !pte_write(new) && can_change_pte_writable(a->vma, addr, new))
+			new = pte_mkwrite(new);
+	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
+							   __ATOMIC_ACQUIRE));
+	if ((pte_write(old) && !pte_write(new)) || ((old & _PAGE_PRESENT) && !(new & _PAGE_PRESENT)) ||
+	    (!(old & _PAGE_NX) && (new & _PAGE_NX)))
+		a->need_flush = true;
+	return 0;
+}
+
 /*
  * change_protection - give the present PTEs of [start, end) the VMA's new protection; flush the
  * TLBs if any PTE lost a right.  Caller holds mmap_lock for writing.
  */
 static void change_protection(struct vm_area_struct *vma, uint64_t start, uint64_t end)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	bool try_writable = !(vma->vm_flags & VM_SHARED) && (vma->vm_flags & VM_WRITE);
-	bool need_flush = false;
-
-	for (uint64_t addr = start; addr < end; addr += PAGE_SIZE) {
-		if ((addr & (PMD_SIZE - 1)) == 0 || addr == start) {
-			if (!pte_offset_map(mm, addr)) { /* no table: skip to the next one */
-				addr = ((addr + PMD_SIZE) & ~(PMD_SIZE - 1)) - PAGE_SIZE;
-				continue;
-			}
-		}
-		pte_t *ptep = pte_offset_map(mm, addr);
-		spin_lock(&mm->page_table_lock);
-		pte_t old = ptep_get(ptep), new;
-		if (pte_present(old)) {
-			/* The MMU may set accessed/dirty meanwhile: retry until the swap is clean. */
-			do {
-				new = pte_modify(old, vma->vm_page_prot);
-				if (try_writable && !pte_write(new) && can_change_pte_writable(vma, addr, new))
-					new = pte_mkwrite(new);
-			} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false,
-									   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-			if ((pte_write(old) && !pte_write(new)) ||
-			    ((old & _PAGE_PRESENT) && !(new & _PAGE_PRESENT)) ||
-			    (!(old & _PAGE_NX) && (new & _PAGE_NX)))
-				need_flush = true;
-		}
-		spin_unlock(&mm->page_table_lock);
-	}
-	if (need_flush)
-		flush_tlb_mm_range(mm, start, end);
+	struct change_prot_arg a = {
+		.vma = vma,
+		.try_writable = !(vma->vm_flags & VM_SHARED) && (vma->vm_flags & VM_WRITE),
+	};
+	walk_page_range(vma->vm_mm, start, end, change_pte_entry, &a);
+	if (a.need_flush)
+		flush_tlb_mm_range(vma->vm_mm, start, end);
 }
 
 int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)

@@ -89,6 +89,22 @@ static void smaps_pte_entry(struct cowvm_smaps *mss, uint64_t *pss_shifted, stru
 	}
 }
 
+struct smaps_arg {
+	struct vm_area_struct *vma;
+	struct cowvm_smaps *mss;
+	uint64_t *pss_shifted;
+};
+
+static int smaps_pte_range(pte_t *ptep, uint64_t addr, void *varg)
+{
+	struct smaps_arg *a = varg;
+	pte_t pte = ptep_get(ptep);
+	struct page *page = pte_present(pte) ? vm_normal_page(a->vma, addr, pte) : NULL;
+	if (page)
+		smaps_pte_entry(a->mss, a->pss_shifted, page, pte);
+	return 0;
+}
+
 int cowvm_smaps(cowvm_task_t *t, uint64_t addr, uint64_t len, struct cowvm_smaps *out)
 {
 	if (!t || !out)
@@ -105,21 +121,8 @@ int cowvm_smaps(cowvm_task_t *t, uint64_t addr, uint64_t len, struct cowvm_smaps
 		if (!rollup && (vma->vm_end <= addr || vma->vm_start >= addr + len))
 			continue;
 		out->size += vma->vm_end - vma->vm_start;
-		spin_lock(&mm->page_table_lock);
-		for (uint64_t a = vma->vm_start; a < vma->vm_end; a += PAGE_SIZE) {
-			pte_t *ptep = pte_offset_map(mm, a);
-			if (!ptep) {
-				a = ((a + PMD_SIZE) & ~(PMD_SIZE - 1)) - PAGE_SIZE;
-				continue;
-			}
-			pte_t pte = ptep_get(ptep);
-			if (!pte_present(pte))
-				continue;
-			struct page *page = vm_normal_page(vma, a, pte);
-			if (page)
-				smaps_pte_entry(out, &pss_shifted, page, pte);
-		}
-		spin_unlock(&mm->page_table_lock);
+		struct smaps_arg a = { vma, out, &pss_shifted };
+		walk_page_range(mm, vma->vm_start, vma->vm_end, smaps_pte_range, &a);
 	}
 	up_read(&mm->mmap_lock);
 	out->pss = pss_shifted >> 12;
@@ -269,6 +272,27 @@ int cowvm_rmap_walk(cowvm_t *vm, uint64_t pfn, cowvm_rmap_fn fn, void *arg)
  * write-protected and unmarked, so the next write faults (and reuses) and marks it again;
  * 5 resets the peak RSS (cowvm keeps none).  TLBs are flushed afterwards.
  */
+struct clear_refs_arg {
+	struct vm_area_struct *vma;
+	bool soft_dirty;
+};
+
+static int clear_refs_pte_range(pte_t *ptep, uint64_t addr, void *varg)
+{
+	struct clear_refs_arg *a = varg;
+	pte_t old = ptep_get(ptep), new;
+	if (!pte_present(old))
+		return 0;
+	do { /* the MMU may set accessed/dirty meanwhile */
+		new = a->soft_dirty ? pte_wrprotect(old) & ~_PAGE_SOFT_DIRTY : pte_mkold(old);
+	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
+							   __ATOMIC_ACQUIRE));
+	struct page *page = vm_normal_page(a->vma, addr, new);
+	if (!a->soft_dirty && page)
+		ClearPageFlag(page, PG_referenced);
+	return 0;
+}
+
 int cowvm_clear_refs(cowvm_task_t *t, int what)
 {
 	enum { CLEAR_REFS_ALL = 1, CLEAR_REFS_ANON, CLEAR_REFS_MAPPED, CLEAR_REFS_SOFT_DIRTY,
@@ -292,25 +316,8 @@ int cowvm_clear_refs(cowvm_task_t *t, int what)
 		}
 		if ((what == CLEAR_REFS_ANON && vma->vm_file) || (what == CLEAR_REFS_MAPPED && !vma->vm_file))
 			continue;
-		for (uint64_t a = vma->vm_start; a < vma->vm_end; a += PAGE_SIZE) {
-			pte_t *ptep = pte_offset_map(mm, a);
-			if (!ptep) {
-				a = ((a + PMD_SIZE) & ~(PMD_SIZE - 1)) - PAGE_SIZE;
-				continue;
-			}
-			spin_lock(&mm->page_table_lock);
-			pte_t old = ptep_get(ptep), new;
-			if (pte_present(old)) {
-				do { /* the MMU may set accessed/dirty meanwhile */
-					new = soft_dirty ? pte_wrprotect(old) & ~_PAGE_SOFT_DIRTY : pte_mkold(old);
-				} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false,
-						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-				struct page *page = vm_normal_page(vma, a, new);
-				if (!soft_dirty && page)
-					ClearPageFlag(page, PG_referenced);
-			}
-			spin_unlock(&mm->page_table_lock);
-		}
+		struct clear_refs_arg a = { vma, soft_dirty };
+		walk_page_range(mm, vma->vm_start, vma->vm_end, clear_refs_pte_range, &a);
 	}
 	flush_tlb_mm(mm);
 	if (soft_dirty)
