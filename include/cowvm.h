@@ -139,8 +139,8 @@ int cowvm_clear_refs(cowvm_task_t *t, int what);
  *   parent changed it differently, which is a conflict.  A conflicting byte keeps the parent's
  *   value; every other byte is merged.  With conflicts the call returns -EBADE after merging
  *   everything it could; cowvm_merge_report says how many and where the first one was.
- *   Unmapped (or unshared-but-read-only) parts of the parent range fail with -EFAULT, changing
- *   nothing; a child without a snapshot fails with -ENOENT.  Private mappings only: shared
+ *   Parts of the parent range that are unmapped, or shared and not writable, fail with
+ *   -EFAULT, changing nothing (private read-only memory is written, as ptrace would); a child without a snapshot fails with -ENOENT.  Private mappings only: shared
  *   memory is the same on both sides and is skipped.
  * Returns 0 or -EINVAL (bad task/op, range beyond user space, overlap within one mm), -EACCES
  * (bytes to copy into a shared mapping that may not be written), -ENOMEM, or as above.
@@ -256,7 +256,9 @@ struct cowvm_frame_info {
 int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out);
 
 /* rmap_walk: every (task's process, address) that maps the frame.  fn gets the pid of a task of
- * the mapping mm and the user address; returns non-0 to stop.  Returns the number of mappings. */
+ * the mapping mm and the user address; returns non-0 to stop.  Returns the number of mappings.
+ * A dput SNAP image of a child maps its frames too (they count in mapcount): it is reported
+ * with the child's pid negated. */
 typedef int (*cowvm_rmap_fn)(void *arg, int pid, uint64_t addr);
 int cowvm_rmap_walk(cowvm_t *vm, uint64_t pfn, cowvm_rmap_fn fn, void *arg);
 

@@ -100,12 +100,42 @@ static bool dest_writable(struct mm_struct *mm, uint64_t addr)
 }
 
 /*
+ * The source's holes as they were when the COPY began.  Within one mm, filling a destination
+ * page may map a page that is also a source page (its other bytes): that page must still count
+ * as a hole for the source.
+ */
+struct source_holes {
+	uint64_t first;      /* first source page */
+	uint64_t npages;
+	uint64_t *bits;      /* bit set: a hole */
+};
+
+static int source_holes_init(struct source_holes *h, struct mm_struct *mm, uint64_t src, uint64_t len)
+{
+	h->first = src & PAGE_MASK;
+	h->npages = ((src + len - 1) & PAGE_MASK) / PAGE_SIZE - h->first / PAGE_SIZE + 1;
+	h->bits = calloc((h->npages + 63) / 64, sizeof(uint64_t));
+	if (!h->bits)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < h->npages; i++)
+		if (!vma_at(mm, h->first + i * PAGE_SIZE))
+			h->bits[i / 64] |= 1ull << (i % 64);
+	return 0;
+}
+
+static bool source_hole(const struct source_holes *h, uint64_t addr)
+{
+	uint64_t i = (addr & PAGE_MASK) / PAGE_SIZE - h->first / PAGE_SIZE;
+	return h->bits[i / 64] & (1ull << (i % 64));
+}
+
+/*
  * copy_bytes - copy n bytes from st@src to dt@dst through the frames, in pieces that stay
- * within one page on both sides.  src NULL task means "zeros" (ZERO's slivers).
- * Returns 0 or -ENOMEM / -EFAULT.
+ * within one page on both sides.  st NULL means "zeros" (ZERO's slivers); holes says which
+ * source pages were holes when the operation began.  Returns 0 or -ENOMEM / -EFAULT.
  */
 static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *dt, uint64_t dst,
-		      uint64_t n)
+		      uint64_t n, const struct source_holes *holes)
 {
 	struct cowvm *vm = dt->vm;
 	while (n > 0) {
@@ -114,9 +144,9 @@ static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *
 			chunk = PAGE_SIZE - (src & (PAGE_SIZE - 1));
 		if (PAGE_SIZE - (dst & (PAGE_SIZE - 1)) < chunk)
 			chunk = PAGE_SIZE - (dst & (PAGE_SIZE - 1));
-		struct vm_area_struct *svma = st ? vma_at(st->mm, src) : NULL;
-		if (st && !svma)
+		if (st && source_hole(holes, src))
 			goto next; /* a hole in the source stays a hole */
+		struct vm_area_struct *svma = st ? vma_at(st->mm, src) : NULL;
 		if (!vma_at(dt->mm, dst)) {
 			int err = mmap_region(dt->mm, dst & PAGE_MASK, PAGE_SIZE, private_flags_like(svma));
 			if (err)
@@ -211,16 +241,21 @@ static int do_copy(struct task_struct *st, uint64_t src, struct task_struct *dt,
 	uint64_t end = src + len;
 	uint64_t start_page = PAGE_ALIGN(src), end_page = end & PAGE_MASK;
 	bool cow = ((dst - src) & (PAGE_SIZE - 1)) == 0 && start_page < end_page;
+	struct source_holes holes;
+	int err = source_holes_init(&holes, st->mm, src, len);
+	if (err)
+		return err;
 	if (!cow) {
 		if (st->vm->tracer)
 			trace_region(dt, dst, "COPY unaligned", "copy_bytes");
-		return copy_bytes(st, src, dt, dst, len);
+		err = copy_bytes(st, src, dt, dst, len, &holes);
+		free(holes.bits);
+		return err;
 	}
-	int err = 0;
 	if (src < start_page) {
 		if (st->vm->tracer)
 			trace_region(dt, dst, "COPY head", "copy_bytes");
-		err = copy_bytes(st, src, dt, dst, start_page - src);
+		err = copy_bytes(st, src, dt, dst, start_page - src, &holes);
 	}
 	if (!err) {
 		if (st->vm->tracer)
@@ -231,8 +266,9 @@ static int do_copy(struct task_struct *st, uint64_t src, struct task_struct *dt,
 	if (!err && end_page < end) {
 		if (st->vm->tracer)
 			trace_region(dt, dst + (end_page - src), "COPY tail", "copy_bytes");
-		err = copy_bytes(st, end_page, dt, dst + (end_page - src), end - end_page);
+		err = copy_bytes(st, end_page, dt, dst + (end_page - src), end - end_page, &holes);
 	}
+	free(holes.bits);
 	return err;
 }
 
@@ -242,10 +278,10 @@ static int do_zero(struct task_struct *dt, uint64_t addr, uint64_t len)
 	uint64_t end = addr + len;
 	uint64_t start_page = PAGE_ALIGN(addr), end_page = end & PAGE_MASK;
 	if (start_page >= end_page) /* within one or two partial pages */
-		return copy_bytes(NULL, 0, dt, addr, len);
+		return copy_bytes(NULL, 0, dt, addr, len, NULL);
 	int err = 0;
 	if (addr < start_page)
-		err = copy_bytes(NULL, 0, dt, addr, start_page - addr);
+		err = copy_bytes(NULL, 0, dt, addr, start_page - addr, NULL);
 	if (!err) {
 		if (dt->vm->tracer)
 			trace_region(dt, start_page, "ZERO middle", "do_munmap > mmap_region");
@@ -254,7 +290,7 @@ static int do_zero(struct task_struct *dt, uint64_t addr, uint64_t len)
 			err = mmap_region(dt->mm, start_page, end_page - start_page, private_flags_like(NULL));
 	}
 	if (!err && end_page < end)
-		err = copy_bytes(NULL, 0, dt, end_page, end - end_page);
+		err = copy_bytes(NULL, 0, dt, end_page, end - end_page, NULL);
 	return err;
 }
 

@@ -96,11 +96,16 @@ static inline void get_page(struct page *page)
 		bug("get_page on a page with refcount %d", old);
 }
 
+/*
+ * The caller holds the new mapping's reference already, so refcount > 0.  (Comparing the old
+ * mapcount with a fresh refcount would race with unmaps in other processes, which drop a
+ * mapcount and then a reference between the two reads; the checker compares them exactly.)
+ */
 static inline void page_mapcount_inc(struct page *page)
 {
 	int old = atomic_fetch_add_explicit(&page->_mapcount, 1, memory_order_relaxed);
-	if (unlikely(old < 0 || page_ref_count(page) <= old))
-		bug("mapcount %d would pass refcount %d", old + 1, page_ref_count(page));
+	if (unlikely(old < 0 || page_ref_count(page) <= 0))
+		bug("mapcount %d on a page with refcount %d", old + 1, page_ref_count(page));
 }
 
 /* Returns the mapcount left. */

@@ -254,7 +254,8 @@ static int rmap_api_one(struct page *page, struct vm_area_struct *vma, uint64_t 
 	if (!pte_present(pte) || pte_pfn(pte) != page_to_pfn(mm->vm, page))
 		return 0;
 	a->count++;
-	return a->fn ? a->fn(a->arg, mm->tgid, addr) : 0;
+	/* a SNAP image is no process: it is reported as the negative pid of its child */
+	return a->fn ? a->fn(a->arg, mm->is_snapshot ? -mm->tgid : mm->tgid, addr) : 0;
 }
 
 int cowvm_rmap_walk(cowvm_t *vm, uint64_t pfn, cowvm_rmap_fn fn, void *arg)
