@@ -2,7 +2,7 @@
 #   make                 library (build/libcowvm.a, build/libcowvm.so) and the cowvm program
 #   make test            build and run the Criterion suite
 #   make asan-test       the suite under AddressSanitizer + UBSan (in build/asan)
-#   make tsan-test       the thread tests under ThreadSanitizer (in build/tsan)
+#   make tsan-test       the thread and Dirty COW tests under ThreadSanitizer (in build/tsan)
 #   make demo            run examples/fork-cow.cows with a fault trace
 #   make examples        run every example scenario (their expectations must hold)
 #   make bench           benchmarks against the host kernel (bench --quick: make bench-quick)
@@ -43,10 +43,12 @@ $(BUILD)/libcowvm.so: $(LIB_OBJ)
 $(BUILD)/cowvm: $(TOOL_SRC) $(BUILD)/libcowvm.a $(HEADERS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libcowvm.a $(LDLIBS)
 
-# Criterion suites; the thread suite uses cmocka, because Criterion cannot start under TSan;
-# the scenario suite also links the tool's sources (all but main in tools/cowvm.c).
+# Criterion suites; the suites that race host threads use cmocka, because Criterion cannot
+# start under TSan; the scenario suite also links the tool's sources (all but main in
+# tools/cowvm.c).
 TOOL_LIB_SRC := $(filter-out tools/cowvm.c,$(TOOL_SRC))
-$(BUILD)/tests/test_threads: tests/test_threads.c tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a
+CMOCKA_TESTS := $(BUILD)/tests/test_threads $(BUILD)/tests/test_dirtycow
+$(CMOCKA_TESTS): $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTU_CMOCKA -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcmocka $(LDLIBS)
 
@@ -68,8 +70,9 @@ asan-test:
 	$(MAKE) BUILD=build/asan SAN=address,undefined OPT=-O1 test
 
 tsan-test:
-	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/tests/test_threads
+	$(MAKE) BUILD=build/tsan SAN=thread OPT=-O1 build/tsan/tests/test_threads build/tsan/tests/test_dirtycow
 	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_threads --jobs 1
+	TSAN_OPTIONS=halt_on_error=1 build/tsan/tests/test_dirtycow
 
 BENCH_SRC := $(wildcard bench/*.c)
 $(BUILD)/cowvm-bench: $(BENCH_SRC) $(wildcard bench/*.h) $(BUILD)/libcowvm.a

@@ -292,6 +292,11 @@ static void check_frames(struct checker *c)
 				     c->cache_refs[pfn], c->pin_refs[pfn]);
 			else if (!PageLRU(page))
 				fail(c, "frame %llu is a user page off the LRU", (unsigned long long)pfn);
+			else if (c->state[pfn] == F_ANON && c->pin_refs[pfn] >= 1024 &&
+				 (page_mapcount(page) != 1 || !PageAnonExclusive(page)))
+				fail(c, "pinned frame %llu is mapped shared (mapcount %d, exclusive %d): "
+				     "the pin and the process could part ways", (unsigned long long)pfn,
+				     page_mapcount(page), PageAnonExclusive(page));
 			if (c->state[pfn] == F_ANON && page_mapcount(page) > 0)
 				c->anon_mapped++;
 			lru_pages++;

@@ -400,7 +400,9 @@ static bool share_child_page(struct task_struct *parent, uint64_t y, struct task
 	struct page *page = pfn_to_page(vm, cpfn);
 	struct vm_area_struct *pvma = vma_at(pmm, y);
 	struct anon_vma *av = page->mapping;
-	if (!PageAnon(page) || !pvma || pvma->vm_file || !pvma->anon_vma || !av ||
+	/* a page that may be pinned is never shared (as fork copies it) */
+	if (!PageAnon(page) || page_ref_count(page) >= 1024 || !pvma || pvma->vm_file ||
+	    !pvma->anon_vma || !av ||
 	    pvma->anon_vma->root != av->root || linear_page_index(pvma, y) != page->index)
 		return false;
 	pte_t *pptep = pte_alloc_map(pmm, y);

@@ -185,6 +185,16 @@ static size_t gup_fast(struct task_struct *task, uint64_t start, size_t nr, unsi
 {
 	struct mm_struct *mm = task->mm;
 	struct cowvm *vm = mm->vm;
+	const int bias = (foll & COWVM_FOLL_PIN) ? GUP_PIN_COUNTING_BIAS : 1;
+	/*
+	 * A fork copying PTEs (write_protect_seq odd) decides "share or copy" from the refcount;
+	 * a pin must be complete before it looks, or the pin must give up (Linux's seqcount).
+	 */
+	unsigned seq = atomic_load_explicit(&mm->write_protect_seq, memory_order_seq_cst);
+	if ((foll & COWVM_FOLL_PIN) && (seq & 1)) {
+		count_vm_events(vm, GUP_FAST_FALLBACK, nr);
+		return 0;
+	}
 	size_t i;
 	mmu_section_enter(task);
 	for (i = 0; i < nr; i++) {
@@ -195,22 +205,28 @@ static size_t gup_fast(struct task_struct *task, uint64_t start, size_t nr, unsi
 		    ((foll & COWVM_FOLL_WRITE) && !pte_write(pte)))
 			break;
 		struct page *page = pfn_to_page(vm, pte_pfn(pte));
-		/* Grab first, then make sure the PTE did not change under us. */
+		/* Take the whole reference (the full pin bias) first, then make sure the PTE did not
+		 * change under us and the page need not be unshared. */
 		int ref = page_ref_count(page);
-		if (ref <= 0 || !atomic_compare_exchange_strong(&page->_refcount, &ref, ref + 1))
+		if (ref <= 0 || !atomic_compare_exchange_strong(&page->_refcount, &ref, ref + bias))
 			break;
 		if (ptep_get(ptep) != pte || (!pte_write(pte) && gup_must_unshare(NULL, foll, page))) {
+			atomic_fetch_sub(&page->_refcount, bias - 1);
 			put_page(vm, page);
 			break;
 		}
-		if (foll & COWVM_FOLL_PIN) { /* turn the reference into a pin */
-			atomic_fetch_add_explicit(&page->_refcount, GUP_PIN_COUNTING_BIAS - 1,
-						  memory_order_relaxed);
+		if (foll & COWVM_FOLL_PIN)
 			mod_node_page_state(vm, NR_FOLL_PIN, 1);
-		}
 		pages[i] = page;
 	}
 	mmu_section_exit(task);
+	if ((foll & COWVM_FOLL_PIN) &&
+	    atomic_load_explicit(&mm->write_protect_seq, memory_order_seq_cst) != seq) {
+		/* a fork ran meanwhile: it may have shared a page before our pin showed */
+		for (size_t k = 0; k < i; k++)
+			gup_put_page(vm, pages[k], foll);
+		i = 0;
+	}
 	if (i < nr)
 		count_vm_events(vm, GUP_FAST_FALLBACK, nr - i);
 	return i;

@@ -106,6 +106,7 @@ struct mm_struct {
 	uint64_t mmap_base;             /* top of the top-down mmap area */
 	uint64_t start_brk, brk;        /* heap; mmap_lock */
 	_Atomic unsigned long flags;    /* MMF_* */
+	_Atomic unsigned write_protect_seq; /* odd while fork-style copying write-protects PTEs */
 	int tgid;                       /* pid of the process */
 	struct list_head threads;       /* its tasks, by task->thread_node; vm->task_lock */
 	int nr_threads;                 /* vm->task_lock */

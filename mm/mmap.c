@@ -298,7 +298,14 @@ int copy_vma_cow(struct mm_struct *dst, struct vm_area_struct *src, uint64_t del
 		shmem_link_vma(tmp);
 	}
 	dst->total_vm += (tmp->vm_end - tmp->vm_start) >> PAGE_SHIFT;
-	return wipe ? 0 : copy_page_range(tmp, src);
+	if (wipe)
+		return 0;
+	/* gup_fast must not pin a page while we decide to share it (write_protect_seq) */
+	struct mm_struct *smm = src->vm_mm;
+	atomic_fetch_add_explicit(&smm->write_protect_seq, 1, memory_order_seq_cst);
+	int err = copy_page_range(tmp, src);
+	atomic_fetch_add_explicit(&smm->write_protect_seq, 1, memory_order_seq_cst);
+	return err;
 }
 
 /* ---- mmap --------------------------------------------------------------------------------- */

@@ -6,7 +6,8 @@
  *   runner:   exit statuses 0 / 1 / 2, failure messages that name file:line and the value found;
  *   examples: every example (examples/ *.cows) passes, and the trace of each shows the kernel path its
  *             story is about (fork-cow: the child's first write is do_wp_page > wp_page_copy,
- *             the parent's write after the child exited is wp_page_reuse).
+ *             the parent's write after the child exited is wp_page_reuse; ro-pin-unshare: the
+ *             pin's unshare fault; pin-fork-copy: fork copies the pinned page without a fault).
  *
  * Built with the tools/ sources except tools/cowvm.c (main); run from the top of the tree so
  * that examples/ is found.  Only the tools' own headers and include/cowvm.h are used.
@@ -170,6 +171,80 @@ Test(scenario_parse, good_lines_become_the_operations_they_say)
 	scenario_free(s);
 }
 
+Test(scenario_parse, pin_lines_become_the_operations_they_say)
+{
+	const char *text =
+		"spawn A\n"
+		"mmap A buf 4 pages\n"
+		"pin A buf[1..2] longterm fast as dma\n"           /* 3 */
+		"pin A buf+0x2000 2 pages get write as pipe\n"     /* 4 */
+		"pin_write dma[1]+16 \"dev\"\n"                   /* 5 */
+		"expect pin dma+4 == fill 0 8\n"                   /* 6 */
+		"expect page A buf[1] held_by dma not soft_dirty\n" /* 7 */
+		"expect refcount pin pipe[1] == 2\n"               /* 8 */
+		"expect mapcount A buf[0] == 1\n"                  /* 9 */
+		"unpin dma\n"                                      /* 10 */
+		"pin A buf pin as dma\n"                           /* 11: the name is free again */
+		"remote_read A buf[3] 16\n"                        /* 12 */
+		"remote_write A buf+8 fill 0x41 100\n"             /* 13 */
+		"clear_refs A soft_dirty\n"                        /* 14 */
+		"clear_refs A 9\n"                                 /* 15: the library says EINVAL */
+		"expect error EINVAL\n"
+		"expect vmstat gup_fast_fallbacks == 0\n"
+		"expect vmstat nr_pinned == 1\n";
+	struct parse_error err;
+	struct scenario *s = scenario_parse("pins.cows", text, &err);
+	cr_assert(s, "parse failed at line %d: %s", err.line, err.message);
+	cr_assert_eq(s->nr_pins, 2);
+	cr_assert_str_eq(s->pin_names[0], "dma");
+
+	const struct op *op = &s->ops[2];
+	cr_assert_eq(op->kind, OP_PIN);
+	cr_assert_eq(op->foll, COWVM_FOLL_LONGTERM | COWVM_FOLL_FAST);
+	cr_assert_eq(op->size, 0); /* the location's pages */
+	cr_assert(op->loc.has_pages && op->loc.first_page == 1 && op->loc.last_page == 2);
+	cr_assert_eq(op->pin, 0);
+
+	op = &s->ops[3];
+	cr_assert_eq(op->foll, COWVM_FOLL_GET | COWVM_FOLL_WRITE);
+	cr_assert_eq(op->size, 2);
+	cr_assert(op->loc.has_offset && op->loc.offset == 0x2000);
+	cr_assert_eq(op->pin, 1);
+
+	op = &s->ops[4];
+	cr_assert_eq(op->kind, OP_PIN_WRITE);
+	cr_assert_eq(op->pin_ref.pin, 0);
+	cr_assert_eq(op->pin_ref.offset, 4096 + 16);
+	cr_assert_eq(op->data.len, 3);
+
+	op = &s->ops[5];
+	cr_assert_eq(op->expect.kind, EXPECT_PIN);
+	cr_assert_eq(op->expect.pin_ref.offset, 4);
+	cr_assert_eq(op->expect.data.kind, DATA_FILL);
+	cr_assert_eq(op->expect.data.count, 8);
+
+	op = &s->ops[6];
+	cr_assert(op->expect.has_held && !op->expect.held_negated && op->expect.held_pin == 0);
+	cr_assert_eq(op->expect.want_clear, PAGE_SOFT_DIRTY);
+
+	op = &s->ops[7];
+	cr_assert(op->expect.of_pin);
+	cr_assert_eq(op->expect.pin_ref.pin, 1);
+	cr_assert_eq(op->expect.pin_ref.offset, 4096);
+	cr_assert(!s->ops[8].expect.of_pin);
+
+	cr_assert_eq(s->ops[9].kind, OP_UNPIN);
+	cr_assert_eq(s->ops[10].pin, 0);
+	cr_assert_eq(s->ops[10].foll, COWVM_FOLL_PIN);
+	cr_assert_eq(s->ops[11].kind, OP_REMOTE_READ);
+	cr_assert_eq(s->ops[11].size, 16);
+	cr_assert_eq(s->ops[12].kind, OP_REMOTE_WRITE);
+	cr_assert_eq(s->ops[12].data.count, 100);
+	cr_assert_eq(s->ops[13].value, 4);
+	cr_assert_eq(s->ops[14].value, 9);
+	scenario_free(s);
+}
+
 Test(scenario_parse, units_turn_into_bytes_and_pages)
 {
 	struct parse_error err;
@@ -231,6 +306,26 @@ static const struct {
 	{ "spawn A\nexpect rss A == 3 kB\n", 2, "not a whole number of pages" },
 	{ "spawn A\nexpect faults A == 3 pages\n", 2, "plain count" },
 	{ "spawn A\nexpect refcount A 0x1000 since m == 1\nmark m\n", 2, "cannot be counted since" },
+	/* pins */
+	{ "spawn A\nmmap A b 1 page\npin A b longterm\n", 3, "missing 'as NAME'" },
+	{ "spawn A\nmmap A b 1 page\npin A b sticky as p\n", 3, "unknown pin flag 'sticky'" },
+	{ "spawn A\nmmap A b 1 page\npin A b fast fast as p\n", 3, "given twice" },
+	{ "spawn A\nmmap A b 1 page\npin A b 0 pages as p\n", 3, "0 pages" },
+	{ "spawn A\nmmap A b 1 page\npin A b as 9p\n", 3, "is not a name" },
+	{ "spawn A\nmmap A b 1 page\npin A b as p\npin A b as p\n", 4, "already held (taken at line 3)" },
+	{ "spawn A\nunpin p\n", 2, "unknown pin 'p'" },
+	{ "spawn A\nmmap A b 1 page\npin A b as p\nunpin p\nunpin p\n", 5, "released at line 4" },
+	{ "spawn A\nmmap A b 1 page\npin A b as p\nexpect error\nexpect pin p == 1\n", 5,
+	  "expects taking it to fail" },
+	{ "spawn A\nmmap A b 1 page\npin A b as p\nexpect pin p != 1\n", 4, "with == only" },
+	{ "spawn A\nmmap A b 1 page\npin A b as p\npin_write p+zz 1\n", 4, "bad offset" },
+	{ "spawn A\nmmap A b 1 page\npin A b as p\npin_write p[x] 1\n", 4, "bad page index" },
+	{ "spawn A\nmmap A b 1 page\nexpect page A b held_by q\n", 3, "unknown pin 'q'" },
+	{ "spawn A\nmmap A b 1 page\npin A b as p\nexpect page A b held_by p not held_by p\n", 4,
+	  "one 'held_by'" },
+	{ "spawn A\nclear_refs A dirty\n", 2, "bad clear_refs value" },
+	{ "spawn A\nmmap A b 1 page\nremote_write A b+1 fill 0\n", 3, "fill needs a range" },
+	{ "spawn A\nremote_read A\n", 2, "missing a location" },
 };
 
 Test(scenario_parse, malformed_input_is_an_error_that_names_the_line)
@@ -390,6 +485,129 @@ Test(scenario_run, views_print_in_proc_formats)
 	captured_free(&c);
 }
 
+Test(scenario_run, pins_left_held_are_released_when_the_scenario_ends)
+{
+	/* the run must end without a leak although nothing unpins */
+	struct captured c = run_captured("held.cows", "spawn A\nmmap A b 2 pages\nwrite A b 1\n"
+					 "pin A b write longterm as dma\npin A b[0] get as pipe\n"
+					 "munmap A b\nexpect refcount pin pipe == 1025\n"
+					 "expect vmstat nr_pinned == 2\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, pin_operations_report_their_errors_and_values)
+{
+	struct captured c = run_captured("pinerr.cows",
+		"spawn A\nmmap A b 1 page\nwrite A b \"data\"\n"
+		"pin A b+1 as p\nexpect error EINVAL\n"            /* not page aligned */
+		"pin A 0x1000 as p\nexpect error EFAULT\n"         /* nothing mapped there */
+		"pin A b get pin as p\nexpect error EINVAL\n"      /* both kinds */
+		"pin A b as p\nexpect result == 1\n"
+		"pin_write p \"x\"\nexpect error EPERM\n"          /* a read-only pin */
+		"pin_write p+4095 \"xy\"\nexpect error EINVAL\n"
+		"expect pin p == \"data\"\n"
+		"remote_read A b 4\nexpect result == 4\nexpect kbuf == \"data\"\n"
+		"remote_read A 0x1000 4\nexpect error EIO\n"
+		"clear_refs A 9\nexpect error EINVAL\n", true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "-> p holds frame "), "%s", c.out);
+	cr_assert(strstr(c.out, "-> 4 bytes"), "%s", c.out);
+	captured_free(&c);
+
+	/* an unacknowledged failure of a pin line fails the run, as any operation's */
+	c = run_captured("pinfail.cows", "spawn A\npin A 0x1000 as p\n", false, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED);
+	cr_assert(strstr(c.err, "pinfail.cows:2: `pin A 0x1000 as p` failed with EFAULT"), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, a_failed_pin_expectation_names_what_the_pin_holds)
+{
+	struct captured c = run_captured("pinx.cows", "spawn A\nmmap A b 1 page\nwrite A b \"old\"\n"
+					 "pin A b get as pipe\nwrite A b \"new\"\n"
+					 "expect pin pipe == \"new\"\nexpect page A b held_by pipe\n",
+					 false, false);
+	/* an exclusive page is reused by its owner's write, so a plain reference sees it */
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	captured_free(&c);
+
+	/* after fork the write copies: the reference keeps the old data */
+
+	c = run_captured("piny.cows", "spawn A\nmmap A b 1 page\nwrite A b \"old\"\nfork A B\n"
+			 "pin A b get as pipe\nwrite A b \"new\"\nexpect pin pipe == \"new\"\n"
+			 "expect page A b held_by pipe\n", false, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED);
+	cr_assert(strstr(c.err, "piny.cows:7: expect pin pipe == \"new\": the pin holds \"old\""),
+		  "%s", c.err);
+	cr_assert(strstr(c.err, "piny.cows:8: expect page A b held_by pipe: page ") &&
+		  strstr(c.err, "does not map a frame that pin 'pipe' holds"), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, traces_name_unshare_gup_and_remote_faults)
+{
+	struct captured c = run_captured("acc.cows",
+		"spawn A\nmmap A b 3 pages\nwrite A b[0] 1\nfork A B\n"
+		"pin A b[0] as ro\n"                    /* shared: an unshare */
+		"pin A b[1] write as rw\n"              /* none: a GUP write fault */
+		"pin A b[2] get as g\n"                 /* none: a GUP read fault (zero page) */
+		"mprotect B b r\nremote_write B b[1] 2\nremote_read B b[2] 1\n", true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(find_event(c.out, "A unshare ", "do_wp_page > wp_page_copy"), "%s", c.out);
+	cr_assert(find_event(c.out, "A gup-write ", "do_anonymous_page"), "%s", c.out);
+	cr_assert(find_event(c.out, "A gup-read ", "do_anonymous_page (frame 0 -> 1)"), "%s", c.out);
+	/* B's pages 1 and 2 were never touched: a forced write faults in a page of its own, a
+	 * remote read the zero page */
+	cr_assert(find_event(c.out, "B remote-write ", "do_anonymous_page (frame 0 -> "), "%s", c.out);
+	cr_assert(find_event(c.out, "B remote-read ", "do_anonymous_page (frame 0 -> 1)"), "%s", c.out);
+	captured_free(&c);
+
+	c = run_captured("acc.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\nfork A B\n"
+			 "pin A b longterm as ro\n", false, true);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "\"access\":\"unshare\""), "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_run, frames_view_lists_pinned_frames_and_their_holders)
+{
+	struct captured c = run_captured("fr.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\n"
+					 "pin A b get as pipe\nmunmap A b\nshow frames\n"
+					 "show vmstat\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "pinned         1        0  "), "%s", c.out);
+	cr_assert(strstr(c.out, "[held by pipe]"), "%s", c.out);
+	cr_assert(strstr(c.out, "nr_pinned 0\n"), "%s", c.out);
+	cr_assert(strstr(c.out, "gup_fast_fallbacks 0\n"), "%s", c.out);
+	captured_free(&c);
+
+	c = run_captured("fr.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\npin A b get as pipe\n"
+			 "munmap A b\nshow graph\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "label=\"pipe\\nget\"]"), "%s", c.out);
+	cr_assert(strstr(c.out, "pinned, ref 1, map 0"), "%s", c.out);
+	cr_assert(strstr(c.out, "[style=bold, color=\"#7d3c98\", label=\"held\"]"), "%s", c.out);
+	captured_free(&c);
+
+	c = run_captured("fr.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\npin A b as dma\n"
+			 "show frames\n", false, true);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "\"refcount\":1025"), "%s", c.out);
+	cr_assert(strstr(c.out, "\"held_by\":[\"dma\"]"), "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_run, soft_dirty_follows_clear_refs_and_the_next_write)
+{
+	struct captured c = run_captured("sd.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\n"
+					 "expect page A b soft_dirty\nclear_refs A 4\n"
+					 "expect page A b not soft_dirty not writable\nwrite A b 2\n"
+					 "expect page A b soft_dirty writable\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	captured_free(&c);
+}
+
 Test(scenario_run, fork_can_be_retried_after_an_expected_failure)
 {
 	struct captured c = run_captured("retry.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\n"
@@ -448,6 +666,13 @@ static const struct {
 	{ "examples/shared-mapping.cows", "A write ", "do_shared_fault" },
 	{ "examples/copy-from-user-efault.cows", "A kernel-read 0x40001000", "bad_area [fixup]" },
 	{ "examples/copy-from-user-efault.cows", "A kernel-write", "bad_area_access_error [fixup]" },
+	{ "examples/ro-pin-unshare.cows", "A unshare ", "do_wp_page > wp_page_copy" },
+	{ "examples/ro-pin-unshare.cows", "A unshare ", "handle_pte_fault > do_wp_page (frame 7 -> 7)" },
+	{ "examples/ro-pin-unshare.cows", "A write ", "do_wp_page > wp_page_reuse (frame 12 -> 12)" },
+	{ "examples/vmsplice-child.cows", "A write ", "do_wp_page > wp_page_copy" },
+	{ "examples/forced-write.cows", "B remote-write ", "do_wp_page > wp_page_copy" },
+	{ "examples/forced-write.cows", "B remote-write ", "do_anonymous_page" },
+	{ "examples/soft-dirty-pin.cows", "A write ", "do_wp_page > wp_page_reuse" },
 };
 
 Test(scenario_examples, each_example_trace_shows_its_kernel_path)
@@ -460,6 +685,41 @@ Test(scenario_examples, each_example_trace_shows_its_kernel_path)
 			  example_paths[i].first, example_paths[i].second, c.out);
 		captured_free(&c);
 	}
+}
+
+/* The line after `text`'s line in a trace, or NULL. */
+static const char *line_after(const char *trace, const char *text)
+{
+	const char *at = find_event(trace, text, NULL);
+	const char *next = at ? strchr(at, '\n') : NULL;
+	return next ? next + 1 : NULL;
+}
+
+Test(scenario_examples, ro_pin_unshare_unshares_at_the_pin_and_reuses_at_the_write)
+{
+	struct captured c = run_captured("examples/ro-pin-unshare.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	/* the fault comes from the pin line, as an unshare that copies ... */
+	const char *pin = line_after(c.out, "pin A buf[0] longterm as dma");
+	cr_assert(pin && !strncmp(pin, "      A unshare ", 16) && find_event(pin, "wp_page_copy", NULL) == pin,
+		  "the pin should unshare by copying:\n%s", c.out);
+	/* ... and the write after it reuses the pinned page */
+	const char *write = line_after(c.out, "write A buf[0] \"written after the pin\"");
+	cr_assert(write && find_event(write, "A write ", "wp_page_reuse") == write, "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_examples, pin_fork_copy_copies_at_fork_time_without_a_fault)
+{
+	struct captured c = run_captured("examples/pin-fork-copy.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	/* fork is not a fault: the line after `fork A B` is the next line of the scenario */
+	const char *after = line_after(c.out, "  fork A B");
+	cr_assert(after && strncmp(after, "      ", 6), "fork printed a fault:\n%s", c.out);
+	/* and A's write to its pinned page after fork takes no fault either */
+	after = line_after(c.out, "write A buf[0] \"the device sees this\"");
+	cr_assert(after && strncmp(after, "      ", 6), "A's write faulted:\n%s", c.out);
+	captured_free(&c);
 }
 
 Test(scenario_examples, reuse_example_never_copies)

@@ -5,9 +5,13 @@
  *   [B pid 2] --> [buf 7ffff7ffd000-.. rw-p] --> (buf[0]) --ro--> [frame 6]  <- shared: orange
  *                                            --> (buf[1]) --ro--> [zero page] <- grey, doubled
  *
+ *   <pin dma> ==held==> [frame 11]                                  <- pins: purple, bold
+ *
  * Only present pages are drawn (at most MAX_PAGES_PER_VMA per VMA, then a "+N more" node).  A
  * frame that more than one page maps is filled orange and its edges are red; the zero page is
- * grey with a double border.  Writable PTEs are solid edges, read-only ones dashed.
+ * grey with a double border.  Writable PTEs are solid edges, read-only ones dashed.  Each pin
+ * the scenario holds is a purple node with a bold edge to every frame it holds (a frame no
+ * page maps any more, as after vmsplice and munmap, appears through its pin only).
  * `show graph` writes the text where the run's output goes; --dot writes NAME.dot and, when
  * Graphviz's `dot` can be run, renders NAME.svg beside it.
  */
@@ -153,6 +157,27 @@ static void write_process(struct run *r, FILE *f, FILE *edges, struct graph *g, 
 	free(vmas.vmas);
 }
 
+/* The pins still held, and an edge to each frame they hold. */
+static void write_pins(struct run *r, FILE *f, FILE *edges, struct graph *g)
+{
+	for (int i = 0; i < r->s->nr_pins; i++) {
+		const struct run_pin *rp = &r->pins[i];
+		if (!rp->pin)
+			continue;
+		fprintf(f, "	pin%d [shape=cds, style=filled, fillcolor=\"#d7bde2\", label=\"%s\\n%s%s%s\"];\n",
+			i, r->s->pin_names[i], (rp->foll & COWVM_FOLL_GET) ? "get" : "pin",
+			(rp->foll & COWVM_FOLL_WRITE) ? " write" : "",
+			(rp->foll & COWVM_FOLL_LONGTERM) ? " longterm" : "");
+		for (size_t k = 0; k < rp->npages && k < MAX_PAGES_PER_VMA; k++) {
+			uint64_t pfn = cowvm_pin_pfn(rp->pin, k);
+			if (!frame_use(g, pfn)) /* out of memory: leave the edge out */
+				continue;
+			fprintf(edges, "\tpin%d -> f%" PRIu64 " [style=bold, color=\"#7d3c98\", label=\"held\"];\n",
+				i, pfn);
+		}
+	}
+}
+
 static void write_frames(struct run *r, FILE *f, struct graph *g)
 {
 	for (int i = 0; i < g->nr_frames; i++) {
@@ -166,7 +191,8 @@ static void write_frames(struct run *r, FILE *f, struct graph *g)
 			fprintf(f, "\tf%" PRIu64 " [shape=box, style=filled, fillcolor=\"%s\", label=\"frame %"
 				   PRIu64 "\\n%s, ref %d, map %d%s\"];\n", u->pfn,
 				frame_is_shared(r, u, &fi) ? "#f5b041" : "#d5f5e3", u->pfn,
-				fi.state == COWVM_FRAME_SHMEM ? "shmem" : "anon", fi.refcount, fi.mapcount,
+				fi.state == COWVM_FRAME_SHMEM ? "shmem" : fi.state == COWVM_FRAME_PINNED ? "pinned" : "anon",
+				fi.refcount, fi.mapcount,
 				fi.anon_exclusive ? ", exclusive" : "");
 	}
 }
@@ -195,6 +221,7 @@ void write_graph(struct run *r, FILE *f)
 	for (int p = 0; p < r->nr_processes; p++)
 		if (r->processes[p].live_threads > 0)
 			write_process(r, f, edges, &g, p);
+	write_pins(r, f, edges, &g);
 	fclose(edges);
 	write_frames(r, f, &g);
 	fputs(edge_text, f);

@@ -80,13 +80,29 @@ const char *process_name_by_pid(struct run *r, int pid)
 
 /* ---- the trace ------------------------------------------------------------------------------------ */
 
+/*
+ * What kind of access a fault served.  The task's own: read, write.  The kernel's: uaccess and
+ * populate are kernel-read/-write; GUP for a `pin` line is gup-read/gup-write, and a write fault
+ * taken for a pin without `write` is an unshare (FAULT_FLAG_UNSHARE: the event reports it as a
+ * write); /proc/pid/mem (remote_read/remote_write) is remote-read/-write.
+ */
+static const char *access_name(struct run *r, const struct cowvm_fault_event *ev)
+{
+	if (ev->user)
+		return ev->write ? "write" : "read";
+	if (r->op && r->op->kind == OP_PIN)
+		return !ev->write ? "gup-read" : (r->op->foll & COWVM_FOLL_WRITE) ? "gup-write" : "unshare";
+	if (r->op && (r->op->kind == OP_REMOTE_READ || r->op->kind == OP_REMOTE_WRITE))
+		return ev->write ? "remote-write" : "remote-read";
+	return ev->write ? "kernel-write" : "kernel-read";
+}
+
 /* The library's tracer: called inside the fault, locks held; format only. */
 void report_fault(void *arg, const struct cowvm_fault_event *ev)
 {
 	struct run *r = arg;
 	const char *name = task_name_by_tid(r, ev->tid, ev->pid);
-	const char *access = ev->user ? (ev->write ? "write" : "read")
-				      : (ev->write ? "kernel-write" : "kernel-read");
+	const char *access = access_name(r, ev);
 	if (r->opts->json) {
 		FILE *f = r->out;
 		fprintf(f, "{\"event\":\"fault\",\"file\":");
@@ -162,6 +178,14 @@ void report_op_result(struct run *r, const struct op *op)
 		fputc('\n', f);
 	} else if (op->kind == OP_MMAP || op->kind == OP_BRK || op->kind == OP_GET_USER) {
 		fprintf(f, "      -> %#" PRIx64 "\n", (uint64_t)r->last_result);
+	} else if (op->kind == OP_PIN) {
+		const struct run_pin *rp = &r->pins[op->pin];
+		fprintf(f, "      -> %s holds frame%s", r->s->pin_names[op->pin], rp->npages == 1 ? "" : "s");
+		for (size_t k = 0; k < rp->npages && k < 16; k++)
+			fprintf(f, " %" PRIu64, cowvm_pin_pfn(rp->pin, k));
+		fputs(rp->npages > 16 ? " ...\n" : "\n", f);
+	} else if (op->kind == OP_REMOTE_READ || op->kind == OP_REMOTE_WRITE) {
+		fprintf(f, "      -> %" PRId64 " byte%s\n", r->last_result, r->last_result == 1 ? "" : "s");
 	}
 }
 

@@ -19,7 +19,8 @@ void cowvm_usage(FILE *f)
 	      "\n"
 	      "cowvm is Linux's anonymous memory and copy-on-write machinery in user space: demand\n"
 	      "paging, the zero page, fork COW, do_wp_page reuse or copy, rmap, a software MMU and\n"
-	      "copy_from_user with an exception table.  Try:\n"
+	      "copy_from_user with an exception table, GUP pins and /proc/pid/mem forced\n"
+	      "writes.  Try:\n"
 	      "       cowvm run --trace examples/fork-cow.cows\n"
 	      "Scenario language: docs/scenarios.md.  Manual: man ./docs/cowvm.1\n"
 	      "Exit status: 0 ok, 1 an expectation failed, 2 bad input.\n", f);

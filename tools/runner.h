@@ -47,6 +47,14 @@ struct run_region {
 	int made_at;              /* the line that defined it */
 };
 
+/* A pin or GET reference the scenario took (`pin ... as NAME`), by pin id. */
+struct run_pin {
+	cowvm_pin_t *pin;         /* NULL before it is taken, after unpin, or if taking it failed */
+	size_t npages;
+	unsigned foll;            /* COWVM_FOLL_* it was taken with */
+	int made_at;              /* the line that took it */
+};
+
 /* Counters at a mark, for `since`. */
 struct run_mark {
 	bool set;
@@ -72,6 +80,7 @@ struct run {
 	int nr_instances;
 	struct run_region *regions;     /* by region id */
 	struct run_mark *marks;         /* by mark id */
+	struct run_pin *pins;           /* by pin id */
 
 	const struct op *op;            /* the line being run */
 	bool line_pending;              /* --trace: op's line is printed only if it faults */
@@ -80,7 +89,7 @@ struct run {
 	int last_error;                 /* 0 or a positive errno */
 	int64_t last_result;
 	bool result_checked;            /* an expect error/result looked at it */
-	uint8_t *kbuf;                  /* copy_from_user's destination */
+	uint8_t *kbuf;                  /* copy_from_user's and remote_read's destination */
 	size_t kbuf_len;
 
 	int expectations, failures;
@@ -97,6 +106,15 @@ bool resolve_location(struct run *r, const struct location *loc, uint64_t *start
 /* The task behind a scenario task id (the parser made sure it is alive; a failed fork or
  * spawn leaves it NULL, which is reported as bad input). */
 cowvm_task_t *task_of(struct run *r, int id);
+
+/* The pin behind a scenario pin id (NULL, reported as bad input, if taking it failed). */
+struct run_pin *pin_of(struct run *r, int id);
+
+/* Whether a pin (held or not) holds frame pfn in any of its pages. */
+bool pin_holds_frame(const struct run_pin *rp, uint64_t pfn);
+
+/* The names of the pins holding frame pfn, ", "-separated, into out ("" if none). */
+void pins_holding(struct run *r, uint64_t pfn, char *out, size_t len);
 
 /* Faults of a process (all its threads, living or exited). */
 uint64_t process_faults(struct run *r, int process);

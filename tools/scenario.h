@@ -9,6 +9,9 @@
  *
  * Ownership: a struct scenario owns every string and array it points to; scenario_free frees
  * them all.
+ *
+ * Names are of four kinds: tasks, regions, marks, and pins (a pin or GET reference made by
+ * `pin ... as NAME`, released by `unpin NAME`).
  */
 #ifndef COWVM_TOOLS_SCENARIO_H
 #define COWVM_TOOLS_SCENARIO_H
@@ -37,6 +40,12 @@ enum op_kind {
 	OP_COPY_TO_USER,    /* copy_to_user P LOC DATA */
 	OP_GET_USER,        /* get_user P LOC */
 	OP_PUT_USER,        /* put_user P LOC VALUE */
+	OP_PIN,             /* pin P LOC [COUNT] [get|pin] [write] [longterm] [fast] as NAME */
+	OP_UNPIN,           /* unpin NAME */
+	OP_PIN_WRITE,       /* pin_write NAME[+OFF] DATA: a device writes through the pin */
+	OP_REMOTE_READ,     /* remote_read P LOC [COUNT]: /proc/pid/mem read, into the kbuf */
+	OP_REMOTE_WRITE,    /* remote_write P LOC DATA: /proc/pid/mem write (FOLL_FORCE) */
+	OP_CLEAR_REFS,      /* clear_refs P WHAT (1..5, 4 = soft-dirty) */
 	OP_FAIL_ALLOC,      /* fail_alloc next | after N | nth N | cap N | off */
 	OP_MARK,            /* mark M */
 	OP_CHECK,           /* check */
@@ -92,6 +101,14 @@ enum page_property {
 	PAGE_DIRTY = 1u << 4,          /* the PTE has D */
 	PAGE_SWAPPED = 1u << 5,        /* pagemap bit 62 */
 	PAGE_ANON_EXCLUSIVE = 1u << 6, /* the frame has PageAnonExclusive */
+	PAGE_SOFT_DIRTY = 1u << 7,     /* pagemap bit 55 */
+};
+
+/* A place in what a pin holds: NAME, NAME[I] (page I of it), either +OFF bytes further. */
+struct pin_ref {
+	int pin;                 /* pin id */
+	uint64_t offset;         /* bytes from the start of the pin's first page */
+	bool has_page;           /* [I] was given: a one-page range (for counters, held pages) */
 };
 
 enum counter_kind {
@@ -103,7 +120,7 @@ enum counter_kind {
 	COUNTER_TLB_MISSES,      /* one thread's */
 	COUNTER_VMSTAT,          /* field = index into the vmstat field table */
 	COUNTER_SMAPS,           /* field = index into the smaps field table, kB */
-	COUNTER_REFCOUNT, COUNTER_MAPCOUNT, /* of the frame a page maps */
+	COUNTER_REFCOUNT, COUNTER_MAPCOUNT, /* of the frame a page maps, or a pin holds */
 	COUNTER_RESULT,          /* the value the last operation returned */
 };
 
@@ -115,6 +132,7 @@ enum expect_kind {
 	EXPECT_KBUF,             /* expect kbuf == DATA */
 	EXPECT_PAGE,             /* expect page P LOC props... */
 	EXPECT_COUNTER,          /* expect COUNTER [since M] CMP N */
+	EXPECT_PIN,              /* expect pin NAME[+OFF] == DATA: bytes read through the pin */
 };
 
 struct expect {
@@ -127,6 +145,10 @@ struct expect {
 	bool has_same, same_negated;    /* EXPECT_PAGE: same [not] frame as another task's page */
 	int same_task;
 	struct location same_loc;       /* region == -2: the same location as loc */
+	bool has_held, held_negated;    /* EXPECT_PAGE: [not] held_by PIN */
+	int held_pin;
+	bool of_pin;                    /* EXPECT_COUNTER refcount/mapcount: of the frame pin_ref holds */
+	struct pin_ref pin_ref;         /* EXPECT_PIN, and the counters of_pin */
 	enum counter_kind counter;      /* EXPECT_COUNTER */
 	int field;
 	int mark;                       /* since this mark, -1 = absolute */
@@ -142,12 +164,16 @@ struct op {
 	int new_task;              /* spawn, fork, thread: the task that is made */
 	int region;                /* mmap: the region it defines */
 	struct location loc;
-	uint64_t size;             /* memory, mmap, brk: bytes; read, copy_from_user: count */
+	uint64_t size;             /* memory, mmap, brk: bytes; read, copy_from_user, remote_read:
+				      count; pin: pages (0 = the location's) */
 	int brk_sign;              /* brk: 0 absolute heap size, +1 grow, -1 shrink */
 	int prot, flags, advice;   /* mmap, mprotect, madvise */
 	uint64_t address;          /* mmap at/hint */
-	struct data data;          /* write, copy_to_user */
-	uint64_t value;            /* put_user value; fail_alloc n */
+	struct data data;          /* write, copy_to_user, pin_write, remote_write */
+	uint64_t value;            /* put_user value; fail_alloc n; clear_refs what */
+	unsigned foll;             /* pin: COWVM_FOLL_* */
+	int pin;                   /* pin, unpin: the pin it makes or releases */
+	struct pin_ref pin_ref;    /* pin_write */
 	int mode;                  /* fail_alloc: COWVM_FAIL_* */
 	int mark;                  /* mark */
 	enum view_kind view;       /* show */
@@ -167,6 +193,8 @@ struct scenario {
 	int heap_region;           /* the id of the built-in region `heap`, -1 if never used */
 	char **mark_names;
 	int nr_marks;
+	char **pin_names;          /* pins: made by `pin ... as NAME` */
+	int nr_pins;
 };
 
 struct parse_error {

@@ -6,7 +6,8 @@
  *   expect result CMP N            the value the last operation returned
  *   expect mem P LOC == DATA       memory as task P reads it (a read through the MMU: it faults
  *                                  like any read of P's would)
- *   expect kbuf == DATA            the kernel buffer of the last copy_from_user
+ *   expect kbuf == DATA            the kernel buffer of the last copy_from_user or remote_read
+ *   expect pin NAME[+N] == DATA    bytes read through a pin's frames (not through page tables)
  *   expect page P LOC PROPERTY...  pagemap / PTE / frame facts of every page in LOC
  *   expect COUNTER [since M] CMP N per-process, per-thread and machine counters
  *
@@ -183,6 +184,48 @@ static bool expect_kbuf(struct run *r, const struct op *op)
 				    : check_string(r, op, NULL, offset, d);
 }
 
+/* pin NAME[+offset] == DATA: the bytes read through the pin's frames. */
+static bool expect_pin(struct run *r, const struct op *op)
+{
+	const struct expect *e = &op->expect;
+	const struct run_pin *rp = pin_of(r, e->pin_ref.pin);
+	if (!rp)
+		return false;
+	const struct data *d = &e->data;
+	uint64_t size = rp->npages * PG, offset = e->pin_ref.offset;
+	uint64_t avail = offset <= size ? size - offset : 0;
+	uint64_t n = d->kind == DATA_FILL ? (d->count ? d->count : avail) : d->len;
+	if (offset > size || n > avail) {
+		failed(r, op, "pin '%s' holds %" PRIu64 " bytes: %" PRIu64 " at offset %" PRIu64
+		       " are past its end", r->s->pin_names[e->pin_ref.pin], size, n, offset);
+		return false;
+	}
+	uint8_t *got = malloc(n ? n : 1);
+	if (!got) {
+		report_bad_input(r, op->line, "out of memory");
+		return false;
+	}
+	bool ok = false;
+	int rc = cowvm_pin_read(rp->pin, offset, got, n);
+	uint64_t at = rc ? 0 : first_mismatch(d, 0, got, n);
+	if (rc) {
+		failed(r, op, "cowvm_pin_read returned %d", rc);
+	} else if (at < n && d->kind == DATA_FILL) {
+		failed(r, op, "byte %" PRIu64 " of the pin is 0x%02x, expected 0x%02x", offset + at,
+		       got[at], d->bytes[at % d->len]);
+	} else if (at < n) {
+		char want[256], found[256];
+		format_bytes(want, sizeof want, d->bytes, n);
+		format_bytes(found, sizeof found, got, n);
+		failed(r, op, "the pin holds %s, expected %s (frame %" PRIu64 ")", found, want,
+		       cowvm_pin_pfn(rp->pin, offset / PG));
+	} else {
+		ok = true;
+	}
+	free(got);
+	return ok;
+}
+
 /* ---- pages --------------------------------------------------------------------------------- */
 
 struct page_facts {
@@ -210,6 +253,8 @@ static void page_facts(struct run *r, cowvm_task_t *t, uint64_t addr, struct pag
 		f->props |= PAGE_EXCLUSIVE;
 	if (f->word & COWVM_PM_SWAP)
 		f->props |= PAGE_SWAPPED;
+	if (f->word & COWVM_PM_SOFT_DIRTY)
+		f->props |= PAGE_SOFT_DIRTY;
 	if ((f->pte & PTE_PRESENT) && (f->pte & PTE_RW))
 		f->props |= PAGE_WRITABLE;
 	if ((f->pte & PTE_PRESENT) && (f->pte & PTE_DIRTY))
@@ -217,10 +262,10 @@ static void page_facts(struct run *r, cowvm_task_t *t, uint64_t addr, struct pag
 }
 
 static const char *const property_names[] = { "present", "exclusive", "zero", "writable",
-					       "dirty", "swapped", "anon_exclusive" };
+					       "dirty", "swapped", "anon_exclusive", "soft_dirty" };
 
 /* "present, not exclusive, read-only, frame 6 (refcount 2, mapcount 2)" */
-static void describe_page(const struct page_facts *f, char *out, size_t outlen)
+static void describe_page(struct run *r, const struct page_facts *f, char *out, size_t outlen)
 {
 	size_t n = 0;
 	if (!(f->props & PAGE_PRESENT)) {
@@ -232,10 +277,15 @@ static void describe_page(const struct page_facts *f, char *out, size_t outlen)
 			      (f->props & PAGE_WRITABLE) ? "writable" : "read-only", f->pfn);
 	if (f->props & PAGE_ZERO)
 		snprintf(out + n, outlen - n, " (the zero page)");
-	else if (f->has_frame)
-		snprintf(out + n, outlen - n, " (refcount %d, mapcount %d%s)", f->frame.refcount,
-			 f->frame.mapcount, f->frame.anon_exclusive ? ", anon-exclusive" : "");
+	else if (f->has_frame) {
+		char held[128];
+		pins_holding(r, f->pfn, held, sizeof held);
+		snprintf(out + n, outlen - n, " (refcount %d, mapcount %d%s%s%s)", f->frame.refcount,
+			 f->frame.mapcount, f->frame.anon_exclusive ? ", anon-exclusive" : "",
+			 held[0] ? ", held by " : "", held);
+	}
 }
+
 
 static bool expect_page(struct run *r, const struct op *op)
 {
@@ -243,6 +293,8 @@ static bool expect_page(struct run *r, const struct op *op)
 	cowvm_task_t *t = task_of(r, e->task), *other = NULL;
 	uint64_t start, len, other_start = 0, other_len;
 	if (!t || !resolve_location(r, &e->loc, &start, &len))
+		return false;
+	if (e->has_held && !pin_of(r, e->held_pin))
 		return false;
 	if (e->has_same) {
 		if (!(other = task_of(r, e->same_task)))
@@ -261,10 +313,19 @@ static bool expect_page(struct run *r, const struct op *op)
 		if (missing || unwanted) {
 			unsigned bits = missing ? missing : unwanted;
 			int i = __builtin_ctz(bits);
-			describe_page(&f, what, sizeof what);
+			describe_page(r, &f, what, sizeof what);
 			failed(r, op, "page %#" PRIx64 " is %s%s: %s", addr, missing ? "not " : "",
 			       property_names[i], what);
 			return false;
+		}
+		if (e->has_held) {
+			bool held = (f.props & PAGE_PRESENT) && pin_holds_frame(&r->pins[e->held_pin], f.pfn);
+			if (held == e->held_negated) {
+				describe_page(r, &f, what, sizeof what);
+				failed(r, op, "page %#" PRIx64 " %s a frame that pin '%s' holds: %s", addr,
+				       held ? "maps" : "does not map", r->s->pin_names[e->held_pin], what);
+				return false;
+			}
 		}
 		if (!e->has_same)
 			continue;
@@ -273,8 +334,8 @@ static bool expect_page(struct run *r, const struct op *op)
 		bool same = (f.props & PAGE_PRESENT) && (g.props & PAGE_PRESENT) && f.pfn == g.pfn;
 		if (same == e->same_negated) {
 			char theirs[300];
-			describe_page(&f, what, sizeof what);
-			describe_page(&g, theirs, sizeof theirs);
+			describe_page(r, &f, what, sizeof what);
+			describe_page(r, &g, theirs, sizeof theirs);
 			failed(r, op, "page %#" PRIx64 " %s %s's page %#" PRIx64 ": here %s; there %s", addr,
 			       same ? "shares a frame with" : "does not share a frame with",
 			       r->s->task_names[e->same_task], other_addr, what, theirs);
@@ -368,12 +429,31 @@ static bool counter_value(struct run *r, const struct op *op, int64_t *out, char
 	case COUNTER_MAPCOUNT: {
 		uint64_t start, len;
 		struct page_facts f;
+		if (e->of_pin) {
+			const struct run_pin *rp = pin_of(r, e->pin_ref.pin);
+			struct cowvm_frame_info fi;
+			uint64_t index = e->pin_ref.offset / PG;
+			if (!rp)
+				return false;
+			if (index >= rp->npages) {
+				failed(r, op, "pin '%s' holds %zu page%s: page %" PRIu64 " is past its end",
+				       r->s->pin_names[e->pin_ref.pin], rp->npages, rp->npages == 1 ? "" : "s",
+				       index);
+				return false;
+			}
+			if (cowvm_frame_info(r->vm, cowvm_pin_pfn(rp->pin, index), &fi)) {
+				failed(r, op, "no frame information for the pinned frame");
+				return false;
+			}
+			*out = e->counter == COUNTER_REFCOUNT ? fi.refcount : fi.mapcount;
+			return true;
+		}
 		if (!resolve_location(r, &e->loc, &start, &len))
 			return false;
 		page_facts(r, t, start, &f);
 		if (!f.has_frame) {
 			char what[300];
-			describe_page(&f, what, sizeof what);
+			describe_page(r, &f, what, sizeof what);
 			failed(r, op, "page %#" PRIx64 " maps no frame: %s", start & ~(PG - 1), what);
 			return false;
 		}
@@ -419,6 +499,7 @@ void run_expect(struct run *r, const struct op *op)
 	case EXPECT_KBUF: ok = expect_kbuf(r, op); break;
 	case EXPECT_PAGE: ok = expect_page(r, op); break;
 	case EXPECT_COUNTER: ok = expect_counter(r, op); break;
+	case EXPECT_PIN: ok = expect_pin(r, op); break;
 	}
 	if (ok)
 		report_expect_passed(r, op);

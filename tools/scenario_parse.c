@@ -7,7 +7,9 @@
  *     error naming the line that made or ended it;
  *   - a region is made by mmap (or, for `heap`, by the first brk) and stays known to the end;
  *     mmap may not reuse a name, so one name always means one address;
- *   - a mark is made by `mark` and may be made again (later expectations use the newest).
+ *   - a mark is made by `mark` and may be made again (later expectations use the newest);
+ *   - a pin is made by `pin ... as NAME` and released by `unpin NAME`; the name can be reused
+ *     after that, as a task's can after its exit.
  * The first malformed line stops the parse: the message names it and says what was expected.
  * `expect` lines have their own grammar, in scenario_parse_expect.c.
  */
@@ -180,6 +182,81 @@ static bool use_region_name(struct parser *p, const char *name, int *out)
 		return parse_fail(p, "unknown region '%s' (make it first with mmap)", name);
 	}
 	*out = id;
+	return true;
+}
+
+static int pin_id(struct parser *p, const char *name)
+{
+	int id = find_name(p->s->pin_names, p->s->nr_pins, name);
+	if (id >= 0)
+		return id;
+	void **parallel[] = { (void **)&p->pin_state, (void **)&p->pin_line };
+	size_t sizes[] = { sizeof *p->pin_state, sizeof *p->pin_line };
+	return add_name(&p->s->pin_names, &p->s->nr_pins, name, parallel, sizes, 2);
+}
+
+/* The pin `name`, which must be held here. */
+static bool use_pin_name(struct parser *p, const char *name, int *out)
+{
+	int id = find_name(p->s->pin_names, p->s->nr_pins, name);
+	if (id < 0 || p->pin_state[id] == TASK_UNBORN)
+		return parse_fail(p, "unknown pin '%s' (make it first with `pin P LOC ... as %s`)", name, name);
+	if (p->pin_state[id] == TASK_EXITED)
+		return parse_fail(p, "pin '%s' was released at line %d", name, p->pin_line[id]);
+	if (p->pin_state[id] == TASK_FAILED)
+		return parse_fail(p, "pin '%s' does not exist: line %d expects taking it to fail", name,
+				  p->pin_line[id]);
+	*out = id;
+	return true;
+}
+
+bool use_pin(struct parser *p, int *out)
+{
+	const char *name = NULL;
+	return take_word(p, &name, "a pin's name") && use_pin_name(p, name, out);
+}
+
+/* NAME, NAME[I], NAME+OFF, NAME[I]+OFF: a byte in what a pin holds. */
+bool take_pin_ref(struct parser *p, struct pin_ref *ref)
+{
+	const char *w = NULL;
+	memset(ref, 0, sizeof *ref);
+	if (!take_word(p, &w, "a pin (NAME, NAME[I], NAME+OFFSET)"))
+		return false;
+	size_t n = 0;
+	while (isalnum((unsigned char)w[n]) || w[n] == '_')
+		n++;
+	char name[128];
+	if (n == 0 || n >= sizeof name)
+		return parse_fail(p, "bad pin '%s' (expected NAME, NAME[I] or NAME+OFFSET)", w);
+	memcpy(name, w, n);
+	name[n] = 0;
+	if (!use_pin_name(p, name, &ref->pin))
+		return false;
+	const char *c = w + n;
+	if (*c == '[') {
+		uint64_t page;
+		char *close = strchr(c, ']');
+		char inside[32];
+		if (!close || (size_t)(close - c - 1) >= sizeof inside)
+			return parse_fail(p, "bad page index in '%s' (expected NAME[I])", w);
+		memcpy(inside, c + 1, (size_t)(close - c - 1));
+		inside[close - c - 1] = 0;
+		if (!parse_number(inside, &page) || page > (1ull << 35))
+			return parse_fail(p, "bad page index in '%s' (expected NAME[I])", w);
+		ref->has_page = true;
+		ref->offset = page * COWVM_PAGE_SIZE;
+		c = close + 1;
+	}
+	if (*c == '+') {
+		uint64_t off;
+		if (!parse_number(c + 1, &off) || off > (1ull << 47))
+			return parse_fail(p, "bad offset in '%s' (NAME+N, N decimal or 0x hex)", w);
+		ref->offset += off;
+		c = "";
+	}
+	if (*c)
+		return parse_fail(p, "bad pin '%s' (expected NAME, NAME[I] or NAME+OFFSET)", w);
 	return true;
 }
 
@@ -581,6 +658,92 @@ static bool parse_put_user(struct parser *p, struct op *op)
 	       take_number(p, &op->value, "the 8-byte value") && parse_expect_end(p);
 }
 
+/* pin P LOC [COUNT [page|pages]] [get|pin] [write] [longterm] [fast] as NAME */
+static bool parse_pin(struct parser *p, struct op *op)
+{
+	static const struct {
+		const char *word;
+		unsigned flag;
+	} flags[] = {
+		{ "get", COWVM_FOLL_GET }, { "pin", COWVM_FOLL_PIN }, { "write", COWVM_FOLL_WRITE },
+		{ "longterm", COWVM_FOLL_LONGTERM }, { "fast", COWVM_FOLL_FAST },
+	};
+	if (!use_task(p, &op->task) || !take_location(p, &op->loc))
+		return false;
+	if (starts_number(parse_peek_word(p))) {
+		if (!take_number(p, &op->size, "the number of pages"))
+			return false;
+		if (parse_next_is(p, "page") || parse_next_is(p, "pages"))
+			p->pos++;
+		if (op->size == 0)
+			return parse_fail(p, "a pin of 0 pages");
+	}
+	const char *w = NULL;
+	for (;;) {
+		if (!take_word(p, &w, "'as NAME' (and before it get, pin, write, longterm, fast)"))
+			return false;
+		if (!strcmp(w, "as"))
+			break;
+		size_t i;
+		for (i = 0; i < sizeof flags / sizeof flags[0]; i++)
+			if (!strcmp(w, flags[i].word))
+				break;
+		if (i == sizeof flags / sizeof flags[0])
+			return parse_fail(p, "unknown pin flag '%s' (get, pin, write, longterm, fast, then "
+				       "'as NAME')", w);
+		if (op->foll & flags[i].flag)
+			return parse_fail(p, "pin flag '%s' given twice", w);
+		op->foll |= flags[i].flag;
+	}
+	if (!take_word(p, &w, "the pin's name after 'as'"))
+		return false;
+	if (!is_identifier(w))
+		return parse_fail(p, "'%s' is not a name (letters, digits and _, not starting with a digit)", w);
+	int id = pin_id(p, w);
+	if (id < 0)
+		return parse_fail(p, "out of memory");
+	if (p->pin_state[id] == TASK_ALIVE)
+		return parse_fail(p, "pin '%s' is already held (taken at line %d)", w, p->pin_line[id]);
+	p->pin_state[id] = TASK_ALIVE;
+	p->pin_line[id] = p->line;
+	op->pin = id;
+	return parse_expect_end(p);
+}
+
+static bool parse_unpin(struct parser *p, struct op *op)
+{
+	if (!use_pin(p, &op->pin) || !parse_expect_end(p))
+		return false;
+	p->pin_state[op->pin] = TASK_EXITED;
+	p->pin_line[op->pin] = p->line;
+	return true;
+}
+
+/* pin_write NAME[+OFF] DATA */
+static bool parse_pin_write(struct parser *p, struct op *op)
+{
+	return take_pin_ref(p, &op->pin_ref) && take_data(p, &op->data) && parse_expect_end(p);
+}
+
+/* clear_refs P WHAT: 1..5 or all, anon, mapped, soft_dirty, peak_rss (any number is passed on) */
+static bool parse_clear_refs(struct parser *p, struct op *op)
+{
+	static const char *const names[] = { "all", "anon", "mapped", "soft_dirty", "peak_rss" };
+	const char *w = NULL;
+	if (!use_task(p, &op->task) ||
+	    !take_word(p, &w, "what to clear (4 or soft_dirty; 1 all, 2 anon, 3 mapped, 5 peak_rss)"))
+		return false;
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (!strcmp(w, names[i])) {
+			op->value = i + 1;
+			return parse_expect_end(p);
+		}
+	if (!parse_number(w, &op->value) || op->value > INT32_MAX)
+		return parse_fail(p, "bad clear_refs value '%s' (1 all, 2 anon, 3 mapped, 4 soft_dirty, "
+			       "5 peak_rss)", w);
+	return parse_expect_end(p);
+}
+
 static bool parse_fail_alloc(struct parser *p, struct op *op)
 {
 	const char *w = NULL;
@@ -677,6 +840,12 @@ static const struct {
 	{ "copy_to_user", OP_COPY_TO_USER, parse_write },
 	{ "get_user", OP_GET_USER, parse_get_user },
 	{ "put_user", OP_PUT_USER, parse_put_user },
+	{ "pin", OP_PIN, parse_pin },
+	{ "unpin", OP_UNPIN, parse_unpin },
+	{ "pin_write", OP_PIN_WRITE, parse_pin_write },
+	{ "remote_read", OP_REMOTE_READ, parse_read },
+	{ "remote_write", OP_REMOTE_WRITE, parse_write },
+	{ "clear_refs", OP_CLEAR_REFS, parse_clear_refs },
 	{ "fail_alloc", OP_FAIL_ALLOC, parse_fail_alloc },
 	{ "mark", OP_MARK, parse_mark },
 	{ "check", OP_CHECK, parse_check },
@@ -744,11 +913,12 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 	if (i == sizeof operations / sizeof operations[0])
 		return parse_fail(p, "unknown operation '%s' (spawn, fork, thread, exit, mmap, munmap, "
 			       "mprotect, madvise, brk, read, write, copy_from_user, copy_to_user, "
-			       "get_user, put_user, fail_alloc, mark, check, show, echo, expect, memory)",
+			       "get_user, put_user, pin, unpin, pin_write, remote_read, remote_write, "
+			       "clear_refs, fail_alloc, mark, check, show, echo, expect, memory)",
 			    first->text);
 	p->pos = 1;
 	struct op op = { .kind = operations[i].kind, .line = p->line, .task = -1, .new_task = -1,
-			 .region = -1, .mark = -1 };
+			 .region = -1, .mark = -1, .pin = -1 };
 	op.loc.region = -1;
 	op.expect.loc.region = -1;
 	bool ok = operations[i].parse(p, &op);
@@ -768,6 +938,7 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 	case OP_SPAWN: case OP_FORK: case OP_THREAD: case OP_EXIT: case OP_MMAP: case OP_MUNMAP:
 	case OP_MPROTECT: case OP_MADVISE: case OP_BRK: case OP_READ: case OP_WRITE:
 	case OP_COPY_FROM_USER: case OP_COPY_TO_USER: case OP_GET_USER: case OP_PUT_USER:
+	case OP_PIN: case OP_PIN_WRITE: case OP_REMOTE_READ: case OP_REMOTE_WRITE: case OP_CLEAR_REFS:
 		p->last_result_op = p->s->nr_ops - 1;
 		break;
 	default:
@@ -805,6 +976,8 @@ struct scenario *scenario_parse(const char *name, const char *text, struct parse
 	free(p.task_line);
 	free(p.region_line);
 	free(p.region_pages);
+	free(p.pin_state);
+	free(p.pin_line);
 	if (!ok) {
 		scenario_free(p.s);
 		return NULL;
@@ -831,6 +1004,9 @@ void scenario_free(struct scenario *s)
 	for (int i = 0; i < s->nr_marks; i++)
 		free(s->mark_names[i]);
 	free(s->mark_names);
+	for (int i = 0; i < s->nr_pins; i++)
+		free(s->pin_names[i]);
+	free(s->pin_names);
 	free(s->name);
 	free(s);
 }

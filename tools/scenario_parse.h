@@ -15,7 +15,8 @@
 #include "scenario.h"
 #include "scenario_lex.h"
 
-/* TASK_FAILED: the line that made it is followed by `expect error`, so it is not there. */
+/* TASK_FAILED: the line that made it is followed by `expect error`, so it is not there.  Pins
+ * follow the same states (TASK_EXITED: released by unpin). */
 enum task_state { TASK_UNBORN, TASK_ALIVE, TASK_EXITED, TASK_FAILED };
 
 struct parser {
@@ -28,6 +29,8 @@ struct parser {
 	int *task_line;          /* where the task was made or ended */
 	int *region_line;        /* where the region was made; -line: that mmap expects to fail */
 	uint64_t *region_pages;  /* its size in pages as mmap asked, 0 = not known (heap) */
+	enum task_state *pin_state; /* by pin id */
+	int *pin_line;           /* where the pin was made or released */
 	bool seen_op;            /* an operation other than `memory` came before */
 	int last_result_op;      /* index in s->ops of the last operation that can fail, -1 */
 };
@@ -45,6 +48,8 @@ bool parse_expect_end(struct parser *p);         /* nothing may follow */
 /* names, checked against the line-by-line state */
 bool use_task(struct parser *p, int *out);       /* a task alive here */
 bool use_mark(struct parser *p, int *out);
+bool use_pin(struct parser *p, int *out);        /* a pin held here */
+bool take_pin_ref(struct parser *p, struct pin_ref *ref); /* NAME, NAME[I], either +OFF */
 
 /* locations and data (docs/scenarios.md) */
 bool take_location(struct parser *p, struct location *loc);

@@ -1,15 +1,26 @@
 /*
  * scenario_parse_expect.c - the grammar of `expect` lines (docs/scenarios.md, "Expectations"):
  *   expect error [ERRNO] | result CMP N | mem P LOC == DATA | kbuf[+N] == DATA
- *        | page P LOC PROPERTY... | COUNTER [since MARK] CMP N [UNIT]
+ *        | pin NAME[+N] == DATA | page P LOC PROPERTY... | COUNTER [since MARK] CMP N [UNIT]
  * It checks names and units only; scenario_expect.c does the checking at run time.
- * An `expect error` also tells the parser that the line before it fails, so the task or region
- * that line would have made does not exist (its name is free again).
+ * An `expect error` also tells the parser that the line before it fails, so the task, region or
+ * pin that line would have made does not exist (its name is free again).
  */
 #include <string.h>
 
 #include "scenario_parse.h"
 #include "words.h"
+
+/* Whether w (NAME, NAME[I], NAME+N) starts with the name of a pin held here: `refcount pin X`
+ * then means the pin X even when a task is called "pin". */
+static bool names_a_held_pin(struct parser *p, const char *w)
+{
+	size_t n = strcspn(w, "[+");
+	for (int i = 0; i < p->s->nr_pins; i++)
+		if (strlen(p->s->pin_names[i]) == n && !strncmp(p->s->pin_names[i], w, n))
+			return p->pin_state[i] == TASK_ALIVE;
+	return false;
+}
 
 static bool take_comparison(struct parser *p, enum comparison *cmp)
 {
@@ -67,13 +78,14 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 	} props[] = {
 		{ "present", PAGE_PRESENT }, { "exclusive", PAGE_EXCLUSIVE }, { "zero", PAGE_ZERO },
 		{ "writable", PAGE_WRITABLE }, { "dirty", PAGE_DIRTY }, { "swapped", PAGE_SWAPPED },
-		{ "anon_exclusive", PAGE_ANON_EXCLUSIVE },
+		{ "anon_exclusive", PAGE_ANON_EXCLUSIVE }, { "soft_dirty", PAGE_SOFT_DIRTY },
 	};
 	if (!use_task(p, &e->task) || !take_location(p, &e->loc))
 		return false;
 	if (parse_at_end(p))
 		return parse_fail(p, "expect page needs at least one property (present, exclusive, zero, "
-			       "writable, dirty, swapped, anon_exclusive, same P [LOC]), each may follow 'not'");
+			       "writable, dirty, swapped, anon_exclusive, soft_dirty, same P [LOC], "
+			       "held_by PIN), each may follow 'not'");
 	while (!parse_at_end(p)) {
 		const char *w = NULL;
 		bool negated = false;
@@ -100,13 +112,22 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 			}
 			continue;
 		}
+		if (!strcmp(w, "held_by")) {
+			if (e->has_held)
+				return parse_fail(p, "one 'held_by' per expect line");
+			e->has_held = true;
+			e->held_negated = negated;
+			if (!use_pin(p, &e->held_pin))
+				return false;
+			continue;
+		}
 		size_t i;
 		for (i = 0; i < sizeof props / sizeof props[0]; i++)
 			if (!strcmp(w, props[i].name))
 				break;
 		if (i == sizeof props / sizeof props[0])
 			return parse_fail(p, "unknown page property '%s' (present, exclusive, zero, writable, "
-				       "dirty, swapped, anon_exclusive, same P [LOC])", w);
+				       "dirty, swapped, anon_exclusive, soft_dirty, same P [LOC], held_by PIN)", w);
 		if (negated)
 			e->want_clear |= props[i].bit;
 		else
@@ -146,7 +167,7 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 		if (!strcmp(name, counters[i].name))
 			break;
 	if (i == sizeof counters / sizeof counters[0])
-		return parse_fail(p, "unknown expectation '%s' (error, result, mem, kbuf, page, faults, "
+		return parse_fail(p, "unknown expectation '%s' (error, result, mem, kbuf, pin, page, faults, "
 			       "thread_faults, rss, rss_anon, rss_shmem, rss_swap, vmas, total_vm, "
 			       "page_tables, tlb_misses, vmstat, smaps, refcount, mapcount)", name);
 	e->kind = EXPECT_COUNTER;
@@ -178,6 +199,16 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 		break;
 	case COUNTER_REFCOUNT:
 	case COUNTER_MAPCOUNT:
+		/* refcount pin NAME[I]: of the frame a pin holds (mapped or not) */
+		if (parse_next_is(p, "pin") && p->pos + 1 < p->list.count &&
+		    p->list.tokens[p->pos + 1].kind == TOKEN_WORD &&
+		    names_a_held_pin(p, p->list.tokens[p->pos + 1].text)) {
+			p->pos++;
+			e->of_pin = true;
+			if (!take_pin_ref(p, &e->pin_ref))
+				return false;
+			break;
+		}
 		if (!use_task(p, &e->task) || !take_location(p, &e->loc))
 			return false;
 		break;
@@ -215,6 +246,10 @@ bool parse_expect(struct parser *p, struct op *op)
 		}
 		if (failing && failing->kind == OP_MMAP)
 			p->region_line[failing->region] = -failing->line;
+		if (failing && failing->kind == OP_PIN && p->pin_state[failing->pin] == TASK_ALIVE) {
+			p->pin_state[failing->pin] = TASK_FAILED;
+			p->pin_line[failing->pin] = failing->line;
+		}
 		if (!parse_at_end(p)) {
 			if (!take_word(p, &w, "an errno name"))
 				return false;
@@ -244,6 +279,15 @@ bool parse_expect(struct parser *p, struct op *op)
 			return false;
 		if (cmp != CMP_EQ)
 			return parse_fail(p, "kbuf is compared with == only");
+		if (!take_data(p, &e->data))
+			return false;
+	} else if (!strcmp(w, "pin")) {
+		e->kind = EXPECT_PIN;
+		enum comparison cmp;
+		if (!take_pin_ref(p, &e->pin_ref) || !take_comparison(p, &cmp))
+			return false;
+		if (cmp != CMP_EQ)
+			return parse_fail(p, "what a pin holds is compared with == only");
 		if (!take_data(p, &e->data))
 			return false;
 	} else if (!strcmp(w, "page")) {

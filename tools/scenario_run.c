@@ -8,8 +8,8 @@
  *   - a failed expectation is counted and the run goes on (exit status 1 at the end); bad input
  *     found only at run time (a region whose mmap failed, a page index past a region that brk
  *     shrank) stops the run (exit status 2);
- *   - the machine is always torn down: every task exits, then the checker runs again and every
- *     frame must be free again (a leak fails the run).
+ *   - the machine is always torn down: pins still held are released, every task exits, then the
+ *     checker runs again and every frame must be free again (a leak fails the run).
  * The machine has one CPU so that frame numbers, and so traces, are the same on every host.
  */
 #include <errno.h>
@@ -36,6 +36,35 @@ cowvm_task_t *task_of(struct run *r, int id)
 		return NULL;
 	}
 	return rt->task;
+}
+
+struct run_pin *pin_of(struct run *r, int id)
+{
+	struct run_pin *rp = &r->pins[id];
+	if (!rp->pin) {
+		report_bad_input(r, r->op ? r->op->line : 0,
+				 "pin '%s' is not held: taking it at line %d failed",
+				 r->s->pin_names[id], rp->made_at);
+		return NULL;
+	}
+	return rp;
+}
+
+bool pin_holds_frame(const struct run_pin *rp, uint64_t pfn)
+{
+	for (size_t k = 0; rp->pin && k < rp->npages; k++)
+		if (cowvm_pin_pfn(rp->pin, k) == pfn)
+			return true;
+	return false;
+}
+
+void pins_holding(struct run *r, uint64_t pfn, char *out, size_t len)
+{
+	size_t n = 0;
+	out[0] = 0;
+	for (int i = 0; i < r->s->nr_pins; i++)
+		if (pin_holds_frame(&r->pins[i], pfn) && n + strlen(r->s->pin_names[i]) + 3 < len)
+			n += (size_t)snprintf(out + n, len - n, "%s%s", n ? ", " : "", r->s->pin_names[i]);
 }
 
 bool resolve_location(struct run *r, const struct location *loc, uint64_t *start, uint64_t *length)
@@ -139,6 +168,7 @@ static bool has_result(enum op_kind kind)
 	case OP_SPAWN: case OP_FORK: case OP_THREAD: case OP_EXIT: case OP_MMAP: case OP_MUNMAP:
 	case OP_MPROTECT: case OP_MADVISE: case OP_BRK: case OP_READ: case OP_WRITE:
 	case OP_COPY_FROM_USER: case OP_COPY_TO_USER: case OP_GET_USER: case OP_PUT_USER:
+	case OP_PIN: case OP_PIN_WRITE: case OP_REMOTE_READ: case OP_REMOTE_WRITE: case OP_CLEAR_REFS:
 		return true;
 	default:
 		return false;
@@ -410,25 +440,36 @@ static void run_copy_from_user(struct run *r, const struct op *op)
 	set_result(r, op, left ? EFAULT : 0, (int64_t)left);
 }
 
+/* The bytes DATA stands for when the kernel (or a device) writes it in one go at a place with
+ * `avail` bytes: a fill covers its count or all of avail, a byte or string is itself.  NULL
+ * (reported) if too large or out of memory. */
+static uint8_t *data_buffer(struct run *r, const struct op *op, const struct data *d, uint64_t avail,
+			    uint64_t *n)
+{
+	*n = d->kind == DATA_FILL ? (d->count ? d->count : avail) : d->len;
+	if (!check_size(r, op, *n))
+		return NULL;
+	uint8_t *buf = malloc(*n ? *n : 1);
+	if (!buf) {
+		report_bad_input(r, op->line, "out of memory");
+		return NULL;
+	}
+	if (d->kind == DATA_FILL)
+		fill_bytes(d, 0, buf, *n);
+	else
+		memcpy(buf, d->bytes, *n);
+	return buf;
+}
+
 static void run_copy_to_user(struct run *r, const struct op *op)
 {
 	cowvm_task_t *t = task_of(r, op->task);
-	uint64_t start, len;
+	uint64_t start, len, n;
 	if (!t || !resolve_location(r, &op->loc, &start, &len))
 		return;
-	const struct data *d = &op->data;
-	uint64_t n = d->kind == DATA_FILL ? (d->count ? d->count : len) : d->len;
-	if (!check_size(r, op, n))
+	uint8_t *src = data_buffer(r, op, &op->data, len, &n);
+	if (!src)
 		return;
-	uint8_t *src = malloc(n ? n : 1);
-	if (!src) {
-		report_bad_input(r, op->line, "out of memory");
-		return;
-	}
-	if (d->kind == DATA_FILL)
-		fill_bytes(d, 0, src, n);
-	else
-		memcpy(src, d->bytes, n);
 	size_t left = cowvm_copy_to_user(t, start, src, n);
 	free(src);
 	set_result(r, op, left ? EFAULT : 0, (int64_t)left);
@@ -443,6 +484,119 @@ static void run_user_word(struct run *r, const struct op *op)
 	int ret = op->kind == OP_GET_USER ? cowvm_get_user(t, start, &value)
 					  : cowvm_put_user(t, start, op->value);
 	set_result(r, op, -ret, op->kind == OP_GET_USER ? (int64_t)value : ret);
+}
+
+/* ---- pins, remote access, clear_refs -------------------------------------------------------------- */
+
+/* pin P LOC [COUNT] FLAGS as NAME: the result is the number of pages held. */
+static void run_pin(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	struct run_pin *rp = &r->pins[op->pin];
+	/* a pin still held under this name was expected to fail to be taken, and was not (that
+	 * expect line has failed the run): release it so that nothing is left behind */
+	if (rp->pin)
+		cowvm_unpin(rp->pin);
+	memset(rp, 0, sizeof *rp);
+	rp->made_at = op->line;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	size_t npages = op->size ? op->size : location_is_range(&op->loc) ? len / PG : 1;
+	errno = 0;
+	cowvm_pin_t *pin = cowvm_pin_user_pages(t, start, npages, op->foll);
+	if (!pin) {
+		int e = errno ? errno : EFAULT;
+		set_result(r, op, e, -e);
+		return;
+	}
+	rp->pin = pin;
+	rp->npages = npages;
+	rp->foll = op->foll;
+	set_result(r, op, 0, (int64_t)npages);
+}
+
+static void run_unpin(struct run *r, const struct op *op)
+{
+	struct run_pin *rp = pin_of(r, op->pin);
+	if (!rp)
+		return;
+	cowvm_unpin(rp->pin);
+	rp->pin = NULL;
+}
+
+/* pin_write NAME[+OFF] DATA: a device's write through the held frames. */
+static void run_pin_write(struct run *r, const struct op *op)
+{
+	struct run_pin *rp = pin_of(r, op->pin_ref.pin);
+	uint64_t n, size;
+	if (!rp)
+		return;
+	size = rp->npages * PG;
+	uint8_t *buf = data_buffer(r, op, &op->data, op->pin_ref.offset < size ? size - op->pin_ref.offset : 0, &n);
+	if (!buf)
+		return;
+	int ret = cowvm_pin_write(rp->pin, op->pin_ref.offset, buf, n);
+	free(buf);
+	set_result(r, op, -ret, ret);
+}
+
+/* remote_read P LOC [COUNT]: /proc/pid/mem; the bytes go to the kernel buffer (`expect kbuf`).
+ * Result: the bytes read; EIO when none could be. */
+static void run_remote_read(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	if (op->size)
+		len = op->size;
+	if (!check_size(r, op, len))
+		return;
+	uint8_t *kbuf = realloc(r->kbuf, len ? len : 1);
+	if (!kbuf) {
+		report_bad_input(r, op->line, "out of memory");
+		return;
+	}
+	r->kbuf = kbuf;
+	r->kbuf_len = len;
+	memset(kbuf, 0xAA, len); /* so that what was not read shows */
+	int64_t n = cowvm_access_remote(t, start, kbuf, len, 0);
+	set_result(r, op, n < 0 ? (int)-n : 0, n);
+}
+
+/* remote_write P LOC DATA: /proc/pid/mem with FOLL_FORCE.  Result: the bytes written. */
+static void run_remote_write(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len, n;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	uint8_t *buf = data_buffer(r, op, &op->data, len, &n);
+	if (!buf)
+		return;
+	int64_t moved = cowvm_access_remote(t, start, buf, n, 1);
+	free(buf);
+	set_result(r, op, moved < 0 ? (int)-moved : 0, moved);
+}
+
+static void run_clear_refs(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	if (!t)
+		return;
+	int ret = cowvm_clear_refs(t, (int)op->value);
+	set_result(r, op, -ret, ret);
+}
+
+/* Release every pin still held (the end of the run: a pipe closes when its process exits). */
+static void release_pins(struct run *r)
+{
+	for (int i = 0; r->pins && i < r->s->nr_pins; i++) {
+		if (r->pins[i].pin)
+			cowvm_unpin(r->pins[i].pin);
+		r->pins[i].pin = NULL;
+	}
 }
 
 /* ---- marks, checks ---------------------------------------------------------------------------- */
@@ -529,6 +683,12 @@ static void run_op(struct run *r, const struct op *op)
 	case OP_COPY_FROM_USER: run_copy_from_user(r, op); break;
 	case OP_COPY_TO_USER: run_copy_to_user(r, op); break;
 	case OP_GET_USER: case OP_PUT_USER: run_user_word(r, op); break;
+	case OP_PIN: run_pin(r, op); break;
+	case OP_UNPIN: run_unpin(r, op); break;
+	case OP_PIN_WRITE: run_pin_write(r, op); break;
+	case OP_REMOTE_READ: run_remote_read(r, op); break;
+	case OP_REMOTE_WRITE: run_remote_write(r, op); break;
+	case OP_CLEAR_REFS: run_clear_refs(r, op); break;
 	case OP_FAIL_ALLOC: cowvm_fail_alloc(r->vm, op->mode, op->value); break;
 	case OP_MARK: run_mark(r, op); break;
 	case OP_CHECK:
@@ -588,6 +748,7 @@ static void finish(struct run *r)
 	}
 	run_checker(r, NULL, "at the end of the scenario");
 	cowvm_fail_alloc(r->vm, COWVM_FAIL_OFF, 0);
+	release_pins(r);
 	exit_all(r);
 	if (run_checker(r, NULL, "after every task exited")) {
 		struct cowvm_vmstat vs;
@@ -613,6 +774,7 @@ static void free_run(struct run *r)
 		free(r->marks[i].task_stats);
 	}
 	free(r->marks);
+	free(r->pins);
 	free(r->tasks);
 	free(r->regions);
 	free(r->kbuf);
@@ -624,9 +786,10 @@ static int run_scenario(const struct scenario *s, const struct run_opts *opts, F
 	r.tasks = calloc((size_t)s->nr_tasks + 1, sizeof *r.tasks);
 	r.regions = calloc((size_t)s->nr_regions + 1, sizeof *r.regions);
 	r.marks = calloc((size_t)s->nr_marks + 1, sizeof *r.marks);
+	r.pins = calloc((size_t)s->nr_pins + 1, sizeof *r.pins);
 	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : DEFAULT_PHYS_BYTES,
 				    .nr_cpus = 1 };
-	if (r.tasks && r.regions && r.marks)
+	if (r.tasks && r.regions && r.marks && r.pins)
 		r.vm = cowvm_create(&cfg);
 	if (!r.vm) {
 		report_bad_input(&r, 0, "cannot make a machine of %" PRIu64 " bytes: %s", cfg.phys_bytes,

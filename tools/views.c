@@ -8,7 +8,8 @@
  *   pagemap       /proc/PID/pagemap words, one line per page, decoded
  *   ptes          the x86-64 page-table entries, with their bits by name
  *   vmstat        /proc/vmstat (and cowvm's own events)
- *   frames        frames with refcount, mapcount and every (process, address) rmap finds
+ *   frames        frames with refcount, mapcount, every (process, address) rmap finds and the
+ *                 pins that hold them; frames held only by a pin are listed too
  *   graph         Graphviz text (dot.c)
  * Text views start with a "# ..." line saying whose view it is; under --json each view is one
  * JSON object with the same facts.
@@ -361,7 +362,8 @@ static void show_pages(struct run *r, enum view_kind view, int process, struct v
 			uint64_t value, frame;
 			if (view == VIEW_PTES) {
 				value = cowvm_pte(t, a);
-				frame = (value & 1) ? (value >> 12) & ((1ull << 40) - 1) : 0;
+				/* present, or PROT_NONE (mapped, hidden from the hardware) */
+				frame = (value & ((1ull << 0) | (1ull << 8))) ? (value >> 12) & ((1ull << 40) - 1) : 0;
 				pte_bits_text(value, bits, sizeof bits);
 			} else {
 				value = cowvm_pagemap(t, a);
@@ -429,10 +431,24 @@ static int print_mapper(void *arg, int pid, uint64_t addr)
 	return 0;
 }
 
+/* The pins holding frame pfn, as JSON strings separated by commas. */
+static void json_pins_holding(struct run *r, uint64_t pfn)
+{
+	int n = 0;
+	for (int i = 0; i < r->s->nr_pins; i++) {
+		if (!pin_holds_frame(&r->pins[i], pfn))
+			continue;
+		if (n++)
+			fputc(',', r->out);
+		json_string(r->out, r->s->pin_names[i]);
+	}
+}
+
 static const char *frame_state_name(int state)
 {
-	static const char *const names[] = { "free", "reserved", "zero", "pgtable", "anon", "shmem" };
-	return state >= 0 && state <= COWVM_FRAME_SHMEM ? names[state] : "?";
+	static const char *const names[] = { "free", "reserved", "zero", "pgtable", "anon", "shmem",
+					     "pinned" };
+	return state >= 0 && state <= COWVM_FRAME_PINNED ? names[state] : "?";
 }
 
 static int compare_u64(const void *a, const void *b)
@@ -441,7 +457,8 @@ static int compare_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* The frames to list: those a process maps in the range, or every anon, shmem and zero frame. */
+/* The frames to list: those a process maps in the range, or every anon, shmem and zero frame
+ * and every frame held only by a pin. */
 static uint64_t *frames_to_show(struct run *r, int process, struct vma_list *vmas, bool has_range,
 				uint64_t start, uint64_t length, int *count)
 {
@@ -453,7 +470,8 @@ static uint64_t *frames_to_show(struct run *r, int process, struct vma_list *vma
 		cowvm_vmstat(r->vm, &vs);
 		for (uint64_t pfn = 0; pfn < vs.nr_total_pages; pfn++) {
 			if (cowvm_frame_info(r->vm, pfn, &fi) || (fi.state != COWVM_FRAME_ANON &&
-			    fi.state != COWVM_FRAME_SHMEM && fi.state != COWVM_FRAME_ZERO))
+			    fi.state != COWVM_FRAME_SHMEM && fi.state != COWVM_FRAME_ZERO &&
+			    fi.state != COWVM_FRAME_PINNED))
 				continue;
 			if (n == cap) {
 				cap = cap ? cap * 2 : 64;
@@ -527,6 +545,8 @@ static void show_frames(struct run *r, int process, struct vma_list *vmas, bool 
 				fi.anon_exclusive ? "true" : "false", lru);
 			if (fi.state != COWVM_FRAME_ZERO)
 				cowvm_rmap_walk(r->vm, fi.pfn, print_mapper, &m);
+			fprintf(r->out, "],\"held_by\":[");
+			json_pins_holding(r, fi.pfn);
 			fprintf(r->out, "]");
 			if (fi.state == COWVM_FRAME_ZERO)
 				fprintf(r->out, ",\"zero_page_mappings\":%" PRIu64, vs.nr_zero_page_mappings);
@@ -539,6 +559,10 @@ static void show_frames(struct run *r, int process, struct vma_list *vmas, bool 
 			fprintf(r->out, " (outside rmap; %" PRIu64 " PTEs map it)", vs.nr_zero_page_mappings);
 		else
 			cowvm_rmap_walk(r->vm, fi.pfn, print_mapper, &m);
+		char held[256];
+		pins_holding(r, fi.pfn, held, sizeof held);
+		if (held[0])
+			fprintf(r->out, " [held by %s]", held);
 		fputc('\n', r->out);
 	}
 	if (json)

@@ -106,6 +106,7 @@ const struct vmstat_field vmstat_fields[] = {
 	VMSTAT(pgfault),          VMSTAT(pgmajfault),         VMSTAT(pgreuse),
 	VMSTAT(pgalloc),          VMSTAT(pgfree),             VMSTAT(cow_copies),
 	VMSTAT(zero_page_maps),   VMSTAT(zero_page_cows),     VMSTAT(tlb_flushes),
+	VMSTAT(nr_pinned),        VMSTAT(gup_fast_fallbacks),
 };
 #undef VMSTAT
 const int nr_vmstat_fields = sizeof vmstat_fields / sizeof vmstat_fields[0];
