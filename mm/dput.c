@@ -247,7 +247,8 @@ static int do_copy(struct task_struct *st, uint64_t src, struct task_struct *dt,
 		return err;
 	if (!cow) {
 		if (st->vm->tracer)
-			trace_region(dt, dst, "COPY unaligned", "copy_bytes");
+			trace_region(dt, dst, ((dst - src) & (PAGE_SIZE - 1)) ? "COPY unaligned" : "COPY bytes",
+				     "copy_bytes");
 		err = copy_bytes(st, src, dt, dst, len, &holes);
 		free(holes.bits);
 		return err;
@@ -277,11 +278,17 @@ static int do_zero(struct task_struct *dt, uint64_t addr, uint64_t len)
 {
 	uint64_t end = addr + len;
 	uint64_t start_page = PAGE_ALIGN(addr), end_page = end & PAGE_MASK;
-	if (start_page >= end_page) /* within one or two partial pages */
+	if (start_page >= end_page) { /* within one or two partial pages */
+		if (dt->vm->tracer)
+			trace_region(dt, addr, "ZERO bytes", "copy_bytes");
 		return copy_bytes(NULL, 0, dt, addr, len, NULL);
+	}
 	int err = 0;
-	if (addr < start_page)
+	if (addr < start_page) {
+		if (dt->vm->tracer)
+			trace_region(dt, addr, "ZERO head", "copy_bytes");
 		err = copy_bytes(NULL, 0, dt, addr, start_page - addr, NULL);
+	}
 	if (!err) {
 		if (dt->vm->tracer)
 			trace_region(dt, start_page, "ZERO middle", "do_munmap > mmap_region");
@@ -289,8 +296,11 @@ static int do_zero(struct task_struct *dt, uint64_t addr, uint64_t len)
 		if (!err)
 			err = mmap_region(dt->mm, start_page, end_page - start_page, private_flags_like(NULL));
 	}
-	if (!err && end_page < end)
+	if (!err && end_page < end) {
+		if (dt->vm->tracer)
+			trace_region(dt, end_page, "ZERO tail", "copy_bytes");
 		err = copy_bytes(NULL, 0, dt, end_page, end - end_page, NULL);
+	}
 	return err;
 }
 
@@ -534,6 +544,10 @@ static int do_merge(struct task_struct *parent, uint64_t pa, struct task_struct 
 			}
 			uint64_t y = pa + (x - ca);
 			uint64_t ppfn = merge_pfn(vm, pte_at(pmm, y));
+			if (ppfn == cpfn) { /* the parent has the child's page already (an earlier MERGE) */
+				rep.pages_skipped++;
+				continue;
+			}
 			if (ppfn == rpfn) {
 				if (cpfn && share_child_page(parent, y, child, x, cpfn)) {
 					rep.pages_shared++;

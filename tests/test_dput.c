@@ -2025,3 +2025,33 @@ Test(dput, copy_of_bytes_into_a_read_only_shared_mapping_fails_with_eacces_and_c
 	expect_fill(c, A + PG + 7, 2 * PG, 1, PG + 7);
 	expect_fill(c, A + 3 * PG + 7, 2 * PG - 7, 2, 3 * PG + 7);
 }
+
+/*
+ * Regression: a page the parent already shares with the child (taken COW by an earlier MERGE)
+ * is unchanged for the next MERGE; merging it again must not copy it away from the child.
+ *
+ *   P d ----> frame X <---- C d     after the first MERGE (X is C's write, shared)
+ *   second MERGE: skip, no copy, still shared
+ */
+Test(dput, a_second_merge_keeps_the_page_the_first_one_shared)
+{
+	const uint64_t A = TU_BASE;
+	cowvm_task_t *p = tu_spawn();
+	map_fixed(p, A, 1, PROT_RW, MAP_PRIV_ANON);
+	fill(p, A, PG, 1);
+	cowvm_task_t *c = tu_spawn();
+	EQ(cowvm_dput(p, c, COWVM_COPY, A, A, PG), 0);
+	EQ(cowvm_dput(p, c, COWVM_SNAP, 0, 0, 0), 0);
+	fill(c, A, PG, 2);
+	EQ(cowvm_dget(p, c, COWVM_MERGE, A, A, PG), 0);
+	CHECK();
+	uint64_t shared = cowvm_pagemap(c, A) & COWVM_PM_PFN_MASK;
+	EQ(cowvm_pagemap(p, A) & COWVM_PM_PFN_MASK, shared);
+	struct cowvm_vmstat before = vmstat();
+	EQ(cowvm_dget(p, c, COWVM_MERGE, A, A, PG), 0);
+	CHECK();
+	EQ(vmstat().cow_copies, before.cow_copies);
+	EQ(cowvm_pagemap(p, A) & COWVM_PM_PFN_MASK, shared);
+	EQ(report_of(p).pages_merged + report_of(p).pages_copied + report_of(p).pages_shared, 0);
+	expect_fill(p, A, PG, 2, 0);
+}

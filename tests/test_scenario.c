@@ -7,12 +7,16 @@
  *   examples: every example (examples/ *.cows) passes, and the trace of each shows the kernel path its
  *             story is about (fork-cow: the child's first write is do_wp_page > wp_page_copy,
  *             the parent's write after the child exited is wp_page_reuse; ro-pin-unshare: the
- *             pin's unshare fault; pin-fork-copy: fork copies the pinned page without a fault).
+ *             pin's unshare fault; pin-fork-copy: fork copies the pinned page without a fault;
+ *             dput-copy: COPY's three regions, head memcpy, COW middle, tail memcpy, as phases).
+ *   dput/dget: the lines, their errors, `expect merge`, phase lines that are not faults, and
+ *             the snapshot image in `show frames` and the graph.
  *
  * Built with the tools/ sources except tools/cowvm.c (main); run from the top of the tree so
  * that examples/ is found.  Only the tools' own headers and include/cowvm.h are used.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +81,14 @@ static const char *find_event(const char *from, const char *a, const char *b)
 			return line;
 	}
 	return NULL;
+}
+
+/* The line after `text`'s line in a trace, or NULL. */
+static const char *line_after(const char *trace, const char *text)
+{
+	const char *at = find_event(trace, text, NULL);
+	const char *next = at ? strchr(at, '\n') : NULL;
+	return next ? next + 1 : NULL;
 }
 
 /* ---- the parser ----------------------------------------------------------------------------- */
@@ -245,6 +257,83 @@ Test(scenario_parse, pin_lines_become_the_operations_they_say)
 	scenario_free(s);
 }
 
+Test(scenario_parse, dput_and_dget_lines_become_the_operations_they_say)
+{
+	const char *text =
+		"spawn P\n"
+		"spawn C\n"
+		"mmap P src 8 pages\n"
+		"mmap C dst 8 pages\n"
+		"dput P C copy src+0x100 dst+0x100 0x5f80\n"      /* 5 */
+		"dget P C COPY src[7] dst[2]\n"                   /* 6: the source's range gives the length */
+		"dput P C zero dst+0x800 2 pages\n"               /* 7 */
+		"dget P C zero src[1..2]\n"                       /* 8 */
+		"dput P C snap\n"                                 /* 9 */
+		"dget P C merge src dst\n"                        /* 10 */
+		"expect error EBADE\n"
+		"expect merge conflicts == 4\n"                   /* 12: P, from the merge line */
+		"expect merge first_conflict == src[3]+8\n"       /* 13 */
+		"expect merge C pages_shared >= 1 page\n"         /* 14 */
+		"expect merge tables_skipped != 0\n"              /* 15 */
+		"dput P C copy 0x40000000 0x50000000 4096\n";     /* 16: absolute addresses */
+	struct parse_error err;
+	struct scenario *s = scenario_parse("dput.cows", text, &err);
+	cr_assert(s, "parse failed at line %d: %s", err.line, err.message);
+	cr_assert_eq(s->nr_ops, 16);
+
+	const struct op *op = &s->ops[4];
+	cr_assert_eq(op->kind, OP_DPUT);
+	cr_assert_eq(op->dop, COWVM_COPY);
+	cr_assert_eq(op->task, 0);
+	cr_assert_eq(op->child, 1);
+	cr_assert(op->loc.region == 0 && op->loc.has_offset && op->loc.offset == 0x100);
+	cr_assert(op->child_loc.region == 1 && op->child_loc.has_offset && op->child_loc.offset == 0x100);
+	cr_assert_eq(op->size, 0x5f80);
+
+	op = &s->ops[5];
+	cr_assert_eq(op->kind, OP_DGET);
+	cr_assert_eq(op->dop, COWVM_COPY);
+	cr_assert(op->loc.has_pages && op->loc.first_page == 7);
+	cr_assert(op->child_loc.has_pages && op->child_loc.first_page == 2);
+	cr_assert_eq(op->size, 0); /* the child's range, at run time */
+
+	op = &s->ops[6];
+	cr_assert_eq(op->dop, COWVM_ZERO);
+	cr_assert_eq(op->child_loc.region, 1); /* dput zero: the child's location */
+	cr_assert_eq(op->loc.region, -1);
+	cr_assert_eq(op->size, 8192);
+
+	op = &s->ops[7];
+	cr_assert_eq(op->dop, COWVM_ZERO);
+	cr_assert_eq(op->loc.region, 0); /* dget zero: the parent's */
+	cr_assert_eq(op->child_loc.region, -1);
+
+	cr_assert_eq(s->ops[8].dop, COWVM_SNAP);
+	cr_assert_eq(s->ops[9].kind, OP_DGET);
+	cr_assert_eq(s->ops[9].dop, COWVM_MERGE);
+	cr_assert_eq(s->ops[10].expect.error, EBADE);
+
+	op = &s->ops[11];
+	cr_assert_eq(op->expect.kind, EXPECT_COUNTER);
+	cr_assert_eq(op->expect.counter, COUNTER_MERGE);
+	cr_assert_eq(op->expect.task, 0);
+	cr_assert_eq(op->expect.value, 4);
+	op = &s->ops[12];
+	cr_assert_eq(op->expect.counter, COUNTER_MERGE);
+	cr_assert(op->expect.loc.region == 0 && op->expect.loc.has_pages && op->expect.loc.offset == 8);
+	op = &s->ops[13];
+	cr_assert_eq(op->expect.task, 1);
+	cr_assert_eq(op->expect.cmp, CMP_GE);
+	cr_assert_eq(op->expect.value, 1);
+	cr_assert_eq(s->ops[14].expect.cmp, CMP_NE);
+
+	op = &s->ops[15];
+	cr_assert(op->loc.region == -1 && op->loc.address == 0x40000000);
+	cr_assert(op->child_loc.region == -1 && op->child_loc.address == 0x50000000);
+	cr_assert_eq(op->size, 4096);
+	scenario_free(s);
+}
+
 Test(scenario_parse, units_turn_into_bytes_and_pages)
 {
 	struct parse_error err;
@@ -326,6 +415,37 @@ static const struct {
 	{ "spawn A\nclear_refs A dirty\n", 2, "bad clear_refs value" },
 	{ "spawn A\nmmap A b 1 page\nremote_write A b+1 fill 0\n", 3, "fill needs a range" },
 	{ "spawn A\nremote_read A\n", 2, "missing a location" },
+	/* dput and dget */
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C merge b b\n", 4, "dput does not merge" },
+	{ "spawn P\nspawn C\ndget P C snap\n", 3, "dget does not snap" },
+	{ "spawn P\nspawn C\ndput P C frob\n", 3, "unknown dput operation 'frob'" },
+	{ "spawn P\nspawn C\ndget P C\n", 3, "missing an operation" },
+	{ "spawn P\ndput P C snap\n", 2, "unknown process 'C'" },
+	{ "spawn P\nspawn C\ndput P C snap now\n", 3, "unexpected 'now'" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C copy b\n", 4, "missing a location" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C copy b+1 b\n", 4,
+	  "'dput copy' needs a length: give the parent's location a range" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndget P C copy b b+1\n", 4,
+	  "'dget copy' needs a length: give the child's location a range" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndget P C merge b b+8\n", 4, "needs a length" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C zero b+8\n", 4, "needs a length" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C zero b 0\n", 4, "a length of 0 bytes" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C copy b b 3 apples\n", 4, "unexpected 'apples'" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C copy b nowhere\n", 4, "unknown region 'nowhere'" },
+	{ "spawn P\nspawn C\nmmap P b 2 pages\ndput P C zero b[2]\n", 4, "past its end" },
+	{ "spawn P\nexpect merge conflicts == 0\n", 2, "needs a `dget P C merge ...` line" },
+	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nexit P\nexpect merge conflicts == 0\n",
+	  6, "process 'P' of the last `dget ... merge` line is gone" },
+	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nexpect merge conflict == 1\n", 5,
+	  "unknown merge report field 'conflict'" },
+	{ "spawn P\nexpect merge P shared == 1\n", 2, "unknown merge report field 'shared'" },
+	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nexpect merge conflicts == 1 page\n", 5,
+	  "plain count" },
+	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nmark m\nexpect merge conflicts since m == 1\n",
+	  6, "cannot be counted since" },
+	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nexpect merge first_conflict == elsewhere\n",
+	  5, "unknown region 'elsewhere'" },
+	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nexpect error EBADX\n", 5, "unknown errno name" },
 };
 
 Test(scenario_parse, malformed_input_is_an_error_that_names_the_line)
@@ -617,6 +737,138 @@ Test(scenario_run, fork_can_be_retried_after_an_expected_failure)
 	captured_free(&c);
 }
 
+Test(scenario_run, dput_and_dget_report_the_librarys_errors)
+{
+	struct captured c = run_captured("derr.cows",
+		"spawn P\nspawn C\nmmap P b 2 pages at 0x40000000\nwrite P b fill 1\n"
+		"mmap C ro 1 page r shared at 0x50000000\n"
+		"dget P C merge b b\nexpect error ENOENT\n"                     /* no snap */
+		"dput P C copy b b+1 100\nexpect result == 0\n"                 /* two mms: no overlap */
+		"dput P P copy b b+1 100\nexpect error EINVAL\n"                /* overlap in one mm */
+		"dput P C copy b ro+8 16\nexpect error EACCES\n"                /* shared read-only bytes */
+		"dput P C zero 0x7ffffffff000 2 pages\nexpect error EINVAL\n"   /* beyond user space */
+		"dput P C snap\nexpect result == 0\n"
+		"dget P C merge b+1 b 4096\nexpect error EINVAL\n"              /* not page aligned */
+		"dget P C merge 0x60000000 b\nexpect error EFAULT\n"            /* no parent memory */
+		"expect merge conflicts == 0\nexpect merge first_conflict == 0\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	captured_free(&c);
+
+	/* the wrong errno is named */
+	c = run_captured("derr.cows", "spawn P\nspawn C\ndget P C merge 0 0 4096\nexpect error EBADE\n",
+			 false, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED);
+	cr_assert(strstr(c.err, "derr.cows:4: expect error EBADE: line 3 failed with ENOENT"), "%s", c.err);
+	captured_free(&c);
+
+	/* an unacknowledged failure of a dput line fails the run, as any operation's */
+	c = run_captured("dfail.cows", "spawn P\nspawn C\ndget P C merge 0 0 4096\n", false, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED);
+	cr_assert(strstr(c.err, "dfail.cows:3: `dget P C merge 0 0 4096` failed with ENOENT"), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, expect_merge_names_the_value_found)
+{
+	struct captured c = run_captured("mrg.cows",
+		"spawn P\nmmap P d 2 pages at 0x40000000\nwrite P d fill '.'\nspawn C\n"
+		"dput P C copy d d\ndput P C snap\n"
+		"write C d[1]+5 \"ab\"\nwrite P d[1]+5 \"xy\"\nwrite C d[0] \"c\"\n"
+		"dget P C merge d d\nexpect error EBADE\n"
+		"expect merge conflicts == 2\nexpect merge first_conflict == d[1]+5\n"
+		"expect merge pages_shared == 1\nexpect merge pages_merged == 1 page\n"
+		"expect merge conflicts == 3\nexpect merge first_conflict == d[1]+6\n"
+		"expect merge P pages_copied > 0\n", true, false);
+	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED, "%s", c.err);
+	cr_assert(strstr(c.err, "mrg.cows:16: expect merge conflicts == 3: got 2\n"), "%s", c.err);
+	cr_assert(strstr(c.err, "mrg.cows:17: expect merge first_conflict == d[1]+6: got 0x40001005, "
+			 "expected 0x40001006"), "%s", c.err);
+	cr_assert(strstr(c.err, "mrg.cows:18: expect merge P pages_copied > 0: got 0 pages"), "%s", c.err);
+	for (int line = 11; line <= 15; line++) {
+		char where[32];
+		snprintf(where, sizeof where, "mrg.cows:%d:", line);
+		cr_assert(!strstr(c.err, where), "line %d should hold: %s", line, c.err);
+	}
+	/* the trace prints the merge's report as its result */
+	cr_assert(strstr(c.out, "-> error EBADE; merge: conflicts 2 (the first at 0x40001005), "
+			 "tables_skipped 0, pages_skipped 0, pages_shared 1, pages_copied 0, pages_merged 1"),
+		  "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_run, dput_phases_print_as_phases_not_faults)
+{
+	struct captured c = run_captured("ph.cows",
+		"spawn P\nmmap P s 4 pages at 0x40000000\nwrite P s fill 1\n"
+		"spawn C\nmmap C d 4 pages at 0x50000000\n"
+		"dput P C copy s+0x10 d+0x10 0x2ff0\n"
+		"dget P C copy s[3] d[0] 16\n"
+		"dput P C zero d[1..2]\n", true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	const char *head = find_event(c.out, "C dput phase (not a fault): COPY head 0x50000010-0x50001000 (4080 bytes)",
+				      ": copy_bytes");
+	cr_assert(head, "%s", c.out);
+	const char *middle = find_event(head, "C dput phase (not a fault): COPY middle 0x50001000-0x50003000 (2 pages)",
+					": split_vma > anon_vma_fork > copy_page_range");
+	cr_assert(middle, "%s", c.out);
+	/* a range ending on a page boundary has no tail */
+	const char *next = line_after(middle, "COPY middle");
+	cr_assert(next && !strstr(next, "COPY tail") && strstr(next, "dget P C copy") == next + 6,
+		  "%s", c.out);
+	/* a page-multiple delta with no whole page inside: bytes only */
+	cr_assert(find_event(c.out, "P dget phase (not a fault): COPY bytes 0x40003000-0x40003010 (16 bytes)",
+			     ": copy_bytes"), "%s", c.out);
+	cr_assert(find_event(c.out, "C dput phase (not a fault): ZERO middle 0x50001000-0x50003000 (2 pages)",
+			     ": do_munmap > mmap_region"), "%s", c.out);
+	/* no phase line names frames */
+	for (const char *l = find_event(c.out, "phase (not a fault)", NULL); l;
+	     l = find_event(strchr(l, '\n') + 1, "phase (not a fault)", NULL)) {
+		const char *end = strchr(l, '\n');
+		cr_assert(!memmem(l, (size_t)(end - l), "frame", 5), "%.*s", (int)(end - l), l);
+	}
+	captured_free(&c);
+
+	/* JSON: a "phase" event, not a "fault" one */
+	c = run_captured("ph.cows", "spawn P\nmmap P s 2 pages at 0x40000000\nspawn C\n"
+			 "dput P C copy s s\n", false, true);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "{\"event\":\"phase\",\"file\":\"ph.cows\",\"line\":4,\"call\":\"dput\","
+			 "\"process\":\"C\",\"pid\":2,\"tid\":2,\"address\":\"0x40000000\",\"end\":\"0x40002000\","
+			 "\"path\":[\"dput\",\"COPY middle\",\"split_vma > anon_vma_fork > copy_page_range\"]"),
+		  "%s", c.out);
+	cr_assert(!strstr(c.out, "\"event\":\"fault\""), "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_run, frames_and_graph_label_a_snapshot_image)
+{
+	const char *text = "spawn P\nmmap P d 1 page at 0x40000000\nwrite P d 1\nspawn C\n"
+			   "dput P C copy d d\ndput P C snap\nwrite C d 2\n";
+	char buf[512];
+	snprintf(buf, sizeof buf, "%sshow frames\nshow frames C d\nshow maps C\n", text);
+	struct captured c = run_captured("snap.cows", buf, false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	/* the old frame: P's, and the image's; C has its own copy now */
+	cr_assert(strstr(c.out, " P:40000000 C(snapshot):40000000\n"), "%s", c.out);
+	cr_assert(strstr(c.out, "[anon:d]"), "C's VMA is labelled with the region copied into it:\n%s", c.out);
+	captured_free(&c);
+
+	snprintf(buf, sizeof buf, "%sshow graph\n", text);
+	c = run_captured("snap.cows", buf, false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "p1_snap [shape=box, style=\"rounded,dashed\", label=\"C's snapshot image\\n"
+			 "(dput SNAP), 1 page\"];"), "%s", c.out);
+	cr_assert(strstr(c.out, "p1_snap -> f6 [style=dotted, label=\"snap 40000000\"];"), "%s", c.out);
+	captured_free(&c);
+
+	snprintf(buf, sizeof buf, "%sshow frames\n", text);
+	c = run_captured("snap.cows", buf, false, true);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(strstr(c.out, "{\"process\":\"C\",\"pid\":2,\"snapshot\":true,\"address\":\"0x40000000\"}"),
+		  "%s", c.out);
+	captured_free(&c);
+}
+
 /* ---- the examples ----------------------------------------------------------------------------- */
 
 TestSuite(scenario_examples);
@@ -673,6 +925,12 @@ static const struct {
 	{ "examples/forced-write.cows", "B remote-write ", "do_wp_page > wp_page_copy" },
 	{ "examples/forced-write.cows", "B remote-write ", "do_anonymous_page" },
 	{ "examples/soft-dirty-pin.cows", "A write ", "do_wp_page > wp_page_reuse" },
+	{ "examples/dput-copy-unaligned.cows", "C dput phase (not a fault): COPY unaligned", ": copy_bytes" },
+	{ "examples/dput-zero.cows", "C dput phase (not a fault): ZERO middle", ": do_munmap > mmap_region" },
+	{ "examples/dput-zero.cows", "P dget phase (not a fault): ZERO middle", ": do_munmap > mmap_region" },
+	{ "examples/dput-merge.cows", "C dput phase (not a fault): COPY middle",
+	  ": split_vma > anon_vma_fork > copy_page_range" },
+	{ "examples/dput-merge.cows", "-> error EBADE; merge: conflicts 4", "pages_shared 1" },
 };
 
 Test(scenario_examples, each_example_trace_shows_its_kernel_path)
@@ -685,14 +943,6 @@ Test(scenario_examples, each_example_trace_shows_its_kernel_path)
 			  example_paths[i].first, example_paths[i].second, c.out);
 		captured_free(&c);
 	}
-}
-
-/* The line after `text`'s line in a trace, or NULL. */
-static const char *line_after(const char *trace, const char *text)
-{
-	const char *at = find_event(trace, text, NULL);
-	const char *next = at ? strchr(at, '\n') : NULL;
-	return next ? next + 1 : NULL;
 }
 
 Test(scenario_examples, ro_pin_unshare_unshares_at_the_pin_and_reuses_at_the_write)
@@ -727,5 +977,80 @@ Test(scenario_examples, reuse_example_never_copies)
 	struct captured c = run_captured("examples/reuse.cows", NULL, true, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	cr_assert(!find_event(c.out, "wp_page_copy", NULL), "reuse.cows copied:\n%s", c.out);
+	captured_free(&c);
+}
+
+/* The three COPY regions, in order, under the dput line; each a phase, not a fault. */
+static void expect_copy_regions(const char *file, const char *line)
+{
+	struct captured c = run_captured(file, NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s: %s", file, c.err);
+	const char *at = find_event(c.out, line, NULL);
+	cr_assert(at, "%s: no line '%s' in:\n%s", file, line, c.out);
+	const char *head = line_after(c.out, line);
+	cr_assert(head && find_event(head, "dput phase (not a fault): COPY head", ": copy_bytes") == head,
+		  "%s: the head memcpy should follow '%s':\n%s", file, line, c.out);
+	const char *middle = line_after(head, "COPY head");
+	cr_assert(middle && find_event(middle, "dput phase (not a fault): COPY middle",
+				       ": split_vma > anon_vma_fork > copy_page_range") == middle,
+		  "%s: the COW middle should follow the head:\n%s", file, c.out);
+	const char *tail = line_after(middle, "COPY middle");
+	cr_assert(tail && find_event(tail, "dput phase (not a fault): COPY tail", ": copy_bytes") == tail,
+		  "%s: the tail memcpy should follow the middle:\n%s", file, c.out);
+	captured_free(&c);
+}
+
+Test(scenario_examples, dput_copy_shows_the_three_regions_and_cow_breaks_on_both_sides)
+{
+	expect_copy_regions("examples/dput-copy.cows", "dput P C copy src+0x100 dst+0x100 0x5f80");
+	struct captured c = run_captured("examples/dput-copy.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	const char *copy = find_event(c.out, "dput P C copy", NULL);
+	/* the copy itself takes no fault: the head and tail pages were C's own, exclusive */
+	const char *fault = find_event(copy, "handle_mm_fault", NULL);
+	const char *child = find_event(copy, "C write ", "do_wp_page > wp_page_copy");
+	const char *parent = child ? find_event(child, "P write ", "do_wp_page > wp_page_copy") : NULL;
+	cr_assert(child && fault == child, "C's write should be the first fault after the copy:\n%s", c.out);
+	cr_assert(parent, "P's write should break COW too:\n%s", c.out);
+	cr_assert(find_event(parent, "P write ", "do_wp_page > wp_page_reuse"), "%s", c.out);
+	cr_assert(find_event(parent, "P dget phase (not a fault): COPY middle", NULL), "%s", c.out);
+	captured_free(&c);
+}
+
+Test(scenario_examples, each_dput_example_shows_its_regions)
+{
+	/* unaligned: one region, every byte; no middle, nothing split */
+	struct captured c = run_captured("examples/dput-copy-unaligned.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	cr_assert(find_event(c.out, "COPY unaligned 0x50000180-0x50003180 (12288 bytes)", ": copy_bytes"),
+		  "%s", c.out);
+	cr_assert(!find_event(c.out, "COPY middle", NULL) && !find_event(c.out, "COPY head", NULL), "%s", c.out);
+	captured_free(&c);
+
+	/* zero: the head and tail are cleared in place, the middle replaced */
+	c = run_captured("examples/dput-zero.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	const char *zero = line_after(c.out, "dput P C zero dst+0x800 0x2000");
+	cr_assert(zero && find_event(zero, "C dput phase (not a fault): ZERO head 0x50000800-0x50001000 (2048 bytes)",
+				     ": copy_bytes") == zero, "%s", c.out);
+	cr_assert(find_event(zero, "C dput phase (not a fault): ZERO middle 0x50001000-0x50002000 (1 page)",
+			     ": do_munmap > mmap_region"), "%s", c.out);
+	cr_assert(find_event(zero, "C dput phase (not a fault): ZERO tail 0x50002000-0x50002800 (2048 bytes)",
+			     ": copy_bytes"), "%s", c.out);
+	cr_assert(find_event(c.out, "dput P C zero ro+16 32", NULL) &&
+		  find_event(line_after(c.out, "dput P C zero ro+16 32"), "-> error EACCES", NULL) ==
+			  line_after(c.out, "dput P C zero ro+16 32"), "%s", c.out);
+	captured_free(&c);
+
+	/* merge: the fork's COPY is all middle; the merge reports its conflict */
+	c = run_captured("examples/dput-merge.cows", NULL, true, false);
+	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
+	const char *copy = line_after(c.out, "dput P C copy data data");
+	cr_assert(copy && find_event(copy, "COPY middle 0x40000000-0x40004000 (4 pages)", NULL) == copy, "%s", c.out);
+	const char *merge = line_after(c.out, "dget P C merge data data");
+	cr_assert(merge && find_event(merge, "-> error EBADE; merge: conflicts 4 (the first at 0x40003008)",
+				      "pages_skipped 1, pages_shared 1, pages_copied 0, pages_merged 2") == merge,
+		  "%s", c.out);
+	cr_assert(find_event(c.out, " C(snapshot):40000000", NULL), "%s", c.out);
 	captured_free(&c);
 }

@@ -6,12 +6,16 @@
  *                                            --> (buf[1]) --ro--> [zero page] <- grey, doubled
  *
  *   <pin dma> ==held==> [frame 11]                                  <- pins: purple, bold
+ *   [B pid 2] --> [B's snapshot image] ..snap..> [frame 6]            <- dput SNAP: dashed, dotted
  *
  * Only present pages are drawn (at most MAX_PAGES_PER_VMA per VMA, then a "+N more" node).  A
  * frame that more than one page maps is filled orange and its edges are red; the zero page is
  * grey with a double border.  Writable PTEs are solid edges, read-only ones dashed.  Each pin
  * the scenario holds is a purple node with a bold edge to every frame it holds (a frame no
- * page maps any more, as after vmsplice and munmap, appears through its pin only).
+ * page maps any more, as after vmsplice and munmap, appears through its pin only).  A child
+ * with a dput SNAP image has a dashed "snapshot image" node in its cluster with a dotted edge
+ * to every frame the image maps (found by rmap, which reports the image with the child's pid
+ * negated): the frames the child has replaced since the SNAP appear through it.
  * `show graph` writes the text where the run's output goes; --dot writes NAME.dot and, when
  * Graphviz's `dot` can be run, renders NAME.svg beside it.
  */
@@ -36,9 +40,17 @@ struct frame_use {
 	int edges;                /* page nodes in the picture that map it */
 };
 
+/* A page of a child's dput SNAP image: rmap reports it with the child's pid negated. */
+struct snap_page {
+	int pid;                  /* the child's */
+	uint64_t addr, pfn;
+};
+
 struct graph {
 	struct frame_use *frames;
 	int nr_frames, capacity;
+	struct snap_page *snaps;
+	int nr_snaps, snap_capacity;
 };
 
 static struct frame_use *frame_use(struct graph *g, uint64_t pfn)
@@ -81,6 +93,74 @@ static void count_frames(struct run *r, struct graph *g)
 		}
 		free(vmas.vmas);
 	}
+}
+
+struct snap_walk {
+	struct graph *g;
+	uint64_t pfn;
+};
+
+static int note_snapshot(void *arg, int pid, uint64_t addr)
+{
+	struct snap_walk *w = arg;
+	struct graph *g = w->g;
+	if (pid >= 0)
+		return 0;
+	if (g->nr_snaps == g->snap_capacity) {
+		int cap = g->snap_capacity ? g->snap_capacity * 2 : 32;
+		struct snap_page *grown = realloc(g->snaps, (size_t)cap * sizeof *grown);
+		if (!grown)
+			return 1;
+		g->snaps = grown;
+		g->snap_capacity = cap;
+	}
+	g->snaps[g->nr_snaps++] = (struct snap_page){ .pid = -pid, .addr = addr, .pfn = w->pfn };
+	return 0;
+}
+
+/* The pages of every SNAP image (an rmap walk of each anonymous frame); their frames are drawn
+ * even when no process maps them any more (the child has written its own copy since). */
+static void find_snapshots(struct run *r, struct graph *g)
+{
+	struct cowvm_vmstat vs;
+	if (!r->snapped) /* no image was ever made: no need to walk every frame */
+		return;
+	cowvm_vmstat(r->vm, &vs);
+	for (uint64_t pfn = 0; pfn < vs.nr_total_pages; pfn++) {
+		struct cowvm_frame_info fi;
+		if (cowvm_frame_info(r->vm, pfn, &fi) || fi.state != COWVM_FRAME_ANON)
+			continue;
+		struct snap_walk w = { .g = g, .pfn = pfn };
+		int before = g->nr_snaps;
+		cowvm_rmap_walk(r->vm, pfn, note_snapshot, &w);
+		if (g->nr_snaps > before)
+			frame_use(g, pfn);
+	}
+}
+
+/* The child's image: a dashed node in its cluster, dotted edges to the frames it keeps. */
+static void write_snapshot(struct run *r, FILE *f, FILE *edges, struct graph *g, int p)
+{
+	const struct run_process *proc = &r->processes[p];
+	int pages = 0, drawn = 0;
+	for (int i = 0; i < g->nr_snaps; i++)
+		pages += g->snaps[i].pid == proc->pid;
+	if (!pages)
+		return;
+	fprintf(f, "\t\tp%d_snap [shape=box, style=\"rounded,dashed\", label=\"%s's snapshot image\\n"
+		   "(dput SNAP), %d page%s\"];\n\t\tp%d -> p%d_snap [style=dashed];\n", p, proc->name,
+		pages, pages == 1 ? "" : "s", p, p);
+	for (int i = 0; i < g->nr_snaps && drawn < MAX_PAGES_PER_VMA; i++) {
+		const struct snap_page *sp = &g->snaps[i];
+		if (sp->pid != proc->pid)
+			continue;
+		fprintf(edges, "\tp%d_snap -> f%" PRIu64 " [style=dotted, label=\"snap %" PRIx64 "\"];\n", p,
+			sp->pfn, sp->addr);
+		drawn++;
+	}
+	if (pages > drawn)
+		fprintf(f, "\t\tp%d_snap_more [shape=plaintext, label=\"+%d more pages\"];\n"
+			   "\t\tp%d_snap -> p%d_snap_more;\n", p, pages - drawn, p, p);
 }
 
 static bool frame_is_shared(struct run *r, const struct frame_use *u, const struct cowvm_frame_info *fi)
@@ -153,6 +233,7 @@ static void write_process(struct run *r, FILE *f, FILE *edges, struct graph *g, 
 			fprintf(f, "\t\tp%d_v%d_more [shape=plaintext, label=\"+%d more pages\"];\n"
 				   "\t\tp%d_v%d -> p%d_v%d_more;\n", p, i, more, p, i, p, i);
 	}
+	write_snapshot(r, f, edges, g, p);
 	fprintf(f, "\t}\n");
 	free(vmas.vmas);
 }
@@ -201,6 +282,7 @@ void write_graph(struct run *r, FILE *f)
 {
 	struct graph g = { 0 };
 	count_frames(r, &g);
+	find_snapshots(r, &g);
 	fprintf(f, "digraph cowvm {\n\tgraph [rankdir=LR, fontname=\"Helvetica\", labelloc=t, label=\"");
 	for (const char *c = r->s->name; *c; c++)
 		fprintf(f, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
@@ -216,6 +298,7 @@ void write_graph(struct run *r, FILE *f)
 	if (!edges) {
 		fprintf(f, "}\n");
 		free(g.frames);
+		free(g.snaps);
 		return;
 	}
 	for (int p = 0; p < r->nr_processes; p++)
@@ -228,6 +311,7 @@ void write_graph(struct run *r, FILE *f)
 	fprintf(f, "}\n");
 	free(edge_text);
 	free(g.frames);
+	free(g.snaps);
 }
 
 /* Run `dot -Tsvg -o svg dotfile`; 0, ENOENT when Graphviz is not installed, or another error. */

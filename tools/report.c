@@ -1,11 +1,13 @@
 /*
- * report.c - how a run speaks: the fault trace, each line as it runs (--trace), the result of
- * operations, failures and bad input with file:line, the summary, in text or JSON lines.
+ * report.c - how a run speaks: the fault trace (and the phases of dput and dget), each line as
+ * it runs (--trace), the result of operations, failures and bad input with file:line, the
+ * summary, in text or JSON lines.
  *
  * Streams: trace, views and the summary go to `out`; failure messages go to `err` in text (and
  * also to `out` as JSON events under --json).  `out` is flushed before anything is written to
  * `err`, so a terminal shows the two in the order they happened.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
@@ -97,11 +99,90 @@ static const char *access_name(struct run *r, const struct cowvm_fault_event *ev
 	return ev->write ? "kernel-write" : "kernel-read";
 }
 
+/*
+ * The phases of a dput or dget (mm/dput.c): events whose path starts with "dput", one per
+ * region of a COPY or ZERO, given the destination task and where the region starts there.
+ * They are steps of the call, not faults, and carry no frames; they print as "phase" lines
+ * (JSON "phase" events).  The runner knows where the destination range ends, so each phase is
+ * printed with its extent:
+ *   head      [addr, round_up(addr))          the memcpy'd head sliver
+ *   middle    [addr, round_down(end))         the page-aligned middle (COW-shared or zeroed)
+ *   tail, unaligned   [addr, end)
+ */
+static bool is_phase(const struct cowvm_fault_event *ev)
+{
+	return ev->npath > 0 && !strcmp(ev->path[0], "dput");
+}
+
+static uint64_t phase_end(struct run *r, const struct cowvm_fault_event *ev)
+{
+	const uint64_t pg = COWVM_PAGE_SIZE;
+	uint64_t end = r->dput_dst_end;
+	const char *what = ev->npath > 1 ? ev->path[1] : "";
+	size_t n = strlen(what);
+	if (n >= 4 && !strcmp(what + n - 4, "head"))
+		end = (ev->addr + pg - 1) & ~(pg - 1);
+	else if (n >= 6 && !strcmp(what + n - 6, "middle"))
+		end &= ~(pg - 1);
+	return end > ev->addr ? end : 0;
+}
+
+static void report_phase(struct run *r, const struct cowvm_fault_event *ev, const char *name)
+{
+	FILE *f = r->out;
+	const char *call = r->op && r->op->kind == OP_DGET ? "dget" : "dput";
+	uint64_t end = phase_end(r, ev);
+	if (r->opts->json) {
+		fprintf(f, "{\"event\":\"phase\",\"file\":");
+		json_string(f, r->s->name);
+		fprintf(f, ",\"line\":%d,\"call\":\"%s\",\"process\":", r->op ? r->op->line : 0, call);
+		json_string(f, name);
+		fprintf(f, ",\"pid\":%d,\"tid\":%d,\"address\":\"%#" PRIx64 "\",\"end\":\"%#" PRIx64
+			"\",\"path\":[", ev->pid, ev->tid, ev->addr, end);
+		for (int i = 0; i < ev->npath; i++) {
+			if (i)
+				fputc(',', f);
+			json_string(f, ev->path[i]);
+		}
+		fprintf(f, "],\"outcome\":");
+		json_string(f, ev->outcome);
+		fprintf(f, "}\n");
+		return;
+	}
+	if (!r->opts->trace)
+		return;
+	if (r->line_pending && r->op) {
+		fprintf(f, "%4d  %s\n", r->op->line, r->op->text);
+		r->line_pending = false;
+	}
+	/*       C dput phase (not a fault): COPY head 0x...064-0x...000 (3996 bytes): copy_bytes */
+	fprintf(f, "      %s %s phase (not a fault): %s", name, call, ev->npath > 1 ? ev->path[1] : "?");
+	if (end) {
+		uint64_t n = end - ev->addr;
+		fprintf(f, " %#" PRIx64 "-%#" PRIx64, ev->addr, end);
+		if (n % COWVM_PAGE_SIZE == 0 && ev->addr % COWVM_PAGE_SIZE == 0)
+			fprintf(f, " (%" PRIu64 " page%s)", n / COWVM_PAGE_SIZE, n == COWVM_PAGE_SIZE ? "" : "s");
+		else
+			fprintf(f, " (%" PRIu64 " byte%s)", n, n == 1 ? "" : "s");
+	} else {
+		fprintf(f, " at %#" PRIx64, ev->addr);
+	}
+	for (int i = 2; i < ev->npath; i++)
+		fprintf(f, "%s%s", i > 2 ? " > " : ": ", ev->path[i]);
+	if (strcmp(ev->outcome, "ok"))
+		fprintf(f, " [%s]", ev->outcome);
+	fputc('\n', f);
+}
+
 /* The library's tracer: called inside the fault, locks held; format only. */
 void report_fault(void *arg, const struct cowvm_fault_event *ev)
 {
 	struct run *r = arg;
 	const char *name = task_name_by_tid(r, ev->tid, ev->pid);
+	if (is_phase(ev)) {
+		report_phase(r, ev, name);
+		return;
+	}
 	const char *access = access_name(r, ev);
 	if (r->opts->json) {
 		FILE *f = r->out;
@@ -166,12 +247,31 @@ void report_op_result(struct run *r, const struct op *op)
 			json_string(f, errno_name(r->last_error));
 		else
 			fputs("null", f);
-		fprintf(f, ",\"result\":%" PRId64 "}\n", r->last_result);
+		fprintf(f, ",\"result\":%" PRId64, r->last_result);
+		if (r->has_merge) {
+			fprintf(f, ",\"merge\":{");
+			for (int i = 0; i < nr_merge_fields; i++)
+				fprintf(f, i == MERGE_FIRST_CONFLICT ? "%s\"%s\":\"%#" PRIx64 "\"" : "%s\"%s\":%" PRIu64,
+					i ? "," : "", merge_fields[i].name, merge_value(&r->merge, i));
+			fputc('}', f);
+		}
+		fprintf(f, "}\n");
 		return;
 	}
 	if (!r->opts->trace)
 		return;
-	if (r->last_error) {
+	if (r->has_merge && (!r->last_error || r->last_error == EBADE)) {
+		/* -> error EBADE; merge: conflicts 4 (the first at 0x...), pages_shared 1, ... */
+		const struct cowvm_merge_report *m = &r->merge;
+		fprintf(f, "      -> %s%smerge: conflicts %" PRIu64, r->last_error ? "error " : "",
+			r->last_error ? "EBADE; " : "", m->conflicts);
+		if (m->conflicts)
+			fprintf(f, " (the first at %#" PRIx64 ")", m->first_conflict);
+		for (int i = 0; i < nr_merge_fields; i++)
+			if (i != 0 && i != MERGE_FIRST_CONFLICT)
+				fprintf(f, ", %s %" PRIu64, merge_fields[i].name, merge_value(m, i));
+		fputc('\n', f);
+	} else if (r->last_error) {
 		fprintf(f, "      -> error %s", errno_name(r->last_error));
 		if (op->kind == OP_COPY_FROM_USER || op->kind == OP_COPY_TO_USER)
 			fprintf(f, " (%" PRId64 " bytes not copied)", r->last_result);

@@ -91,6 +91,12 @@ struct run {
 	bool result_checked;            /* an expect error/result looked at it */
 	uint8_t *kbuf;                  /* copy_from_user's and remote_read's destination */
 	size_t kbuf_len;
+	/* the dput or dget line being run: the end of its destination range, for the extents of
+	 * the phase events (report_fault); the report of a merge, for its result */
+	uint64_t dput_dst_end;
+	struct cowvm_merge_report merge;
+	bool has_merge;                 /* merge holds the report of op (a dget merge) */
+	bool snapped;                   /* a dput snap succeeded: the graph looks for images */
 
 	int expectations, failures;
 	bool bad_input;                 /* a runtime error in the scenario itself: stop */

@@ -46,6 +46,8 @@ enum op_kind {
 	OP_REMOTE_READ,     /* remote_read P LOC [COUNT]: /proc/pid/mem read, into the kbuf */
 	OP_REMOTE_WRITE,    /* remote_write P LOC DATA: /proc/pid/mem write (FOLL_FORCE) */
 	OP_CLEAR_REFS,      /* clear_refs P WHAT (1..5, 4 = soft-dirty) */
+	OP_DPUT,            /* dput P C copy PLOC CLOC [SIZE] | zero CLOC [SIZE] | snap */
+	OP_DGET,            /* dget P C copy PLOC CLOC [SIZE] | zero PLOC [SIZE] | merge PLOC CLOC [SIZE] */
 	OP_FAIL_ALLOC,      /* fail_alloc next | after N | nth N | cap N | off */
 	OP_MARK,            /* mark M */
 	OP_CHECK,           /* check */
@@ -122,6 +124,8 @@ enum counter_kind {
 	COUNTER_SMAPS,           /* field = index into the smaps field table, kB */
 	COUNTER_REFCOUNT, COUNTER_MAPCOUNT, /* of the frame a page maps, or a pin holds */
 	COUNTER_RESULT,          /* the value the last operation returned */
+	COUNTER_MERGE,           /* field = index into the merge field table (cowvm_merge_report
+				    of task's process); first_conflict compares with loc */
 };
 
 enum comparison { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE };
@@ -131,7 +135,7 @@ enum expect_kind {
 	EXPECT_MEMORY,           /* expect mem P LOC == DATA */
 	EXPECT_KBUF,             /* expect kbuf == DATA */
 	EXPECT_PAGE,             /* expect page P LOC props... */
-	EXPECT_COUNTER,          /* expect COUNTER [since M] CMP N */
+	EXPECT_COUNTER,          /* expect COUNTER [since M] CMP N, expect merge [P] FIELD CMP N */
 	EXPECT_PIN,              /* expect pin NAME[+OFF] == DATA: bytes read through the pin */
 };
 
@@ -163,9 +167,10 @@ struct op {
 	int task;                  /* the task that acts, -1 = none */
 	int new_task;              /* spawn, fork, thread: the task that is made */
 	int region;                /* mmap: the region it defines */
-	struct location loc;
+	struct location loc;       /* dput/dget: the parent's location (copy, dget zero, merge) */
 	uint64_t size;             /* memory, mmap, brk: bytes; read, copy_from_user, remote_read:
-				      count; pin: pages (0 = the location's) */
+				      count; pin: pages (0 = the location's); dput/dget: bytes
+				      (0 = the length of the source location, a range) */
 	int brk_sign;              /* brk: 0 absolute heap size, +1 grow, -1 shrink */
 	int prot, flags, advice;   /* mmap, mprotect, madvise */
 	uint64_t address;          /* mmap at/hint */
@@ -178,6 +183,9 @@ struct op {
 	int mark;                  /* mark */
 	enum view_kind view;       /* show */
 	bool has_loc;              /* show: a location was given */
+	int child;                 /* dput, dget: the child task (op->task is the parent) */
+	int dop;                   /* dput, dget: COWVM_COPY, COWVM_ZERO, COWVM_SNAP, COWVM_MERGE */
+	struct location child_loc; /* dput/dget: the child's (copy, dput zero, merge) */
 	struct expect expect;
 };
 

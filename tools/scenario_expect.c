@@ -10,6 +10,8 @@
  *   expect pin NAME[+N] == DATA    bytes read through a pin's frames (not through page tables)
  *   expect page P LOC PROPERTY...  pagemap / PTE / frame facts of every page in LOC
  *   expect COUNTER [since M] CMP N per-process, per-thread and machine counters
+ *   expect merge [P] FIELD CMP N   the report of the last dget merge into P (cowvm_merge_report);
+ *                                  first_conflict compares with a location's address
  *
  * Nothing here changes the machine except the reads of `expect mem`.
  */
@@ -460,6 +462,17 @@ static bool counter_value(struct run *r, const struct op *op, int64_t *out, char
 		*out = e->counter == COUNTER_REFCOUNT ? f.frame.refcount : f.frame.mapcount;
 		return true;
 	}
+	case COUNTER_MERGE: {
+		struct cowvm_merge_report m;
+		if (cowvm_merge_report(t, &m)) {
+			failed(r, op, "cowvm_merge_report failed");
+			return false;
+		}
+		*out = (int64_t)merge_value(&m, e->field);
+		if (e->field != MERGE_FIRST_CONFLICT && strncmp(merge_fields[e->field].name, "pages_", 6) == 0)
+			snprintf(unit, unitlen, *out == 1 ? " page" : " pages");
+		return true;
+	}
 	case COUNTER_RESULT:
 		if (!r->last_op) {
 			report_bad_input(r, op->line, "'expect result' with no operation before it");
@@ -477,11 +490,22 @@ static bool expect_counter(struct run *r, const struct op *op)
 	const struct expect *e = &op->expect;
 	int64_t got;
 	char unit[16];
+	int64_t want = e->value;
 	if (!counter_value(r, op, &got, unit, sizeof unit))
 		return false;
-	if (compare(got, e->cmp, e->value))
+	bool address = e->counter == COUNTER_MERGE && e->field == MERGE_FIRST_CONFLICT;
+	if (address) { /* merge first_conflict == LOC: the location's address */
+		uint64_t start, len;
+		if (!resolve_location(r, &e->loc, &start, &len))
+			return false;
+		want = (int64_t)start;
+	}
+	if (compare(got, e->cmp, want))
 		return true;
-	if (e->counter == COUNTER_RESULT && (got > 0xffff || got < -0xffff))
+	if (address)
+		failed(r, op, "got %#" PRIx64 "%s, expected %#" PRIx64, (uint64_t)got,
+		       got ? "" : " (no conflict)", (uint64_t)want);
+	else if (e->counter == COUNTER_RESULT && (got > 0xffff || got < -0xffff))
 		failed(r, op, "got %#" PRIx64, (uint64_t)got);
 	else
 		failed(r, op, "got %" PRId64 "%s", got, unit);

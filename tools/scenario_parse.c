@@ -817,6 +817,55 @@ static bool parse_show(struct parser *p, struct op *op)
 	return parse_expect_end(p);
 }
 
+/*
+ * dput P C copy PLOC CLOC [SIZE]      dget P C copy PLOC CLOC [SIZE]
+ * dput P C zero CLOC [SIZE]           dget P C zero PLOC [SIZE]
+ * dput P C snap                       dget P C merge PLOC CLOC [SIZE]
+ * Without SIZE the source's location (copy: dput's PLOC, dget's CLOC; merge: CLOC; zero: its
+ * only one) must be a range, whose length is taken.
+ */
+static bool parse_dput(struct parser *p, struct op *op)
+{
+	bool get = op->kind == OP_DGET;
+	const char *call = get ? "dget" : "dput", *w = NULL;
+	const char *ops = get ? "copy, zero or merge" : "copy, zero or snap";
+	if (!use_task(p, &op->task) || !use_task(p, &op->child) ||
+	    !take_word(p, &w, get ? "an operation (copy, zero, merge)" : "an operation (copy, zero, snap)"))
+		return false;
+	op->dop = dput_op_by_name(w);
+	if (op->dop < 0)
+		return parse_fail(p, "unknown %s operation '%s' (%s)", call, w, ops);
+	if (op->dop == (get ? COWVM_SNAP : COWVM_MERGE))
+		return parse_fail(p, "%s does not %s (it takes %s; %s is %s's)", call, w, ops, w,
+				  get ? "dput" : "dget");
+	if (op->dop == COWVM_SNAP)
+		return parse_expect_end(p);
+	const struct location *source;
+	if (op->dop == COWVM_ZERO) {
+		struct location *loc = get ? &op->loc : &op->child_loc;
+		if (!take_location(p, loc))
+			return false;
+		source = loc;
+	} else {
+		if (!take_location(p, &op->loc) || !take_location(p, &op->child_loc))
+			return false;
+		source = op->dop == COWVM_COPY && !get ? &op->loc : &op->child_loc;
+	}
+	if (!parse_at_end(p)) {
+		if (!take_size(p, &op->size, "the length"))
+			return false;
+		if (op->size == 0)
+			return parse_fail(p, "a length of 0 bytes");
+	} else if (!location_is_range(source)) {
+		return parse_fail(p, "'%s %s' needs a length: give the %s a range (REGION or REGION[I..J]), "
+				  "or add a size", call, w, source == &op->loc ? "parent's location" :
+				  "child's location");
+	}
+	if (op->dop == COWVM_MERGE)
+		p->merge_parent = op->task;
+	return parse_expect_end(p);
+}
+
 /* ---- lines ----------------------------------------------------------------------------------- */
 
 static const struct {
@@ -846,6 +895,8 @@ static const struct {
 	{ "remote_read", OP_REMOTE_READ, parse_read },
 	{ "remote_write", OP_REMOTE_WRITE, parse_write },
 	{ "clear_refs", OP_CLEAR_REFS, parse_clear_refs },
+	{ "dput", OP_DPUT, parse_dput },
+	{ "dget", OP_DGET, parse_dput },
 	{ "fail_alloc", OP_FAIL_ALLOC, parse_fail_alloc },
 	{ "mark", OP_MARK, parse_mark },
 	{ "check", OP_CHECK, parse_check },
@@ -914,12 +965,14 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 		return parse_fail(p, "unknown operation '%s' (spawn, fork, thread, exit, mmap, munmap, "
 			       "mprotect, madvise, brk, read, write, copy_from_user, copy_to_user, "
 			       "get_user, put_user, pin, unpin, pin_write, remote_read, remote_write, "
-			       "clear_refs, fail_alloc, mark, check, show, echo, expect, memory)",
+			       "clear_refs, dput, dget, fail_alloc, mark, check, show, echo, expect, "
+			       "memory)",
 			    first->text);
 	p->pos = 1;
 	struct op op = { .kind = operations[i].kind, .line = p->line, .task = -1, .new_task = -1,
-			 .region = -1, .mark = -1, .pin = -1 };
+			 .region = -1, .mark = -1, .pin = -1, .child = -1 };
 	op.loc.region = -1;
+	op.child_loc.region = -1;
 	op.expect.loc.region = -1;
 	bool ok = operations[i].parse(p, &op);
 	if (ok && (op.text = strdup(p->list.text)) == NULL)
@@ -939,6 +992,7 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 	case OP_MPROTECT: case OP_MADVISE: case OP_BRK: case OP_READ: case OP_WRITE:
 	case OP_COPY_FROM_USER: case OP_COPY_TO_USER: case OP_GET_USER: case OP_PUT_USER:
 	case OP_PIN: case OP_PIN_WRITE: case OP_REMOTE_READ: case OP_REMOTE_WRITE: case OP_CLEAR_REFS:
+	case OP_DPUT: case OP_DGET:
 		p->last_result_op = p->s->nr_ops - 1;
 		break;
 	default:
@@ -949,7 +1003,7 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 
 struct scenario *scenario_parse(const char *name, const char *text, struct parse_error *err)
 {
-	struct parser p = { .err = err, .last_result_op = -1 };
+	struct parser p = { .err = err, .last_result_op = -1, .merge_parent = -1 };
 	memset(err, 0, sizeof *err);
 	p.s = calloc(1, sizeof *p.s);
 	if (!p.s || !(p.s->name = strdup(name ? name : "-"))) {

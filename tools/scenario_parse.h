@@ -33,6 +33,7 @@ struct parser {
 	int *pin_line;           /* where the pin was made or released */
 	bool seen_op;            /* an operation other than `memory` came before */
 	int last_result_op;      /* index in s->ops of the last operation that can fail, -1 */
+	int merge_parent;        /* the parent task of the last `dget P C merge` line, -1 */
 };
 
 bool parse_fail(struct parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -2,6 +2,7 @@
  * scenario_parse_expect.c - the grammar of `expect` lines (docs/scenarios.md, "Expectations"):
  *   expect error [ERRNO] | result CMP N | mem P LOC == DATA | kbuf[+N] == DATA
  *        | pin NAME[+N] == DATA | page P LOC PROPERTY... | COUNTER [since MARK] CMP N [UNIT]
+ *        | merge [P] FIELD CMP N | merge [P] first_conflict CMP LOC
  * It checks names and units only; scenario_expect.c does the checking at run time.
  * An `expect error` also tells the parser that the line before it fails, so the task, region or
  * pin that line would have made does not exist (its name is free again).
@@ -138,6 +139,41 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 	return true;
 }
 
+/* merge [P] FIELD: P is the parent of the last `dget P C merge` line when it is left out. */
+static bool parse_expect_merge(struct parser *p, struct expect *e)
+{
+	const char *w = parse_peek_word(p);
+	bool field_next = w && merge_field_by_name(w) >= 0;
+	/* a task named like a field: `expect merge conflicts conflicts == 1` */
+	if (field_next && p->pos + 1 < p->list.count && p->list.tokens[p->pos + 1].kind == TOKEN_WORD &&
+	    merge_field_by_name(p->list.tokens[p->pos + 1].text) >= 0)
+		field_next = false;
+	/* a misspelt field rather than a process: `expect merge conflict == 1` */
+	if (!field_next && w && p->pos + 1 < p->list.count && p->list.tokens[p->pos + 1].text[0] &&
+	    strchr("=!<>", p->list.tokens[p->pos + 1].text[0]))
+		return parse_fail(p, "unknown merge report field '%s' (conflicts, first_conflict, "
+				  "tables_skipped, pages_skipped, pages_shared, pages_copied, pages_merged)", w);
+	if (field_next) {
+		int id = p->merge_parent;
+		if (id < 0)
+			return parse_fail(p, "'expect merge' without a process needs a `dget P C merge ...` "
+					  "line before it");
+		if (p->task_state[id] != TASK_ALIVE)
+			return parse_fail(p, "process '%s' of the last `dget ... merge` line is gone (line %d)",
+					  p->s->task_names[id], p->task_line[id]);
+		e->task = id;
+	} else if (!use_task(p, &e->task)) {
+		return false;
+	}
+	if (!take_word(p, &w, "a merge report field (conflicts, first_conflict, tables_skipped, "
+			      "pages_skipped, pages_shared, pages_copied, pages_merged)"))
+		return false;
+	if ((e->field = merge_field_by_name(w)) < 0)
+		return parse_fail(p, "unknown merge report field '%s' (conflicts, first_conflict, "
+				  "tables_skipped, pages_skipped, pages_shared, pages_copied, pages_merged)", w);
+	return true;
+}
+
 static bool parse_expect_counter(struct parser *p, struct expect *e, const char *name)
 {
 	static const struct {
@@ -161,6 +197,7 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 		{ "refcount", COUNTER_REFCOUNT, UNIT_COUNT, false },
 		{ "mapcount", COUNTER_MAPCOUNT, UNIT_COUNT, false },
 		{ "result", COUNTER_RESULT, UNIT_COUNT, false },
+		{ "merge", COUNTER_MERGE, UNIT_COUNT, false },
 	};
 	size_t i;
 	for (i = 0; i < sizeof counters / sizeof counters[0]; i++)
@@ -169,13 +206,20 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 	if (i == sizeof counters / sizeof counters[0])
 		return parse_fail(p, "unknown expectation '%s' (error, result, mem, kbuf, pin, page, faults, "
 			       "thread_faults, rss, rss_anon, rss_shmem, rss_swap, vmas, total_vm, "
-			       "page_tables, tlb_misses, vmstat, smaps, refcount, mapcount)", name);
+			       "page_tables, tlb_misses, vmstat, smaps, refcount, mapcount, merge)", name);
 	e->kind = EXPECT_COUNTER;
 	e->counter = counters[i].kind;
 	e->mark = -1;
 	e->task = -1;
 	const char *w = NULL;
+	enum counter_unit unit = counters[i].unit;
 	switch (e->counter) {
+	case COUNTER_MERGE:
+		if (!parse_expect_merge(p, e))
+			return false;
+		if (e->field != MERGE_FIRST_CONFLICT && strncmp(merge_fields[e->field].name, "pages_", 6) == 0)
+			unit = UNIT_PAGES;
+		break;
 	case COUNTER_VMSTAT:
 		if (!take_word(p, &w, "a vmstat field (pgfault, pgreuse, cow_copies ...)"))
 			return false;
@@ -225,7 +269,9 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 		if (!use_mark(p, &e->mark))
 			return false;
 	}
-	return take_comparison(p, &e->cmp) && take_counter_value(p, &e->value, counters[i].unit);
+	if (e->counter == COUNTER_MERGE && e->field == MERGE_FIRST_CONFLICT) /* an address */
+		return take_comparison(p, &e->cmp) && take_location(p, &e->loc);
+	return take_comparison(p, &e->cmp) && take_counter_value(p, &e->value, unit);
 }
 
 bool parse_expect(struct parser *p, struct op *op)

@@ -169,6 +169,7 @@ static bool has_result(enum op_kind kind)
 	case OP_MPROTECT: case OP_MADVISE: case OP_BRK: case OP_READ: case OP_WRITE:
 	case OP_COPY_FROM_USER: case OP_COPY_TO_USER: case OP_GET_USER: case OP_PUT_USER:
 	case OP_PIN: case OP_PIN_WRITE: case OP_REMOTE_READ: case OP_REMOTE_WRITE: case OP_CLEAR_REFS:
+	case OP_DPUT: case OP_DGET:
 		return true;
 	default:
 		return false;
@@ -589,6 +590,47 @@ static void run_clear_refs(struct run *r, const struct op *op)
 	set_result(r, op, -ret, ret);
 }
 
+/* ---- dput and dget ------------------------------------------------------------------------------ */
+
+/*
+ * dput P C OP ... / dget P C OP ...: Determinator's Put and Get.  The length is the line's SIZE,
+ * or the source location's (the parser made sure it is a range then).  The region a COPY or
+ * ZERO lands in, or a MERGE merges into, is known to the destination process from then on (it
+ * labels its VMAs as mmap's would).
+ */
+static void run_dput(struct run *r, const struct op *op)
+{
+	bool get = op->kind == OP_DGET;
+	cowvm_task_t *parent = task_of(r, op->task), *child = parent ? task_of(r, op->child) : NULL;
+	uint64_t pa = 0, plen = 0, ca = 0, clen = 0;
+	bool has_parent_loc = op->dop == COWVM_COPY || op->dop == COWVM_MERGE ||
+			      (op->dop == COWVM_ZERO && get);
+	bool has_child_loc = op->dop == COWVM_COPY || op->dop == COWVM_MERGE ||
+			     (op->dop == COWVM_ZERO && !get);
+	if (!child || (has_parent_loc && !resolve_location(r, &op->loc, &pa, &plen)) ||
+	    (has_child_loc && !resolve_location(r, &op->child_loc, &ca, &clen)))
+		return;
+	uint64_t len = op->size;
+	if (!len)
+		len = op->dop == COWVM_COPY && !get ? plen : op->dop == COWVM_ZERO && get ? plen : clen;
+	if (op->dop == COWVM_SNAP)
+		len = 0;
+	/* the destination: dput's is the child, dget's the parent */
+	const struct location *dst_loc = get ? &op->loc : &op->child_loc;
+	int dst_task = get ? op->task : op->child;
+	r->dput_dst_end = (get ? pa : ca) + len;
+	int ret = get ? cowvm_dget(parent, child, op->dop, pa, ca, len)
+		      : cowvm_dput(parent, child, op->dop, pa, ca, len);
+	r->dput_dst_end = 0;
+	if (op->dop == COWVM_MERGE)
+		r->has_merge = cowvm_merge_report(parent, &r->merge) == 0;
+	if (op->dop == COWVM_SNAP && ret == 0)
+		r->snapped = true;
+	if (op->dop != COWVM_SNAP && dst_loc->region >= 0 && (ret == 0 || ret == -EBADE))
+		r->processes[r->tasks[dst_task].process].knows_region[dst_loc->region] = true;
+	set_result(r, op, -ret, ret);
+}
+
 /* Release every pin still held (the end of the run: a pipe closes when its process exits). */
 static void release_pins(struct run *r)
 {
@@ -668,6 +710,7 @@ static void run_echo(struct run *r, const struct op *op)
 static void run_op(struct run *r, const struct op *op)
 {
 	r->op = op;
+	r->has_merge = false;
 	if (has_result(op->kind))
 		check_acknowledged(r);
 	report_line(r, op);
@@ -689,6 +732,7 @@ static void run_op(struct run *r, const struct op *op)
 	case OP_REMOTE_READ: run_remote_read(r, op); break;
 	case OP_REMOTE_WRITE: run_remote_write(r, op); break;
 	case OP_CLEAR_REFS: run_clear_refs(r, op); break;
+	case OP_DPUT: case OP_DGET: run_dput(r, op); break;
 	case OP_FAIL_ALLOC: cowvm_fail_alloc(r->vm, op->mode, op->value); break;
 	case OP_MARK: run_mark(r, op); break;
 	case OP_CHECK:

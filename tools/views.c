@@ -9,7 +9,8 @@
  *   ptes          the x86-64 page-table entries, with their bits by name
  *   vmstat        /proc/vmstat (and cowvm's own events)
  *   frames        frames with refcount, mapcount, every (process, address) rmap finds and the
- *                 pins that hold them; frames held only by a pin are listed too
+ *                 pins that hold them; frames held only by a pin are listed too; a child's
+ *                 dput SNAP image is a mapper of its own, C(snapshot):ADDR
  *   graph         Graphviz text (dot.c)
  * Text views start with a "# ..." line saying whose view it is; under --json each view is one
  * JSON object with the same facts.
@@ -416,16 +417,22 @@ struct mapper_list {
 	int count;
 };
 
+/* One mapping rmap found.  A negative pid is a dput SNAP image of that child (cowvm_rmap_walk):
+ * shown as C(snapshot):ADDR, in JSON with the child's pid and "snapshot":true. */
 static int print_mapper(void *arg, int pid, uint64_t addr)
 {
 	struct mapper_list *m = arg;
+	bool snapshot = pid < 0;
+	if (snapshot)
+		pid = -pid;
 	const char *name = process_name_by_pid(m->r, pid);
 	if (m->json) {
 		fprintf(m->f, "%s{\"process\":", m->count ? "," : "");
 		json_string(m->f, name);
-		fprintf(m->f, ",\"pid\":%d,\"address\":\"%#" PRIx64 "\"}", pid, addr);
+		fprintf(m->f, ",\"pid\":%d,%s\"address\":\"%#" PRIx64 "\"}", pid,
+			snapshot ? "\"snapshot\":true," : "", addr);
 	} else {
-		fprintf(m->f, " %s:%" PRIx64, name, addr);
+		fprintf(m->f, " %s%s:%" PRIx64, name, snapshot ? "(snapshot)" : "", addr);
 	}
 	m->count++;
 	return 0;

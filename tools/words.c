@@ -22,6 +22,7 @@ static const struct {
 	{ EMFILE, "EMFILE" },   { ENOSPC, "ENOSPC" },       { ERANGE, "ERANGE" },
 	{ ENOSYS, "ENOSYS" },   { EOVERFLOW, "EOVERFLOW" }, { EUCLEAN, "EUCLEAN" },
 	{ EHWPOISON, "EHWPOISON" }, { EOPNOTSUPP, "EOPNOTSUPP" },
+	{ EBADE, "EBADE" },
 };
 
 int errno_by_name(const char *name)
@@ -156,4 +157,52 @@ uint64_t smaps_value_kb(const struct cowvm_smaps *sm, int field)
 	uint64_t v;
 	memcpy(&v, (const char *)sm + smaps_fields[field].offset, sizeof v);
 	return v >> 10;
+}
+
+static const struct {
+	int op;
+	const char *name;
+} dput_ops[] = {
+	{ COWVM_COPY, "copy" }, { COWVM_ZERO, "zero" }, { COWVM_SNAP, "snap" }, { COWVM_MERGE, "merge" },
+};
+
+int dput_op_by_name(const char *name)
+{
+	if (!strncmp(name, "COWVM_", 6))
+		name += 6;
+	for (size_t i = 0; i < sizeof dput_ops / sizeof dput_ops[0]; i++)
+		if (!strcasecmp(dput_ops[i].name, name))
+			return dput_ops[i].op;
+	return -1;
+}
+
+const char *dput_op_name(int op)
+{
+	for (size_t i = 0; i < sizeof dput_ops / sizeof dput_ops[0]; i++)
+		if (dput_ops[i].op == op)
+			return dput_ops[i].name;
+	return "?";
+}
+
+#define MERGE(name) { #name, offsetof(struct cowvm_merge_report, name) }
+const struct merge_field merge_fields[] = {
+	MERGE(conflicts),     MERGE(first_conflict), MERGE(tables_skipped), MERGE(pages_skipped),
+	MERGE(pages_shared),  MERGE(pages_copied),   MERGE(pages_merged),
+};
+#undef MERGE
+const int nr_merge_fields = sizeof merge_fields / sizeof merge_fields[0];
+
+int merge_field_by_name(const char *name)
+{
+	for (int i = 0; i < nr_merge_fields; i++)
+		if (!strcmp(merge_fields[i].name, name))
+			return i;
+	return -1;
+}
+
+uint64_t merge_value(const struct cowvm_merge_report *mr, int field)
+{
+	uint64_t v;
+	memcpy(&v, (const char *)mr + merge_fields[field].offset, sizeof v);
+	return v;
 }

@@ -1,7 +1,7 @@
 /*
  * words.h - the words of the scenario language that name kernel things: errno names, mmap
- * protections, madvise advice, and the fields of vmstat and smaps with where to find them in
- * the library's structs.  One table each, so that the parser, the runner and the views agree.
+ * protections, madvise advice, dput/dget operations, and the fields of vmstat, smaps and the
+ * merge report with where to find them in the library's structs.  One table each, so that the parser, the runner and the views agree.
  */
 #ifndef COWVM_TOOLS_WORDS_H
 #define COWVM_TOOLS_WORDS_H
@@ -39,5 +39,20 @@ extern const struct smaps_field smaps_fields[];
 extern const int nr_smaps_fields;
 int smaps_field_by_name(const char *name); /* index, -1 */
 uint64_t smaps_value_kb(const struct cowvm_smaps *sm, int field);
+
+/* dput / dget operations: "copy" (or "COPY", "COWVM_COPY") -> COWVM_COPY ...; -1 if unknown */
+int dput_op_by_name(const char *name);
+const char *dput_op_name(int op);     /* COWVM_COPY -> "copy"; "?" if unknown */
+
+/* The fields of cowvm_merge_report, for `expect merge FIELD` and the trace. */
+struct merge_field {
+	const char *name;   /* as the struct spells it: conflicts, first_conflict, pages_shared ... */
+	size_t offset;      /* in struct cowvm_merge_report */
+};
+extern const struct merge_field merge_fields[];
+extern const int nr_merge_fields;
+#define MERGE_FIRST_CONFLICT 1 /* the index of first_conflict: an address, not a count */
+int merge_field_by_name(const char *name); /* index, -1 */
+uint64_t merge_value(const struct cowvm_merge_report *mr, int field);
 
 #endif /* COWVM_TOOLS_WORDS_H */
