@@ -303,8 +303,9 @@ static void check_frames(struct checker *c)
 			break;
 		}
 		case F_UNSEEN:
-			if (c->pin_refs[pfn] && PageAnon(page) && page_mapcount(page) == 0) {
-				/* pinned but unmapped: only its holders keep it */
+			if (c->pin_refs[pfn] && page_mapcount(page) == 0) {
+				/* pinned but unmapped (an anon page, or a shared one whose object
+				 * is gone): only its holders keep it */
 				if (page_ref_count(page) != (int)c->pin_refs[pfn])
 					fail(c, "pinned frame %llu: refcount %d, pins hold %u",
 					     (unsigned long long)pfn, page_ref_count(page), c->pin_refs[pfn]);

@@ -319,10 +319,7 @@ static bool range_is_free(struct mm_struct *mm, uint64_t addr, uint64_t len)
 /* Highest free gap below mmap_base that fits len, else bottom-up from TASK_UNMAPPED_BASE. */
 static int64_t get_unmapped_area(struct mm_struct *mm, uint64_t hint, uint64_t len)
 {
-	if (hint) {
-		hint = PAGE_ALIGN(hint);
-		if (hint < MMAP_MIN_ADDR)
-			hint = MMAP_MIN_ADDR;
+	if (hint) { /* already rounded by round_hint_to_min */
 		if (hint <= TASK_SIZE_MAX - len && range_is_free(mm, hint, len))
 			return (int64_t)hint;
 	}
@@ -395,29 +392,37 @@ int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int f
 	current = t;
 	struct mm_struct *mm = t->mm;
 
+	/* ksys_mmap_pgoff: the file first (cowvm has none: fd -1 is a bad descriptor) */
+	if (!(flags & MAP_ANONYMOUS))
+		return -EBADF;
+	if (flags & MAP_HUGETLB)
+		return -EINVAL; /* no huge pages in cowvm */
+	/* do_mmap */
 	if (!len)
 		return -EINVAL;
 	bool noreplace = flags & MAP_FIXED_NOREPLACE;
 	if (noreplace)
 		flags |= MAP_FIXED;
+	if (!(flags & MAP_FIXED) && addr) { /* round_hint_to_min */
+		addr &= PAGE_MASK;
+		if (addr < MMAP_MIN_ADDR)
+			addr = MMAP_MIN_ADDR;
+	}
 	len = PAGE_ALIGN(len);
 	if (!len || len > TASK_SIZE_MAX)
 		return -ENOMEM;
-	int type = flags & MAP_TYPE;
-	if (type != MAP_SHARED && type != MAP_PRIVATE && type != MAP_SHARED_VALIDATE)
-		return -EINVAL;
-	if (!(flags & MAP_ANONYMOUS))
-		return -EBADF; /* no files in cowvm: fd -1 */
-	if (type == MAP_SHARED_VALIDATE || (flags & MAP_HUGETLB))
-		return -EINVAL; /* as Linux for anonymous memory */
+	/* __get_unmapped_area's checks of a fixed address: range, then alignment, then the
+	 * security minimum; MAP_FIXED_NOREPLACE's overlap and the mapping type come after. */
 	if (flags & MAP_FIXED) {
-		if (!PAGE_ALIGNED(addr))
-			return -EINVAL;
 		if (addr > TASK_SIZE_MAX - len)
 			return -ENOMEM;
+		if (!PAGE_ALIGNED(addr))
+			return -EINVAL;
 		if (addr < MMAP_MIN_ADDR)
 			return -EPERM; /* security_mmap_addr for an unprivileged process */
 	}
+	int type = flags & MAP_TYPE;
+	bool type_ok = type == MAP_SHARED || type == MAP_PRIVATE; /* SHARED_VALIDATE: not for anon */
 	unsigned long vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC |
 				 VM_SOFTDIRTY;
 	if (type == MAP_SHARED)
@@ -434,14 +439,20 @@ int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int f
 			ret = -EEXIST;
 			goto out;
 		}
-		ret = do_munmap(mm, addr, len);
-		if (ret)
-			goto out;
 	} else {
 		ret = get_unmapped_area(mm, addr, len);
 		if (ret < 0)
 			goto out;
 		addr = (uint64_t)ret;
+	}
+	if (!type_ok) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (flags & MAP_FIXED) {
+		ret = do_munmap(mm, addr, len);
+		if (ret)
+			goto out;
 	}
 	ret = mmap_region(mm, addr, len, vm_flags);
 	if (!ret)
@@ -549,7 +560,10 @@ int64_t cowvm_brk(cowvm_task_t *t, uint64_t brk)
 		mm->brk = brk;
 		goto out;
 	}
-	if (brk <= mm->brk) { /* shrink: always allowed */
+	if (brk <= mm->brk) { /* shrink: only a heap that is there (no VMA: keep the break) */
+		struct vm_area_struct *brkvma = find_vma(mm, newbrk);
+		if (!brkvma || brkvma->vm_start >= oldbrk)
+			goto out;
 		if (do_munmap(mm, newbrk, oldbrk - newbrk) == 0)
 			mm->brk = brk;
 		goto out;

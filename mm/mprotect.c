@@ -67,16 +67,17 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 		return -EINVAL;
 	current = t;
 	struct mm_struct *mm = t->mm;
+	/* do_mprotect_pkey's order: alignment, empty, wrap, then the protection bits */
 	if (!PAGE_ALIGNED(start))
 		return -EINVAL;
-	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM))
-		return -EINVAL; /* PROT_GROWSDOWN/UP need a stack VMA, which cowvm never makes */
 	if (!len)
 		return 0;
 	len = PAGE_ALIGN(len);
 	uint64_t end = start + len;
 	if (end <= start)
 		return -ENOMEM;
+	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM))
+		return -EINVAL; /* PROT_GROWSDOWN/UP need a stack VMA, which cowvm never makes */
 	unsigned long rights = ((prot & PROT_READ) ? VM_READ : 0) | ((prot & PROT_WRITE) ? VM_WRITE : 0) |
 			       ((prot & PROT_EXEC) ? VM_EXEC : 0);
 
@@ -92,7 +93,7 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 			goto out;
 		}
 		uint64_t tmp = vma->vm_end < end ? vma->vm_end : end;
-		if (newflags != vma->vm_flags) { /* mprotect_fixup */
+		if (newflags != vma->vm_flags) { /* mprotect_fixup of [nstart, tmp) */
 			vma = vma_modify_flags(mm, vma, nstart, tmp, newflags);
 			if (!vma)
 				goto out;
@@ -102,8 +103,9 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 		nstart = tmp;
 		if (nstart >= end)
 			break;
+		/* The next VMA; a merge may have grown the one just fixed up over nstart. */
 		vma = find_vma(mm, nstart);
-		if (!vma || vma->vm_start != nstart) /* a hole: -ENOMEM after the part before it */
+		if (!vma || vma->vm_start > nstart) /* a hole: -ENOMEM after the part before it */
 			goto out;
 	}
 	error = 0;

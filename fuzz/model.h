@@ -1,0 +1,110 @@
+/*
+ * model.h - the reference model the fuzzer checks cowvm against.
+ *
+ * It is written from Linux's documented behaviour, not from cowvm's code: an address space is
+ * a sorted array of mapped pages, each with its protection, its fork advice and its contents.
+ *   - a private page owns its 4 KiB of bytes (NULL = all zero); fork copies them;
+ *   - a shared page names a page of a shared object (one MAP_SHARED|MAP_ANONYMOUS mmap); every
+ *     process that maps the object sees the object's bytes, so there is nothing to copy;
+ *   - MADV_DONTNEED zeroes a private page and leaves a shared one alone; fork leaves out
+ *     DONTFORK pages and gives the child zeroed copies of WIPEONFORK pages.
+ * There are no VMAs here: a VMA is an implementation detail, and every rule below can be said
+ * page by page (Linux applies mprotect/madvise VMA by VMA, which on a range gives the same
+ * result as page by page in address order).
+ *
+ * The functions predict what a call returns (Linux's errno and its order of checks) and, when
+ * asked to (apply != 0), change the model as the call changes the process.
+ */
+#ifndef FUZZ_MODEL_H
+#define FUZZ_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MODEL_PAGE 4096ull
+#define MODEL_USER_TOP (1ull << 47)                   /* first non-canonical address */
+#define MODEL_TASK_SIZE_MAX (MODEL_USER_TOP - MODEL_PAGE) /* as x86-64: a guard page below it */
+#define MODEL_MMAP_MIN_ADDR 0x10000ull /* vm.mmap_min_addr for an unprivileged process */
+#define MODEL_ANYWHERE UINT64_MAX      /* model_mmap_check: the kernel picks the address */
+
+#define MODEL_PAGE_ALIGN(x) (((x) + MODEL_PAGE - 1) & ~(MODEL_PAGE - 1))
+
+/* One MAP_SHARED|MAP_ANONYMOUS mapping's memory: a shmem object. */
+struct model_object {
+	unsigned refs;     /* model pages that map one of its pages */
+	uint64_t npages;
+	uint8_t **data;    /* per page, NULL = zeros */
+};
+
+struct model_page {
+	uint64_t addr;
+	uint8_t prot;       /* PROT_READ | PROT_WRITE | PROT_EXEC bits */
+	uint8_t dontfork;   /* MADV_DONTFORK */
+	uint8_t wipeonfork; /* MADV_WIPEONFORK */
+	struct model_object *obj; /* shared page: its object and page index; else NULL */
+	uint64_t index;
+	uint8_t *data;      /* private page's bytes, NULL = zeros */
+};
+
+/* One process's memory. */
+struct model_mm {
+	unsigned users;     /* threads */
+	uint64_t start_brk, brk;
+	size_t n, cap;      /* pages[0..n) sorted by addr */
+	struct model_page *pages;
+};
+
+struct model_mm *model_mm_new(uint64_t start_brk);
+struct model_mm *model_mm_fork(const struct model_mm *parent); /* users = 1 */
+void model_mm_put(struct model_mm *mm); /* drop a user; the last one frees */
+
+const struct model_page *model_find(const struct model_mm *mm, uint64_t addr);
+size_t model_index(const struct model_mm *mm, uint64_t addr); /* first page at or above addr */
+int model_range_free(const struct model_mm *mm, uint64_t addr, uint64_t len);
+const uint8_t *model_page_bytes(const struct model_page *p); /* 4 KiB */
+size_t model_nr_runs(const struct model_mm *mm); /* maximal runs of contiguous pages */
+int model_readable(int prot);
+int model_writable(int prot);
+
+/*
+ * mmap: returns -errno, or 0 with *where = the address the mapping must get (MAP_FIXED, or a
+ * hint that Linux would take) or MODEL_ANYWHERE.  model_mmap_fits says whether an address the
+ * kernel chose is acceptable; model_mmap_apply makes the mapping (len already page-aligned
+ * is not required).
+ */
+int model_mmap_check(const struct model_mm *mm, uint64_t addr, uint64_t len, int prot, int flags,
+		     uint64_t *where);
+int model_mmap_fits(const struct model_mm *mm, uint64_t addr, uint64_t len);
+void model_mmap_apply(struct model_mm *mm, uint64_t addr, uint64_t len, int prot, int flags);
+
+int model_munmap(struct model_mm *mm, uint64_t addr, uint64_t len, int apply);
+int model_mprotect(struct model_mm *mm, uint64_t addr, uint64_t len, int prot, int apply);
+int model_madvise(struct model_mm *mm, uint64_t addr, uint64_t len, int advice, int apply);
+uint64_t model_brk(struct model_mm *mm, uint64_t brk, int apply); /* the break after the call */
+
+/*
+ * Accesses.  model_first_fault: 1 and *at = the lowest address in [addr, addr + len) whose
+ * page the access may not touch (not mapped, not readable / writable, not canonical), or 0.
+ * model_read / model_write: the task's own accesses: all or nothing, 0 or -EFAULT.
+ * model_copy_nc: bytes a copy_{from,to}_user of n bytes does not copy: the copy stops at the
+ * first faulting page; with access_ok set, a range that does not lie below TASK_SIZE_MAX
+ * copies nothing (the check the kernel makes before copying).
+ */
+int model_first_fault(const struct model_mm *mm, uint64_t addr, uint64_t len, int write, uint64_t *at);
+int model_read(const struct model_mm *mm, uint64_t addr, void *buf, uint64_t len);
+int model_write(struct model_mm *mm, uint64_t addr, const void *buf, uint64_t len, int apply);
+uint64_t model_copy_nc(const struct model_mm *mm, uint64_t addr, uint64_t n, int write, int access_ok);
+/*
+ * access_remote_vm (ptrace, /proc/pid/mem) with FOLL_FORCE, page by page from addr: stops at
+ * an unmapped page, at TASK_SIZE_MAX, and for a write at a shared page the process may not
+ * write (a private one is written through a COW break whatever its protection; anything
+ * mapped is readable, as anonymous VMAs always have VM_MAYREAD).  Returns the bytes it moves.
+ */
+uint64_t model_remote_len(const struct model_mm *mm, uint64_t addr, uint64_t len, int write);
+/* get/pin_user_pages without FOLL_FORCE: every page mapped with PROT_WRITE (write) or
+ * PROT_READ (read)?  0 or -EFAULT. */
+int model_gup_check(const struct model_mm *mm, uint64_t addr, uint64_t npages, int write);
+void model_peek(const struct model_mm *mm, uint64_t addr, void *buf, uint64_t len); /* accessible */
+void model_poke(struct model_mm *mm, uint64_t addr, const void *buf, uint64_t len); /* mapped */
+
+#endif /* FUZZ_MODEL_H */

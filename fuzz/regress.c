@@ -1,0 +1,154 @@
+/*
+ * regress.c - every divergence or crash the fuzzer found, minimised and named after what
+ * broke, with the Linux rule it pins in prose.  Each is an operation list played on a fresh
+ * machine against the model (fuzz_replay), so it checks the same things a fuzzing run does:
+ * return values, contents, cowvm_check after each step, no frame left after exit.
+ *
+ * An entry whose bug is still open names its FUZZ_AVOID_* bit (the same bit keeps the random
+ * generator from making that input, see FUZZ_KNOWN); it fails until the library is fixed.
+ * Once fixed, set its bit to 0 here and take it out of FUZZ_KNOWN.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "driver.h"
+#include "ops.h"
+
+#define MAX_REGRESS_OPS 32
+#define ANON_PRIV (MAP_PRIVATE | MAP_ANONYMOUS)
+
+struct regression {
+	const char *name;
+	const char *rule;
+	unsigned known; /* FUZZ_AVOID_* while open */
+	size_t (*build)(struct fuzz_op *ops, uint64_t start_brk);
+};
+
+/* mmap(0x10000123, 4096) with 0x10000000 free must map at 0x10000000; cowvm gives 0x10001000. */
+static size_t unaligned_hint(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, 0x10000123, P(1), PROT_READ, ANON_PRIV)));
+}
+
+/* mprotect(addr, 0, bad prot) is 0 and mprotect(addr, -4096, bad prot) -ENOMEM; cowvm -EINVAL. */
+static size_t mprotect_order(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MPROTECT(0, 0x10000000, 0, 0x10), MPROTECT(0, 0x10000000, -P(1), 0x10)));
+}
+
+/* grow the heap by 5 pages, unmap them, brk(start + 1 page): Linux keeps the break. */
+static size_t brk_hole(struct fuzz_op *ops, uint64_t b)
+{
+	BUILD(L(SPAWN(0), BRK(0, b + P(5)), MUNMAP(0, b, P(5)), BRK(0, b + P(1))));
+}
+
+/* 8 pages RW, page 3 EXEC, page 5 NONE, then pages 2..5 RW: 0 and page 5 writable (cowvm:
+ * page 3's fixup merges [0, 5) into one VMA, the walk takes that for a hole at page 4, returns
+ * -ENOMEM and leaves page 5 PROT_NONE). */
+static size_t mprotect_merge(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(8), RW, PRIV), MPROTECT(0, A + P(3), P(1), PROT_EXEC),
+		MPROTECT(0, A + P(5), P(1), PROT_NONE), MPROTECT(0, A + P(2), P(4), RW),
+		WRITE(0, A + P(5), 16, 1), READ(0, A, P(8))));
+}
+
+/* Each mmap has two things wrong; Linux reports the one it checks first. */
+static size_t mmap_order(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0),
+		/* beyond the top and unaligned: -ENOMEM (range before alignment) */
+		MMAP(0, 0x7ffffffff123ull, P(1), PROT_READ, PRIV),
+		/* len 0 and no MAP_ANONYMOUS: -EBADF (the fd is looked at first) */
+		MMAP(0, 0, 0, PROT_READ, MAP_PRIVATE),
+		/* beyond the top and MAP_SHARED_VALIDATE: -ENOMEM (type is checked last) */
+		MMAP(0, 0x7fffffffe000ull, P(2), PROT_READ, MAP_SHARED_VALIDATE | MAP_ANONYMOUS | MAP_FIXED),
+		/* over a mapping with MAP_FIXED_NOREPLACE and MAP_SHARED_VALIDATE: -EEXIST */
+		MMAP(0, A, P(1), PROT_READ, PRIV),
+		MMAP(0, A, P(1), PROT_READ, MAP_SHARED_VALIDATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE)));
+}
+
+/* A shared page pinned (or referenced with FOLL_GET) outlives its mapping: the checker must
+ * count it as held by the pin, not lost. */
+static size_t pin_shared(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(2), RW, SHRD), WRITE(0, A, 100, 1),
+		PIN(0, A, 1, COWVM_FOLL_PIN | COWVM_FOLL_WRITE, 0), PIN(0, A + P(1), 1, COWVM_FOLL_GET, 1),
+		MUNMAP(0, A, P(2)), PINREAD(0, 0, 64), UNPIN(0), UNPIN(1)));
+}
+
+static const struct regression regressions[] = {
+	{ "mmap rounds an unaligned hint down", "do_mmap: round_hint_to_min() masks the hint "
+	  "with PAGE_MASK before get_unmapped_area tries it", 0, unaligned_hint },
+	{ "mprotect checks len before prot", "do_mprotect_pkey: len 0 returns 0 and a wrapping end "
+	  "-ENOMEM before arch_validate_prot", 0, mprotect_order },
+	{ "brk does not shrink over a hole", "brk: a shrink with no VMA in [newbrk, oldbrk) leaves "
+	  "the break where it was (\"mapping intersects with an existing non-brk vma\")",
+	  0, brk_hole },
+	{ "mprotect covers VMAs it merged on the way", "mprotect walks on from the end of the VMA it "
+	  "just fixed up (vma_iter_end), so a merge with the next VMA is not a hole",
+	  0, mprotect_merge },
+	{ "mmap reports errors in Linux's order", "EBADF (fd) before EINVAL (len 0); ENOMEM (range) "
+	  "before EINVAL (alignment); EEXIST and ENOMEM before EINVAL (MAP_TYPE)",
+	  0, mmap_order },
+	{ "a pinned shmem page outliving its mapping is not lost", "DESIGN.md: every frame is in "
+	  "exactly one state, pinned-but-unmapped among them; the pin's references account for it",
+	  0, pin_shared },
+};
+#define NREGRESS ((int)(sizeof(regressions) / sizeof(regressions[0])))
+
+int fuzz_regress_count(void)
+{
+	return NREGRESS;
+}
+
+const char *fuzz_regress_name(int i)
+{
+	return i >= 0 && i < NREGRESS ? regressions[i].name : "?";
+}
+
+unsigned fuzz_regress_known(int i)
+{
+	return i >= 0 && i < NREGRESS ? regressions[i].known : 0;
+}
+
+int fuzz_regress_one(int i, int quiet, char *why, size_t whylen)
+{
+	const struct regression *rg = &regressions[i];
+	struct fuzz_config cfg;
+	fuzz_config_default(&cfg);
+	cfg.phys_bytes = 4ull << 20;
+	cfg.avoid = 0; /* strict: no tolerance of known bugs */
+	struct fuzz_op ops[MAX_REGRESS_OPS];
+
+	struct fuzz_run *probe = fuzz_run_new(&cfg); /* start_brk, for the heap cases */
+	if (!probe)
+		return -1;
+	cowvm_task_t *t = cowvm_spawn(probe->vm);
+	uint64_t start_brk = t ? (uint64_t)cowvm_brk(t, 0) : 0;
+	fuzz_run_free(probe);
+	size_t n = rg->build(ops, start_brk);
+
+	struct fuzz_run *r = fuzz_run_new(&cfg);
+	if (!r)
+		return -1;
+	for (size_t j = 0; j < n && !r->failed; j++)
+		fuzz_exec(r, &ops[j]);
+	if (!r->failed)
+		fuzz_finish(r);
+	int ret = r->failed ? -1 : 0;
+	if (ret) {
+		snprintf(why, whylen, "op %zu: [%s] %s", r->fail_index, r->fail_class, r->why);
+		if (!quiet) {
+			fprintf(stderr, "regress: \"%s\" (%s)\n  %s\n  operations:\n", rg->name, rg->rule, why);
+			fuzz_print_ops(stderr, ops, n);
+		}
+	}
+	fuzz_run_free(r);
+	return ret;
+}
