@@ -54,6 +54,17 @@ static inline void ClearPageFlag(struct page *page, enum pageflags bit)
 	atomic_fetch_and_explicit(&page->flags, ~(1u << bit), memory_order_acq_rel);
 }
 
+/* For a page no other thread can reach yet (new and unmapped, or free under its list lock):
+ * a plain read-modify-write, no lock prefix, as Linux's __SetPage* and atomic_set. */
+static inline void __SetPageFlag(struct page *page, enum pageflags bit)
+{
+	atomic_store_explicit(&page->flags, atomic_load_explicit(&page->flags, memory_order_relaxed) | (1u << bit), memory_order_relaxed);
+}
+static inline void __ClearPageFlag(struct page *page, enum pageflags bit)
+{
+	atomic_store_explicit(&page->flags, atomic_load_explicit(&page->flags, memory_order_relaxed) & ~(1u << bit), memory_order_relaxed);
+}
+
 #define PageAnon(p) PageFlag(p, PG_anon)
 #define PageAnonExclusive(p) PageFlag(p, PG_anon_exclusive)
 #define SetPageAnonExclusive(p) SetPageFlag(p, PG_anon_exclusive)

@@ -39,7 +39,7 @@ static uint64_t buddy_pfn(uint64_t pfn, unsigned order)
 static void add_to_free_list(struct cowvm *vm, struct page *page, unsigned order)
 {
 	page->order = order;
-	SetPageFlag(page, PG_buddy);
+	__SetPageFlag(page, PG_buddy);
 	list_add(&page->lru, &vm->free_area[order].free_list);
 	vm->free_area[order].nr_free++;
 }
@@ -48,7 +48,7 @@ static void add_to_free_list(struct cowvm *vm, struct page *page, unsigned order
 static void del_from_free_list(struct cowvm *vm, struct page *page, unsigned order)
 {
 	list_del(&page->lru);
-	ClearPageFlag(page, PG_buddy);
+	__ClearPageFlag(page, PG_buddy);
 	vm->free_area[order].nr_free--;
 }
 
@@ -176,7 +176,7 @@ struct page *alloc_pages(struct cowvm *vm, unsigned order)
 				struct page *p = __rmqueue_smallest(vm, 0);
 				if (!p)
 					break;
-				SetPageFlag(p, PG_pcp);
+				__SetPageFlag(p, PG_pcp);
 				list_add_tail(&p->lru, &pcp->list);
 				pcp->count++;
 			}
@@ -185,7 +185,7 @@ struct page *alloc_pages(struct cowvm *vm, unsigned order)
 		if (pcp->count > 0) {
 			page = list_first_entry(&pcp->list, struct page, lru);
 			list_del(&page->lru);
-			ClearPageFlag(page, PG_pcp);
+			__ClearPageFlag(page, PG_pcp);
 			pcp->count--;
 		}
 		spin_unlock(&pcp->lock);
@@ -196,7 +196,7 @@ struct page *alloc_pages(struct cowvm *vm, unsigned order)
 				if (other->count > 0) {
 					page = list_first_entry(&other->list, struct page, lru);
 					list_del(&page->lru);
-					ClearPageFlag(page, PG_pcp);
+					__ClearPageFlag(page, PG_pcp);
 					other->count--;
 				}
 				spin_unlock(&other->lock);
@@ -245,7 +245,7 @@ void free_pages(struct cowvm *vm, struct page *page, unsigned order)
 	if (order == 0) {
 		struct per_cpu_pages *pcp = this_cpu_pcp(vm);
 		spin_lock(&pcp->lock);
-		SetPageFlag(page, PG_pcp);
+		__SetPageFlag(page, PG_pcp);
 		list_add(&page->lru, &pcp->list);
 		pcp->count++;
 		atomic_fetch_add(&vm->nr_free, 1);
@@ -254,7 +254,7 @@ void free_pages(struct cowvm *vm, struct page *page, unsigned order)
 			for (int i = 0; i < PCP_BATCH; i++) {
 				struct page *p = list_entry(pcp->list.prev, struct page, lru);
 				list_del(&p->lru);
-				ClearPageFlag(p, PG_pcp);
+				__ClearPageFlag(p, PG_pcp);
 				pcp->count--;
 				__free_one_page(vm, page_to_pfn(vm, p), 0);
 			}

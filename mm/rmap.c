@@ -271,10 +271,10 @@ void page_add_new_anon_rmap(struct page *page, struct vm_area_struct *vma, uint6
 		bug("new anon page without anon_vma or already mapped");
 	page->mapping = exclusive ? anon_vma : anon_vma->root;
 	page->index = linear_page_index(vma, address);
-	SetPageFlag(page, PG_anon);
+	__SetPageFlag(page, PG_anon);
 	if (exclusive)
-		SetPageAnonExclusive(page);
-	page_mapcount_inc(page);
+		__SetPageFlag(page, PG_anon_exclusive);
+	atomic_store_explicit(&page->_mapcount, 1, memory_order_relaxed);
 	mod_node_page_state(vma->vm_mm->vm, NR_ANON_MAPPED, 1);
 }
 
