@@ -5,6 +5,7 @@
 #   make tsan-test       the thread and Dirty COW tests under ThreadSanitizer (in build/tsan)
 #   make demo            run examples/fork-cow.cows with a fault trace
 #   make examples        run every example scenario (their expectations must hold)
+#   make compare         replay tests/scenarios/ on the host kernel and compare (as root)
 #   make bench           benchmarks against the host kernel (bench --quick: make bench-quick)
 #   make fuzz-smoke      seeded random operation sequences against the reference model
 #   make fuzz-libfuzzer  the libFuzzer target (clang), in build/fuzz
@@ -52,7 +53,8 @@ $(CMOCKA_TESTS): $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTU_CMOCKA -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcmocka $(LDLIBS)
 
-$(BUILD)/tests/test_scenario: tests/test_scenario.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS) $(wildcard tools/*.h)
+TOOL_TESTS := $(BUILD)/tests/test_scenario $(BUILD)/tests/test_compare
+$(TOOL_TESTS): $(BUILD)/tests/%: tests/%.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS) $(wildcard tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< $(TOOL_LIB_SRC) tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)
 
@@ -104,7 +106,11 @@ demo: $(BUILD)/cowvm
 examples: $(BUILD)/cowvm
 	$(BUILD)/cowvm run examples/*.cows
 
+# Every corpus scenario on cowvm and on the host kernel, step by step (frames need root).
+compare: $(BUILD)/cowvm
+	$(BUILD)/cowvm compare --require-frames tests/scenarios/*.cows
+
 clean:
 	rm -rf build
 
-.PHONY: all examples tests test asan-test tsan-test demo bench bench-quick fuzz-smoke fuzz-libfuzzer clean
+.PHONY: all examples compare tests test asan-test tsan-test demo bench bench-quick fuzz-smoke fuzz-libfuzzer clean

@@ -5,11 +5,14 @@
 #include <string.h>
 
 #include "commands.h"
+#include "compare.h"
 
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return run_command(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "compare"))
+		return compare_command(argc - 1, argv + 1);
 	if (argc >= 2 && !strcmp(argv[1], "demo"))
 		return demo_command(argc - 1, argv + 1);
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||

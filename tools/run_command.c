@@ -14,6 +14,8 @@
 void cowvm_usage(FILE *f)
 {
 	fputs("usage: cowvm run [OPTIONS] FILE...   run scenario files (see `cowvm run --help`)\n"
+	      "       cowvm compare FILE...         run them on cowvm and on the host kernel, and\n"
+	      "                                     compare (see `cowvm compare --help`)\n"
 	      "       cowvm demo                    the seeds' stories with a fault trace\n"
 	      "       cowvm --help                  this text\n"
 	      "\n"
