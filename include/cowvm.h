@@ -109,7 +109,9 @@ void cowvm_unpin(cowvm_pin_t *p);
 
 /* Access t's memory as ptrace or /proc/pid/mem does (FOLL_FORCE): a write may go through a
  * read-only private mapping, and lands only in an exclusive anonymous copy of t's.  Returns the
- * bytes moved, or -EIO when none could be, -EINVAL on bad arguments.  Faults count as t's. */
+ * bytes moved, or -EIO when none could be, -EINVAL on bad arguments.  The faults it causes are
+ * vmstat pgfaults but no task's min_flt: Linux counts them for the process doing the access
+ * (the debugger, outside cowvm), never for t. */
 int64_t cowvm_access_remote(cowvm_task_t *t, uint64_t addr, void *buf, size_t len, int write);
 
 /* /proc/pid/clear_refs: 1 all referenced bits, 2 anonymous, 3 file/shmem, 4 soft-dirty

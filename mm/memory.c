@@ -413,13 +413,20 @@ static unsigned __handle_mm_fault(struct vm_fault *vmf)
 	return handle_pte_fault(vmf);
 }
 
-/* mm_account_fault: every completed fault is a pgfault; a successful one is the task's. */
-static void mm_account_fault(struct task_struct *task, unsigned ret)
+/*
+ * mm_account_fault: every completed fault is a pgfault; a successful one is the faulting
+ * task's.  A fault taken on behalf of another process (FAULT_FLAG_REMOTE: ptrace,
+ * /proc/pid/mem) counts in Linux for the process doing the access (current), never for the
+ * target; in cowvm that accessor is outside the machine, so no task counts it.
+ */
+static void mm_account_fault(struct task_struct *task, unsigned flags, unsigned ret)
 {
 	if (ret & VM_FAULT_RETRY)
 		return;
 	count_vm_event(task->vm, PGFAULT);
 	if (ret & VM_FAULT_ERROR)
+		return;
+	if (flags & FAULT_FLAG_REMOTE)
 		return;
 	/* Only the thread running the task counts its faults: a plain add, no lock prefix. */
 	_Atomic uint64_t *c = (ret & VM_FAULT_MAJOR) ? &task->maj_flt : &task->min_flt;
@@ -461,7 +468,7 @@ unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned 
 	} else {
 		ret = __handle_mm_fault(&vmf);
 	}
-	mm_account_fault(task, ret);
+	mm_account_fault(task, flags, ret);
 	if (vma->vm_mm->vm->tracer)
 		trace_fault(&vmf, ret, flags & FAULT_FLAG_USER);
 	return ret;

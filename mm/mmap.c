@@ -183,17 +183,18 @@ int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, uint64_t addr, b
 
 /*
  * May src (a new or just-changed VMA) and its neighbour other share one anon_vma after a
- * merge?  Both without, or the same one; or one without, provided a src that has one was not
- * spread by fork (a single chain) - Linux's is_mergeable_anon_vma.
+ * merge?  Both without, or the same one; or one without, provided the one that has an
+ * anon_vma was not spread by fork (a single chain) - Linux's is_mergeable_anon_vma.  (A new
+ * mapping next to a VMA inherited through fork stays a VMA of its own, as on the host.)
  */
 static bool is_mergeable_anon_vma(struct vm_area_struct *src, struct vm_area_struct *other)
 {
-	if (!src->anon_vma || !other->anon_vma) {
-		if (src->anon_vma)
-			return src->anon_vma_chain.next == src->anon_vma_chain.prev;
+	if (!src->anon_vma && !other->anon_vma)
 		return true;
-	}
-	return src->anon_vma == other->anon_vma;
+	if (src->anon_vma && other->anon_vma)
+		return src->anon_vma == other->anon_vma;
+	struct vm_area_struct *has = src->anon_vma ? src : other;
+	return has->anon_vma_chain.next == has->anon_vma_chain.prev;
 }
 
 /* lo and hi are adjacent: may they become one VMA? */

@@ -102,8 +102,7 @@ unsigned shmem_fault(struct vm_fault *vmf, struct page **pagep)
 	}
 	new->mapping = inode;
 	new->index = vmf->pgoff;
-	SetPageFlag(new, PG_shmem);
-	SetPageDirty(new);
+	SetPageFlag(new, PG_shmem); /* clean: a write fault or a dirty PTE makes it dirty */
 	inode->pages[vmf->pgoff] = new;
 	inode->nrpages++;
 	get_page(new); /* the cache keeps the first reference, the caller gets this one */
