@@ -41,6 +41,38 @@ static long madvise_new_flags(struct vm_area_struct *vma, int behavior)
 	return (long)f;
 }
 
+struct madvise_free_arg {
+	struct vm_area_struct *vma;
+	bool need_flush;
+};
+
+/*
+ * madvise_free_pte_range: every anonymous page of the range gets a clean, old PTE and goes to
+ * the inactive (lazy-free) list, so reclaim may drop it instead of writing it out; a page only
+ * this process maps loses its own dirty flag too.  A later write sets the PTE's dirty bit again
+ * without a fault.  PTL held.
+ */
+static int madvise_free_pte_range(pte_t *ptep, uint64_t addr, void *varg)
+{
+	struct madvise_free_arg *a = varg;
+	pte_t old = ptep_get(ptep), new;
+	if (!pte_present(old))
+		return 0;
+	struct page *page = vm_normal_page(a->vma, addr, old);
+	if (!page || !PageAnon(page))
+		return 0;
+	if (page_mapcount(page) == 1)
+		ClearPageFlag(page, PG_dirty);
+	do { /* the MMU may set accessed/dirty meanwhile */
+		new = pte_mkold(pte_mkclean(old));
+	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
+							   __ATOMIC_ACQUIRE));
+	if (new != old)
+		a->need_flush = true;
+	lru_deactivate(a->vma->vm_mm->vm, page);
+	return 0;
+}
+
 /* One VMA's part [start, end).  Returns 0 or -errno. */
 static int madvise_vma_behavior(struct mm_struct *mm, struct vm_area_struct *vma,
 				uint64_t start, uint64_t end, int behavior)
@@ -55,9 +87,16 @@ static int madvise_vma_behavior(struct mm_struct *mm, struct vm_area_struct *vma
 	if (behavior == MADV_WILLNEED)
 		return 0;
 	if (behavior == MADV_FREE) {
-		/* Lazy free: the pages go only when reclaim finds them clean, and cowvm does not
-		 * reclaim yet; so until then they keep their contents, as in Linux. */
-		return (vma->vm_flags & VM_SHARED) ? -EINVAL : 0;
+		/* Lazy free: the pages are cleaned now and go only when reclaim finds them still
+		 * clean; cowvm does not reclaim yet, so they keep their contents, as in Linux
+		 * without memory pressure. */
+		if (vma->vm_flags & VM_SHARED)
+			return -EINVAL;
+		struct madvise_free_arg a = { .vma = vma };
+		walk_page_range(mm, start, end, madvise_free_pte_range, &a);
+		if (a.need_flush)
+			flush_tlb_mm_range(mm, start, end);
+		return 0;
 	}
 	long newflags = madvise_new_flags(vma, behavior);
 	if (newflags < 0)

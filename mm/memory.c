@@ -176,6 +176,57 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 	return 0;
 }
 
+#define FAULT_AROUND_PAGES 16 /* /sys/kernel/mm/... fault_around_bytes = 64 KiB */
+
+/*
+ * do_fault_around - on a read fault in a shared mapping, map the pages around the address that
+ * are already in the object's cache (filemap_map_pages), up to 16 within the VMA and the PTE
+ * table, into PTEs that are empty: young, clean, with the VMA's protection.  Only one fault is
+ * counted.  Returns true when the faulting page itself got mapped.
+ */
+static bool do_fault_around(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	uint64_t pte_off = pte_index(vmf->address);
+	uint64_t vma_off = vmf->pgoff - vma->vm_pgoff;
+	uint64_t vma_pages = (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
+	uint64_t from = pte_off & ~(uint64_t)(FAULT_AROUND_PAGES - 1);
+	if (pte_off - (pte_off < vma_off ? pte_off : vma_off) > from)
+		from = pte_off - (pte_off < vma_off ? pte_off : vma_off);
+	uint64_t to = from + FAULT_AROUND_PAGES;
+	if (to > PTRS_PER_TABLE)
+		to = PTRS_PER_TABLE;
+	if (to > pte_off + vma_pages - vma_off)
+		to = pte_off + vma_pages - vma_off;
+	bool mapped_ours = false;
+	pte_t *first = vmf->pte - pte_off;
+
+	trace_step(vmf, "do_fault_around");
+	for (uint64_t i = from; i < to; i++) {
+		uint64_t pgoff = vmf->pgoff + i - pte_off;
+		struct page *page = shmem_find_get_page(vma->vm_file, pgoff);
+		if (!page)
+			continue;
+		spin_lock(&mm->page_table_lock);
+		if (!pte_none(ptep_get(&first[i]))) {
+			spin_unlock(&mm->page_table_lock);
+			put_page(mm->vm, page);
+			continue;
+		}
+		add_mm_counter(mm, MM_SHMEMPAGES, 1);
+		page_add_file_rmap(page, vma);
+		set_pte(&first[i], pte_mkyoung(pfn_pte(page_to_pfn(mm->vm, page), vma->vm_page_prot)));
+		mark_table_changed(mm->vm, &first[i]);
+		spin_unlock(&mm->page_table_lock);
+		if (i == pte_off) {
+			mapped_ours = true;
+			vmf->new_pfn = page_to_pfn(mm->vm, page);
+		}
+	}
+	return mapped_ours;
+}
+
 /*
  * do_fault - a page of a shared anonymous mapping: find or create it in the shmem object and
  * map it (do_read_fault / do_shared_fault + finish_fault).  A read maps it with the VMA's
@@ -189,6 +240,8 @@ static unsigned do_fault(struct vm_fault *vmf)
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
 
 	trace_step(vmf, write ? "do_shared_fault" : "do_read_fault");
+	if (!write && do_fault_around(vmf))
+		return 0;
 	unsigned ret = shmem_fault(vmf, &page);
 	if (ret)
 		return ret;
@@ -204,6 +257,8 @@ static unsigned do_fault(struct vm_fault *vmf)
 	}
 	add_mm_counter(mm, MM_SHMEMPAGES, 1);
 	page_add_file_rmap(page, vma);
+	if (write)
+		SetPageDirty(page); /* fault_dirty_shared_page */
 	set_pte(vmf->pte, entry);
 	mark_table_changed(mm->vm, vmf->pte);
 	spin_unlock(&mm->page_table_lock);
@@ -351,6 +406,8 @@ static unsigned do_wp_page(struct vm_fault *vmf)
 			spin_unlock(&mm->page_table_lock);
 			return 0;
 		}
+		if (page)
+			SetPageDirty(page); /* fault_dirty_shared_page */
 		return wp_page_reuse(vmf);
 	}
 	if (page && PageAnon(page) &&

@@ -313,6 +313,7 @@ uint64_t nr_free_pages(struct cowvm *vm);
 
 void lru_cache_add_active(struct cowvm *vm, struct page *page);
 void lru_cache_del(struct cowvm *vm, struct page *page);
+void lru_deactivate(struct cowvm *vm, struct page *page);
 
 /* ---- reverse mapping (rmap.c) ----------------------------------------------------------------- */
 
@@ -342,6 +343,7 @@ struct shmem_inode *shmem_create(struct cowvm *vm, uint64_t size_pages);
 void shmem_get(struct shmem_inode *inode);
 void shmem_put(struct cowvm *vm, struct shmem_inode *inode);
 unsigned shmem_fault(struct vm_fault *vmf, struct page **pagep);
+struct page *shmem_find_get_page(struct shmem_inode *inode, uint64_t pgoff);
 void shmem_link_vma(struct vm_area_struct *vma);
 void shmem_unlink_vma(struct vm_area_struct *vma);
 

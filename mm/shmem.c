@@ -65,6 +65,19 @@ void shmem_unlink_vma(struct vm_area_struct *vma)
 	up_write(&vma->vm_file->i_mmap_rwsem);
 }
 
+/* The cached page at pgoff with a new reference, or NULL (filemap_map_pages' lookup). */
+struct page *shmem_find_get_page(struct shmem_inode *inode, uint64_t pgoff)
+{
+	if (pgoff >= inode->size_pages)
+		return NULL;
+	spin_lock(&inode->lock);
+	struct page *page = inode->pages[pgoff];
+	if (page)
+		get_page(page);
+	spin_unlock(&inode->lock);
+	return page;
+}
+
 /*
  * shmem_fault - find the page at the fault's offset, allocating a zeroed one on first use
  * (shmem_get_folio).  Returns 0 with a new reference in *pagep for the caller's mapping, or

@@ -33,3 +33,17 @@ void lru_cache_del(struct cowvm *vm, struct page *page)
 	}
 	spin_unlock(&vm->lru_lock);
 }
+
+/* folio_mark_lazyfree / deactivate: the page goes to the inactive list (reclaim takes it first). */
+void lru_deactivate(struct cowvm *vm, struct page *page)
+{
+	spin_lock(&vm->lru_lock);
+	if (PageLRU(page) && PageFlag(page, PG_active)) {
+		list_del(&page->lru);
+		ClearPageFlag(page, PG_active);
+		list_add(&page->lru, &vm->lru_inactive_anon);
+		mod_node_page_state(vm, NR_ACTIVE_ANON, -1);
+		mod_node_page_state(vm, NR_INACTIVE_ANON, 1);
+	}
+	spin_unlock(&vm->lru_lock);
+}
