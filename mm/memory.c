@@ -712,39 +712,40 @@ void tlb_finish_mmu(struct mmu_gather *tlb)
 	tlb_flush_mmu(tlb);
 }
 
-/* Clear the PTEs of [addr, end) in one table (zap_pte_range).  Caller holds the PTL. */
-static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma, pte_t *pte,
-			  uint64_t addr, uint64_t end)
-{
-	struct mm_struct *mm = vma->vm_mm;
-	long rss_anon = 0, rss_shmem = 0;
+struct zap_details {
+	struct mmu_gather *tlb;
+	struct vm_area_struct *vma;
+	long rss_anon, rss_shmem;
+};
 
-	for (; addr < end; addr += PAGE_SIZE, pte++) {
-		if (pte_none(ptep_get(pte)))
-			continue;
-		pte_t ptent = ptep_get_and_clear(pte);
-		mark_table_changed(mm->vm, pte);
-		if (!pte_present(ptent))
-			bug("swap entry %#llx met before swap exists", (unsigned long long)ptent);
-		tlb_flush_range(tlb, addr, addr + PAGE_SIZE);
-		struct page *page = vm_normal_page(vma, addr, ptent);
-		if (!page) {
-			mod_node_page_state(mm->vm, NR_ZERO_MAPPED, -1);
-			continue;
-		}
-		if (PageAnon(page)) {
-			rss_anon--;
-		} else {
-			rss_shmem--;
-			if (pte_dirty(ptent))
-				SetPageDirty(page);
-		}
-		page_remove_rmap(mm->vm, page, vma);
-		/* The gather may flush and free while we hold the PTL: lower in the lock order. */
-		tlb_remove_page(tlb, page, addr);
+/* Clear one PTE (zap_pte_range's body).  Caller (walk_page_range) holds the PTL. */
+static int zap_pte(pte_t *pte, uint64_t addr, void *arg)
+{
+	struct zap_details *z = arg;
+	struct mm_struct *mm = z->vma->vm_mm;
+	if (pte_none(ptep_get(pte)))
+		return 0;
+	pte_t ptent = ptep_get_and_clear(pte);
+	mark_table_changed(mm->vm, pte);
+	if (!pte_present(ptent))
+		bug("swap entry %#llx met before swap exists", (unsigned long long)ptent);
+	tlb_flush_range(z->tlb, addr, addr + PAGE_SIZE);
+	struct page *page = vm_normal_page(z->vma, addr, ptent);
+	if (!page) {
+		mod_node_page_state(mm->vm, NR_ZERO_MAPPED, -1);
+		return 0;
 	}
-	add_mm_counter(mm, MM_ANONPAGES, rss_anon);
-	add_mm_counter(mm, MM_SHMEMPAGES, rss_shmem);
+	if (PageAnon(page)) {
+		z->rss_anon--;
+	} else {
+		z->rss_shmem--;
+		if (pte_dirty(ptent))
+			SetPageDirty(page);
+	}
+	page_remove_rmap(mm->vm, page, z->vma);
+	/* The gather may flush and free while we hold the PTL: lower in the lock order. */
+	tlb_remove_page(z->tlb, page, addr);
+	return 0;
 }
 
 /*
@@ -753,19 +754,10 @@ static void zap_pte_range(struct mmu_gather *tlb, struct vm_area_struct *vma, pt
  */
 void unmap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t start, uint64_t end)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	for (uint64_t addr = start; addr < end;) {
-		uint64_t next = (addr + PMD_SIZE) & ~(PMD_SIZE - 1);
-		if (next > end || next == 0)
-			next = end;
-		pte_t *pte = pte_offset_map(mm, addr);
-		if (pte) {
-			spin_lock(&mm->page_table_lock);
-			zap_pte_range(tlb, vma, pte, addr, next);
-			spin_unlock(&mm->page_table_lock);
-		}
-		addr = next;
-	}
+	struct zap_details z = { .tlb = tlb, .vma = vma };
+	walk_page_range(vma->vm_mm, start, end, zap_pte, &z);
+	add_mm_counter(vma->vm_mm, MM_ANONPAGES, z.rss_anon);
+	add_mm_counter(vma->vm_mm, MM_SHMEMPAGES, z.rss_shmem);
 }
 
 static bool table_empty(const pte_t *table)

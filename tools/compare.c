@@ -350,71 +350,14 @@ struct outcome {
 	uint64_t faults;
 };
 
-static void fill_bytes(const struct data *d, uint64_t offset, uint8_t *out, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++)
-		out[i] = d->bytes[(offset + i) % d->len];
-}
-
-/* The runner's write_data, on cowvm. */
-static int cow_write(cowvm_task_t *t, const struct op *op, uint64_t start, uint64_t len)
-{
-	const struct data *d = &op->data;
-	if (d->kind == DATA_FILL) {
-		uint64_t total = d->count ? d->count : len, done = 0;
-		uint8_t page[COWVM_PAGE_SIZE];
-		while (done < total) {
-			uint64_t addr = start + done, chunk = PG - (addr & (PG - 1));
-			if (chunk > total - done)
-				chunk = total - done;
-			fill_bytes(d, done, page, chunk);
-			int ret = cowvm_write(t, addr, page, chunk);
-			if (ret)
-				return ret;
-			done += chunk;
-		}
-		return 0;
-	}
-	if (!location_is_range(&op->loc) || op->loc.size)
-		return cowvm_write(t, start, d->bytes, d->len);
-	for (uint64_t at = start; at < start + len; at += PG) {
-		int ret = cowvm_write(t, at, d->bytes, d->len);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static int cow_read(cowvm_task_t *t, uint64_t addr, uint64_t len)
-{
-	uint8_t buf[COWVM_PAGE_SIZE];
-	while (len) {
-		uint64_t chunk = PG - (addr & (PG - 1));
-		if (chunk > len)
-			chunk = len;
-		int ret = cowvm_read(t, addr, buf, chunk);
-		if (ret)
-			return ret;
-		addr += chunk;
-		len -= chunk;
-	}
-	return 0;
-}
-
-/* Data the kernel writes in one go: a fill covers its count or avail bytes. */
 static uint8_t *data_buffer(const struct data *d, uint64_t avail, uint64_t *n)
 {
-	*n = d->kind == DATA_FILL ? (d->count ? d->count : avail) : d->len;
-	if (*n > MAX_ACCESS_BYTES)
-		return NULL;
-	uint8_t *buf = malloc(*n ? *n : 1);
-	if (!buf)
-		return NULL;
-	if (d->kind == DATA_FILL)
-		fill_bytes(d, 0, buf, *n);
-	else
-		memcpy(buf, d->bytes, *n);
-	return buf;
+	return data_bytes(d, avail, MAX_ACCESS_BYTES, n);
+}
+
+static int read_memory_drop(cowvm_task_t *t, uint64_t addr, uint64_t len)
+{
+	return read_memory(t, addr, NULL, len);
 }
 
 /* Send one measured command to process p's worker. */
@@ -550,7 +493,7 @@ static void op_read(struct cmp *c, const struct op *op, int p, struct outcome *c
 		len = op->size;
 	if (op->loc.region < 0)
 		add_window(c, start, len);
-	int ret = cow_read(c->procs[p].t, start, len);
+	int ret = read_memory_drop(c->procs[p].t, start, len);
 	cw->done = true;
 	cw->error = -ret;
 	struct host_cmd cmd = { .op = HOP_READ, .addr = to_host(c, p, start), .len = len };
@@ -569,13 +512,13 @@ static void op_expect_mem(struct cmp *c, const struct op *op, int p, struct outc
 	int ret = 0;
 	if (d->kind == DATA_FILL || !location_is_range(&e->loc) || e->loc.size) {
 		cmd.len = d->kind == DATA_FILL ? (d->count ? d->count : len) : d->len;
-		ret = cow_read(c->procs[p].t, start, cmd.len);
+		ret = read_memory_drop(c->procs[p].t, start, cmd.len);
 	} else {
 		cmd.mode = HW_EACH_PAGE;
 		cmd.len = len;
 		cmd.arg0 = (int64_t)d->len;
 		for (uint64_t at = start; at < start + len && !ret; at += PG)
-			ret = cow_read(c->procs[p].t, at, d->len);
+			ret = read_memory_drop(c->procs[p].t, at, d->len);
 	}
 	if (e->loc.region < 0)
 		add_window(c, start, cmd.len);
@@ -593,7 +536,7 @@ static void op_write(struct cmp *c, const struct op *op, int p, struct outcome *
 	data_cmd(op, &cmd, start, len);
 	if (op->loc.region < 0)
 		add_window(c, start, cmd.mode == HW_EACH_PAGE ? len : cmd.len);
-	int ret = cow_write(c->procs[p].t, op, start, len);
+	int ret = data_write(c->procs[p].t, &op->loc, &op->data, start, len);
 	cw->done = true;
 	cw->error = -ret;
 	cmd.addr = to_host(c, p, start);

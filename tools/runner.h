@@ -129,7 +129,6 @@ uint64_t process_faults(struct run *r, int process);
 bool process_stats(struct run *r, int process, struct cowvm_task_stats *out);
 
 /* Read [addr, addr + len) as task t would, page by page.  0 or -EFAULT. */
-int read_memory(cowvm_task_t *t, uint64_t addr, uint8_t *buf, uint64_t len);
 
 /* The region (id, or -1) / its name (or NULL) that labels [start, end) in a process: one that
  * overlaps it and that the process mapped or inherited.  The heap is not a label here. */

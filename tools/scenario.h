@@ -240,6 +240,15 @@ struct run_opts {
  * machine destroyed before they return.
  */
 int scenario_run_text(const char *name, const char *text, const struct run_opts *opts, FILE *out);
+
+/* scenario_data.c: the bytes of a `write` and the walk of a `read`, as both sides move them.
+ * (cowvm_task_t comes from cowvm.h.) */
+typedef struct task_struct cowvm_task_t;
+void data_fill_bytes(const struct data *d, uint64_t offset, uint8_t *out, uint64_t n);
+int data_write(cowvm_task_t *t, const struct location *loc, const struct data *d, uint64_t start,
+	       uint64_t len);
+uint8_t *data_bytes(const struct data *d, uint64_t avail, uint64_t max, uint64_t *n);
+int read_memory(cowvm_task_t *t, uint64_t addr, uint8_t *buf, uint64_t len);
 int scenario_run_file(const char *path, const struct run_opts *opts, FILE *out);
 
 /* View names as the `show` line and --show spell them; -1 for an unknown name. */

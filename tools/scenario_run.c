@@ -126,22 +126,6 @@ bool process_stats(struct run *r, int process, struct cowvm_task_stats *out)
 	return false;
 }
 
-int read_memory(cowvm_task_t *t, uint64_t addr, uint8_t *buf, uint64_t len)
-{
-	while (len) {
-		uint64_t chunk = PG - (addr & (PG - 1));
-		if (chunk > len)
-			chunk = len;
-		int ret = cowvm_read(t, addr, buf, chunk);
-		if (ret)
-			return ret;
-		addr += chunk;
-		buf += chunk;
-		len -= chunk;
-	}
-	return 0;
-}
-
 int region_at(struct run *r, int process, uint64_t start, uint64_t end)
 {
 	const bool *knows = r->processes[process].knows_region;
@@ -350,46 +334,13 @@ static bool check_size(struct run *r, const struct op *op, uint64_t len)
 	return false;
 }
 
-/* The bytes a fill of `total` bytes puts at [offset, offset + n) */
-static void fill_bytes(const struct data *d, uint64_t offset, uint8_t *out, uint64_t n)
-{
-	for (uint64_t i = 0; i < n; i++)
-		out[i] = d->bytes[(offset + i) % d->len];
-}
 
-/*
- * Write data at the location as task t: a fill covers its length (or the range) page by page,
- * as a memset loop would; a byte or string goes at the start, or at the start of every page
- * when the location is a range of pages.  Stops at the first page that faults: -EFAULT.
- */
 static int write_data(struct run *r, const struct op *op, cowvm_task_t *t, const struct data *d,
 		      uint64_t start, uint64_t len)
 {
-	if (d->kind == DATA_FILL) {
-		uint64_t total = d->count ? d->count : len, done = 0;
-		uint8_t page[COWVM_PAGE_SIZE];
-		if (!check_size(r, op, total))
-			return 0;
-		while (done < total) {
-			uint64_t addr = start + done, chunk = PG - (addr & (PG - 1));
-			if (chunk > total - done)
-				chunk = total - done;
-			fill_bytes(d, done, page, chunk);
-			int ret = cowvm_write(t, addr, page, chunk);
-			if (ret)
-				return ret;
-			done += chunk;
-		}
+	if (d->kind == DATA_FILL && !check_size(r, op, d->count ? d->count : len))
 		return 0;
-	}
-	if (!location_is_range(&op->loc) || op->loc.size)
-		return cowvm_write(t, start, d->bytes, d->len);
-	for (uint64_t at = start; at < start + len; at += PG) {
-		int ret = cowvm_write(t, at, d->bytes, d->len);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return data_write(t, &op->loc, d, start, len);
 }
 
 static void run_read(struct run *r, const struct op *op)
@@ -447,18 +398,12 @@ static void run_copy_from_user(struct run *r, const struct op *op)
 static uint8_t *data_buffer(struct run *r, const struct op *op, const struct data *d, uint64_t avail,
 			    uint64_t *n)
 {
-	*n = d->kind == DATA_FILL ? (d->count ? d->count : avail) : d->len;
-	if (!check_size(r, op, *n))
+	uint64_t want = d->kind == DATA_FILL ? (d->count ? d->count : avail) : d->len;
+	if (!check_size(r, op, want))
 		return NULL;
-	uint8_t *buf = malloc(*n ? *n : 1);
-	if (!buf) {
+	uint8_t *buf = data_bytes(d, avail, MAX_ACCESS_BYTES, n);
+	if (!buf)
 		report_bad_input(r, op->line, "out of memory");
-		return NULL;
-	}
-	if (d->kind == DATA_FILL)
-		fill_bytes(d, 0, buf, *n);
-	else
-		memcpy(buf, d->bytes, *n);
 	return buf;
 }
 
