@@ -134,10 +134,60 @@ static bool source_hole(const struct source_holes *h, uint64_t addr)
  * within one page on both sides.  st NULL means "zeros" (ZERO's slivers); holes says which
  * source pages were holes when the operation began.  Returns 0 or -ENOMEM / -EFAULT.
  */
+static int copy_bytes_from(struct task_struct *st, uint64_t src, struct task_struct *dt,
+			   uint64_t dst, uint64_t n, const struct source_holes *holes,
+			   const uint8_t *kbuf);
+
+/* Does [addr, addr + n) of mm touch shared memory (which another range may alias)? */
+static bool range_has_shared(struct mm_struct *mm, uint64_t addr, uint64_t n)
+{
+	for (struct vm_area_struct *vma = find_vma(mm, addr); vma && vma->vm_start < addr + n;
+	     vma = find_vma(mm, vma->vm_end))
+		if (vma->vm_file)
+			return true;
+	return false;
+}
+
 static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *dt, uint64_t dst,
 		      uint64_t n, const struct source_holes *holes)
 {
+	if (!st || !range_has_shared(st->mm, src, n))
+		return copy_bytes_from(st, src, dt, dst, n, holes, NULL);
+	/*
+	 * Shared memory: the destination may be another view of the same object, so take the
+	 * source's bytes as the call found them (a bounce buffer) before writing any.
+	 */
+	uint8_t *kbuf = malloc(n);
+	if (!kbuf)
+		return -ENOMEM;
+	struct cowvm *vm = st->vm;
+	for (uint64_t off = 0; off < n;) {
+		uint64_t a = src + off, chunk = PAGE_SIZE - (a & (PAGE_SIZE - 1));
+		if (chunk > n - off)
+			chunk = n - off;
+		if (!source_hole(holes, a)) {
+			struct page *spage = get_user_page_vma_remote(st, a, false);
+			if (!spage) {
+				free(kbuf);
+				return -ENOMEM;
+			}
+			memcpy(kbuf + off, page_address(vm, spage) + (a & (PAGE_SIZE - 1)), chunk);
+			put_user_page_ref(vm, spage);
+		}
+		off += chunk;
+	}
+	int err = copy_bytes_from(st, src, dt, dst, n, holes, kbuf);
+	free(kbuf);
+	return err;
+}
+
+/* The copy itself: source bytes from st's frames, or from kbuf when given. */
+static int copy_bytes_from(struct task_struct *st, uint64_t src, struct task_struct *dt,
+			   uint64_t dst, uint64_t n, const struct source_holes *holes,
+			   const uint8_t *kbuf)
+{
 	struct cowvm *vm = dt->vm;
+	const uint64_t src0 = src;
 	while (n > 0) {
 		uint64_t chunk = n;
 		if (st && PAGE_SIZE - (src & (PAGE_SIZE - 1)) < chunk)
@@ -155,8 +205,8 @@ static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *
 				goto next; /* a fresh page reads as zeros already */
 		}
 		struct page *spage = NULL;
-		if (st && !(spage = get_user_page_vma_remote(st, src, false)))
-			goto next; /* cannot be read: as a hole */
+		if (st && !kbuf && !(spage = get_user_page_vma_remote(st, src, false)))
+			return -ENOMEM; /* mapped, but its page could not be had */
 		struct page *dpage = get_user_page_vma_remote(dt, dst, true);
 		if (!dpage) {
 			if (spage)
@@ -164,7 +214,9 @@ static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *
 			return -ENOMEM;
 		}
 		uint8_t *to = page_address(vm, dpage) + (dst & (PAGE_SIZE - 1));
-		if (spage)
+		if (kbuf)
+			memcpy(to, kbuf + (src - src0), chunk);
+		else if (spage)
 			memcpy(to, page_address(vm, spage) + (src & (PAGE_SIZE - 1)), chunk);
 		else
 			memset(to, 0, chunk);
@@ -212,7 +264,8 @@ static int share_pages(struct task_struct *st, uint64_t ss, uint64_t se, struct 
 	struct vm_area_struct **src = malloc((count ? count : 1) * sizeof(*src));
 	if (!src)
 		return -ENOMEM;
-	memcpy(src, &smm->vmas[first], count * sizeof(*src));
+	if (count)
+		memcpy(src, &smm->vmas[first], count * sizeof(*src));
 
 	for (size_t i = 0; i < count && !err; i++) {
 		/* fork's advice is not dput's: a DONTCOPY or WIPEONFORK VMA is copied whole */
@@ -543,12 +596,16 @@ static int do_merge(struct task_struct *parent, uint64_t pa, struct task_struct 
 				continue;
 			}
 			uint64_t y = pa + (x - ca);
+			/* Frames tell "unchanged" only for private parent memory: a shared page keeps
+			 * its bytes in the object even without a PTE, so it is merged by its bytes. */
+			struct vm_area_struct *pvma = vma_at(pmm, y);
+			bool by_frame = pvma && !pvma->vm_file;
 			uint64_t ppfn = merge_pfn(vm, pte_at(pmm, y));
-			if (ppfn == cpfn) { /* the parent has the child's page already (an earlier MERGE) */
+			if (by_frame && ppfn == cpfn) { /* the parent has the child's page already */
 				rep.pages_skipped++;
 				continue;
 			}
-			if (ppfn == rpfn) {
+			if (by_frame && ppfn == rpfn) {
 				if (cpfn && share_child_page(parent, y, child, x, cpfn)) {
 					rep.pages_shared++;
 					continue;
