@@ -5,7 +5,8 @@
  * with the same sizes, plus the physical floor (bare 4 KiB memcpy/memset) where one applies:
  *   host.c         the host kernel, measured in a worker process forked before cowvm exists
  *                  (so that no fork it makes copies the page tables of cowvm's memory);
- *   cowvm_side.c   the same operations on a cowvm machine, through include/cowvm.h only;
+ *   cowvm_side.c   the same operations on a cowvm machine, through include/cowvm.h only, and
+ *                  Determinator's dput/dget (COPY, SNAP, MERGE), which have no host side;
  *   main.c         options, the schedule (host, cowvm, floor, rep after rep), the checks,
  *                  medians and verdicts;
  *   report.c       the run's facts (kernel, CPU, commit, how idle the machine was), the table
@@ -79,5 +80,18 @@ struct result vm_tlb_miss(cowvm_t *vm, uint64_t pages, uint64_t passes); /* coun
 struct result vm_pagetable(cowvm_t *vm, uint64_t pages);
 /* v[0] bytes of host memory per frame that a machine's frame array costs (RSS growth). */
 struct result vm_struct_page(uint64_t frames);
+
+/*
+ * Determinator's dput and dget (cowvm only: Linux has no counterpart, so these cases have no
+ * host side).  v[0] total ns of the timed call; what count[] holds is said at each function.
+ */
+struct result vm_dput_copy(cowvm_t *vm, uint64_t pages, bool page_multiple);
+struct result vm_snap(cowvm_t *vm, uint64_t pages);
+/* MERGE with one changed page: a parent with `pages` touched, then merges of ranges of it. */
+struct vm_merge_case;
+struct vm_merge_case *vm_merge_setup(cowvm_t *vm, uint64_t pages);
+struct result vm_merge(cowvm_t *vm, struct vm_merge_case *mc, uint64_t range_pages,
+		       struct cowvm_merge_report *rep);
+void vm_merge_teardown(cowvm_t *vm, struct vm_merge_case *mc);
 
 #endif

@@ -361,3 +361,180 @@ struct result vm_struct_page(uint64_t frames)
 	r.v[0] = (double)((after - before) * (uint64_t)sysconf(_SC_PAGESIZE)) / (double)frames;
 	return r;
 }
+
+/* ---- Determinator's dput and dget: cowvm only (Linux has no such calls) ------------------
+ * The timed regions call these, and only they do (callgrind --toggle-collect=timed_merge ...).
+ */
+static __attribute__((noinline)) int timed_dput(cowvm_task_t *p, cowvm_task_t *c, int op,
+						uint64_t paddr, uint64_t caddr, uint64_t len)
+{
+	return cowvm_dput(p, c, op, paddr, caddr, len);
+}
+
+/* (no op argument: a constant one would make gcc rename it timed_dget.constprop.0) */
+static __attribute__((noinline)) int timed_merge(cowvm_task_t *p, cowvm_task_t *c, uint64_t addr,
+						 uint64_t len)
+{
+	return cowvm_dget(p, c, COWVM_MERGE, addr, addr, len);
+}
+
+/* Pages (a page apart, from addr) whose first word is not i + 1, as touch_pages wrote it. */
+static uint64_t words_wrong(cowvm_task_t *t, uint64_t addr, uint64_t pages)
+{
+	uint64_t wrong = 0, v;
+	for (uint64_t i = 0; i < pages; i++)
+		if (cowvm_load64(t, addr + i * BENCH_PAGE, &v) || v != i + 1)
+			wrong++;
+	return wrong;
+}
+
+/*
+ * dput COPY of `pages` touched pages from a parent to a fresh child.
+ *  page_multiple: to the same address in an empty child (delta 0): the page-aligned middle is
+ *    shared copy-on-write, so only page tables are allocated, about one per 512 pages;
+ *  else: to the child's address + 8 bytes, into a range the child mapped and touched beforehand,
+ *    so that every byte is copied (two pieces per page) and nothing is allocated.
+ * v[0] total ns.  count[0] frames allocated (pgalloc), [1] page-table pages added, [2] COW
+ * copies, [3] pages whose first word did not arrive in the child.
+ */
+struct result vm_dput_copy(cowvm_t *vm, uint64_t pages, bool page_multiple)
+{
+	struct result r = { 0 };
+	uint64_t free0 = vmstat(vm).nr_free_pages;
+	cowvm_task_t *p = spawn(vm), *c = spawn(vm);
+	uint64_t addr = map_region(p, pages);
+	touch_pages(p, addr, pages);
+	uint64_t dst = addr;
+	if (!page_multiple) {
+		dst = map_region(c, pages + 1) + 8;
+		touch_pages(c, dst - 8, pages + 1);
+	}
+	struct cowvm_vmstat s0 = vmstat(vm);
+	uint64_t t0 = now_ns();
+	int err = timed_dput(p, c, COWVM_COPY, addr, dst, pages * BENCH_PAGE);
+	uint64_t t1 = now_ns();
+	struct cowvm_vmstat s1 = vmstat(vm);
+	if (err)
+		die("cowvm: dput COPY of %llu pages: %s", (unsigned long long)pages, strerror(-err));
+	r.count[3] = words_wrong(c, dst, pages);
+	exit_task(c);
+	exit_task(p);
+	check_no_leak(vm, free0, "dput COPY");
+	r.v[0] = (double)(t1 - t0);
+	r.count[0] = s1.pgalloc - s0.pgalloc;
+	r.count[1] = s1.nr_page_table_pages - s0.nr_page_table_pages;
+	r.count[2] = s1.cow_copies - s0.cow_copies;
+	return r;
+}
+
+/*
+ * dput SNAP of a child with `pages` touched: the image copies the child's page tables and
+ * shares its frames.  v[0] total ns.  count[0] frames allocated, [1] page-table pages added,
+ * [2] the child's page-table pages (the image's should be as many), [3] COW copies.
+ */
+struct result vm_snap(cowvm_t *vm, uint64_t pages)
+{
+	struct result r = { 0 };
+	uint64_t free0 = vmstat(vm).nr_free_pages;
+	cowvm_task_t *p = spawn(vm), *c = spawn(vm);
+	uint64_t addr = map_region(c, pages);
+	touch_pages(c, addr, pages);
+	struct cowvm_vmstat s0 = vmstat(vm);
+	uint64_t t0 = now_ns();
+	int err = timed_dput(p, c, COWVM_SNAP, 0, 0, 0);
+	uint64_t t1 = now_ns();
+	struct cowvm_vmstat s1 = vmstat(vm);
+	if (err)
+		die("cowvm: dput SNAP of %llu pages: %s", (unsigned long long)pages, strerror(-err));
+	r.count[2] = task_stats(c).nr_ptes;
+	exit_task(c);
+	exit_task(p);
+	check_no_leak(vm, free0, "dput SNAP");
+	r.v[0] = (double)(t1 - t0);
+	r.count[0] = s1.pgalloc - s0.pgalloc;
+	r.count[1] = s1.nr_page_table_pages - s0.nr_page_table_pages;
+	r.count[3] = s1.cow_copies - s0.cow_copies;
+	return r;
+}
+
+/*
+ * MERGE with one changed page.  vm_merge_setup maps and touches `pages` (a multiple of 512) in
+ * a parent, 2 MiB aligned, so that the range is exactly pages / 512 PTE tables; the changed
+ * page is in the middle one.  Each vm_merge then makes a fresh child, copies the parent's
+ * range to the same address (dput COPY: shared copy-on-write), takes its SNAP, lets it write
+ * one word of the changed page (one COW copy) and times the dget MERGE of `range_pages` around
+ * the changed page (the whole range, or the table holding it) back into the parent, which takes
+ * the child's page copy-on-write (pages_shared).
+ */
+struct vm_merge_case {
+	cowvm_task_t *parent;
+	uint64_t addr, pages, changed; /* changed: the page index the child writes */
+	uint64_t free0;
+	uint64_t value;                /* the last value the child wrote */
+};
+
+struct vm_merge_case *vm_merge_setup(cowvm_t *vm, uint64_t pages)
+{
+	struct vm_merge_case *mc = calloc(1, sizeof(*mc));
+	if (!mc)
+		die("out of memory");
+	uint64_t table = 512 * BENCH_PAGE;
+	if (pages % 512)
+		die("cowvm: merge range of %llu pages is not whole 2 MiB tables", (unsigned long long)pages);
+	mc->free0 = vmstat(vm).nr_free_pages;
+	mc->parent = spawn(vm);
+	uint64_t raw = map_region(mc->parent, pages + 512);
+	mc->addr = (raw + table - 1) & ~(table - 1);
+	mc->pages = pages;
+	mc->changed = pages / 2 + 17;
+	touch_pages(mc->parent, mc->addr, pages);
+	return mc;
+}
+
+void vm_merge_teardown(cowvm_t *vm, struct vm_merge_case *mc)
+{
+	exit_task(mc->parent);
+	check_no_leak(vm, mc->free0, "dget MERGE");
+	free(mc);
+}
+
+/*
+ * v[0] ns of the MERGE.  count[0] the MERGE's return (negated errno), [1] COW copies of the
+ * child's write, [2] frames allocated during the MERGE, [3] 1 when the parent reads the
+ * child's value afterwards.  *rep: cowvm_merge_report of the MERGE.
+ */
+struct result vm_merge(cowvm_t *vm, struct vm_merge_case *mc, uint64_t range_pages,
+		       struct cowvm_merge_report *rep)
+{
+	struct result r = { 0 };
+	uint64_t first = range_pages >= mc->pages ? 0 : (mc->changed & ~511ull);
+	if (range_pages > mc->pages)
+		range_pages = mc->pages;
+	uint64_t start = mc->addr + first * BENCH_PAGE, len = range_pages * BENCH_PAGE;
+	uint64_t where = mc->addr + mc->changed * BENCH_PAGE;
+	cowvm_task_t *c = spawn(vm);
+	int err = cowvm_dput(mc->parent, c, COWVM_COPY, mc->addr, mc->addr, mc->pages * BENCH_PAGE);
+	if (!err)
+		err = cowvm_dput(mc->parent, c, COWVM_SNAP, 0, 0, 0);
+	if (err)
+		die("cowvm: merge setup: %s", strerror(-err));
+	struct cowvm_vmstat s0 = vmstat(vm);
+	mc->value = 0xc0ffee0000000000ull + s0.cow_copies; /* differs from every earlier one */
+	if (cowvm_store64(c, where, mc->value))
+		die("cowvm: the child's store failed");
+	struct cowvm_vmstat s1 = vmstat(vm);
+	uint64_t t0 = now_ns();
+	err = timed_merge(mc->parent, c, start, len);
+	uint64_t t1 = now_ns();
+	struct cowvm_vmstat s2 = vmstat(vm);
+	if (cowvm_merge_report(mc->parent, rep))
+		die("cowvm: merge_report");
+	uint64_t v = 0;
+	r.count[3] = cowvm_load64(mc->parent, where, &v) == 0 && v == mc->value;
+	exit_task(c);
+	r.v[0] = (double)(t1 - t0);
+	r.count[0] = (uint64_t)-err;
+	r.count[1] = s1.cow_copies - s0.cow_copies;
+	r.count[2] = s2.pgalloc - s1.pgalloc;
+	return r;
+}

@@ -5,7 +5,13 @@
  *   cowvm-bench --profile CASE [--quick] [--reps N] [--pages N]
  *
  * --profile runs only the cowvm side of one case (first_touch, zero_read, cow_break, reuse,
- * fork, munmap, exit, tlb_hit, tlb_miss), repeatedly, for perf or callgrind.
+ * fork, munmap, exit, tlb_hit, tlb_miss, dput_copy, dput_copy_bytes, snap, merge_small,
+ * merge_large), repeatedly, for perf or callgrind.
+ *
+ * Determinator's dput and dget (COPY, SNAP, MERGE) are measured on cowvm only: Linux has no
+ * such calls, so their rows have no host figure ('-').  The MERGE rows are issue 5's property:
+ * a large range with one changed page merges in about the time of a small one, because the
+ * unchanged page tables are skipped whole (cowvm_merge_report's tables_skipped says so).
  *
  * The whole program is pinned to one CPU.  A worker process forked first measures the host
  * kernel (host.c); this process then creates one cowvm machine (NO_POISON | PREFAULT, so no
@@ -52,7 +58,7 @@ static void config_init(struct config *c, bool quick)
 		c->nr_fork_sizes = 1;
 		c->tlb_hit_accesses = 20000000;
 		c->tlb_miss_passes = 4;
-		c->phys_bytes = 512 * MIB;
+		c->phys_bytes = 1536 * MIB; /* the MERGE case's 1 GiB parent */
 	} else {
 		c->reps = 7;
 		c->pages = 65536;
@@ -65,6 +71,9 @@ static void config_init(struct config *c, bool quick)
 		c->phys_bytes = 2048 * MIB;
 	}
 	c->tlb_miss_pages = 16384; /* 64 times the TLB's 256 entries */
+	c->merge_pages = 1024 * MIB / BENCH_PAGE;
+	c->merge_small_pages = 512; /* one PTE table, 2 MiB */
+	c->merge_iters = 3;
 	c->struct_page_frames = 1ull << 20; /* a 4 GiB machine */
 }
 
@@ -127,6 +136,37 @@ static void metrics_init(const struct config *c)
 	metrics[M_STRUCT_PAGE].max_cowvm = 64.0;
 	metrics[M_STRUCT_PAGE].host_note = "sizeof(struct page) on x86-64 Linux, not measurable";
 	metric_def(M_PAGETABLE, "pagetable_bytes_per_page", "page-table bytes per mapped page", "bytes");
+
+	/* dput/dget: cowvm only */
+	unsigned long long mib = c->pages * BENCH_PAGE / MIB;
+	snprintf(label, sizeof(label), "dput COPY %llu MiB, page-multiple delta (COW)", mib);
+	metric_def(M_DPUT_COW, "dput_copy_cow", label, "ns/page");
+	snprintf(label, sizeof(label), "dput COPY %llu MiB, page-multiple delta, total", mib);
+	metric_def(M_DPUT_COW_TOTAL, "dput_copy_cow_total_us", label, "us");
+	snprintf(label, sizeof(label), "dput COPY %llu MiB, delta 8 bytes (every byte)", mib);
+	metric_def(M_DPUT_BYTES, "dput_copy_bytes", label, "ns/page");
+	metrics[M_DPUT_BYTES].floor = FLOOR_MEMCPY;
+	snprintf(label, sizeof(label), "dput COPY %llu MiB, delta 8 bytes, total", mib);
+	metric_def(M_DPUT_BYTES_TOTAL, "dput_copy_bytes_total_us", label, "us");
+	snprintf(label, sizeof(label), "dput SNAP of %llu MiB touched", mib);
+	metric_def(M_SNAP, "dput_snap", label, "ns/page");
+	char key[48];
+	unsigned small = (unsigned)(c->merge_small_pages * BENCH_PAGE / MIB),
+		 large = (unsigned)(c->merge_pages * BENCH_PAGE / MIB);
+	snprintf(key, sizeof(key), "dget_merge_%umib_one_page_us", small);
+	snprintf(label, sizeof(label), "dget MERGE of %u MiB, one page changed", small);
+	metric_def(M_MERGE_SMALL, key, label, "us");
+	snprintf(key, sizeof(key), "dget_merge_%umib_one_page_us", large);
+	snprintf(label, sizeof(label), "dget MERGE of %u MiB, the same page changed", large);
+	metric_def(M_MERGE_LARGE, key, label, "us");
+	snprintf(key, sizeof(key), "dget_merge_%umib_over_%umib", large, small);
+	snprintf(label, sizeof(label), "MERGE %u MiB / MERGE %u MiB (above)", large, small);
+	metric_def(M_MERGE_RATIO, key, label, "x");
+	metrics[M_MERGE_RATIO].max_cowvm = 4.0;
+	for (int id = M_DPUT_COW; id <= M_MERGE_RATIO; id++) {
+		metrics[id].cowvm_only = true;
+		metrics[id].host_note = "no Linux counterpart (Determinator's dput/dget)";
+	}
 }
 
 static void record(enum metric_id id, bool host, double value)
@@ -164,6 +204,7 @@ double median(const double *samples, int n)
 
 char check_failures[MAX_CHECK_FAILURES][128];
 int nchecks, nfailed;
+struct cowvm_merge_report merge_reports[2];
 
 static void check(const char *what, uint64_t got, uint64_t want)
 {
@@ -173,6 +214,17 @@ static void check(const char *what, uint64_t got, uint64_t want)
 	if (nfailed < MAX_CHECK_FAILURES)
 		snprintf(check_failures[nfailed], sizeof(check_failures[0]), "%s: %llu, expected %llu",
 			 what, (unsigned long long)got, (unsigned long long)want);
+	nfailed++;
+}
+
+static void check_at_most(const char *what, uint64_t got, uint64_t max)
+{
+	nchecks++;
+	if (got <= max)
+		return;
+	if (nfailed < MAX_CHECK_FAILURES)
+		snprintf(check_failures[nfailed], sizeof(check_failures[0]), "%s: %llu, expected <= %llu",
+			 what, (unsigned long long)got, (unsigned long long)max);
 	nfailed++;
 }
 
@@ -278,6 +330,92 @@ static void rep_memory_overhead(const struct config *c, cowvm_t *vm)
 	record(M_STRUCT_PAGE, false, vm_struct_page(c->struct_page_frames).v[0]);
 }
 
+/*
+ * dput/dget, cowvm only.  COPY with a page-multiple delta shares the middle copy-on-write: it
+ * allocates page tables only (about one per 512 pages: pgalloc must not grow like the range);
+ * with a delta of 8 bytes every byte is copied into memory the child touched beforehand
+ * (nothing allocated), next to the memcpy floor of as many pages.  SNAP copies page tables
+ * (as many as the child has) and no data.
+ */
+static void rep_dput(const struct config *c, cowvm_t *vm)
+{
+	/* the tables of n pages: PTE tables (+ 1 when not aligned), 2 PMDs, a PUD, a PGD */
+	uint64_t n = c->pages, tables_max = (n + 511) / 512 + 1 + 4;
+	struct result v;
+
+	v = vm_dput_copy(vm, n, true);
+	check("cowvm dput COPY (COW): frames allocated = page-table pages added", v.count[0],
+	      v.count[1]);
+	check_at_most("cowvm dput COPY (COW): page-table pages added", v.count[1], tables_max);
+	check("cowvm dput COPY (COW): COW copies", v.count[2], 0);
+	check("cowvm dput COPY (COW): pages the child reads wrong", v.count[3], 0);
+	record(M_DPUT_COW, false, v.v[0] / (double)n);
+	record(M_DPUT_COW_TOTAL, false, v.v[0] / 1e3);
+
+	v = vm_dput_copy(vm, n, false);
+	check("cowvm dput COPY (bytes): frames allocated", v.count[0], 0);
+	check("cowvm dput COPY (bytes): COW copies", v.count[2], 0);
+	check("cowvm dput COPY (bytes): pages the child reads wrong", v.count[3], 0);
+	record(M_DPUT_BYTES, false, v.v[0] / (double)n);
+	record(M_DPUT_BYTES_TOTAL, false, v.v[0] / 1e3);
+
+	v = vm_snap(vm, n);
+	check("cowvm dput SNAP: frames allocated = page-table pages added", v.count[0], v.count[1]);
+	check("cowvm dput SNAP: page-table pages added = the child's", v.count[1], v.count[2]);
+	check_at_most("cowvm dput SNAP: page-table pages added", v.count[1], tables_max);
+	check("cowvm dput SNAP: COW copies", v.count[3], 0);
+	record(M_SNAP, false, v.v[0] / (double)n);
+}
+
+/* The report a MERGE of `range` pages (whole 2 MiB tables) with one changed page should give. */
+static void check_merge(const char *what, const struct result *v,
+			const struct cowvm_merge_report *r, uint64_t range)
+{
+	char buf[64];
+#define CHECK_MERGE(field, got, want)                                          \
+	do {                                                                   \
+		snprintf(buf, sizeof(buf), "cowvm MERGE %s: %s", what, field); \
+		check(buf, got, want);                                         \
+	} while (0)
+	CHECK_MERGE("return (-errno)", v->count[0], 0);
+	CHECK_MERGE("COW copies of the child's write", v->count[1], 1);
+	CHECK_MERGE("frames allocated", v->count[2], 0);
+	CHECK_MERGE("the parent reads the child's value", v->count[3], 1);
+	CHECK_MERGE("tables_skipped", r->tables_skipped, range / 512 - 1);
+	CHECK_MERGE("pages_skipped", r->pages_skipped, 511);
+	CHECK_MERGE("pages_shared", r->pages_shared, 1);
+	CHECK_MERGE("pages_copied", r->pages_copied, 0);
+	CHECK_MERGE("pages_merged", r->pages_merged, 0);
+	CHECK_MERGE("conflicts", r->conflicts, 0);
+#undef CHECK_MERGE
+}
+
+/*
+ * MERGE of the whole large range and of the one table holding the changed page, on one
+ * parent: merge_iters of each, alternating (which goes first alternates with the
+ * repetition), each with a fresh child; the repetition keeps the median of each size and
+ * their ratio.
+ */
+static void rep_merge(const struct config *c, cowvm_t *vm, int rep)
+{
+	double t[2][MAX_REPS];
+	uint64_t range[2] = { c->merge_small_pages, c->merge_pages };
+	struct vm_merge_case *mc = vm_merge_setup(vm, c->merge_pages);
+	for (int i = 0; i < c->merge_iters; i++) {
+		for (int k = 0; k < 2; k++) {
+			int which = (k + rep) % 2;
+			struct result v = vm_merge(vm, mc, range[which], &merge_reports[which]);
+			check_merge(which ? "large" : "small", &v, &merge_reports[which], range[which]);
+			t[which][i] = v.v[0];
+		}
+	}
+	vm_merge_teardown(vm, mc);
+	double small = median(t[0], c->merge_iters), large = median(t[1], c->merge_iters);
+	record(M_MERGE_SMALL, false, small / 1e3);
+	record(M_MERGE_LARGE, false, large / 1e3);
+	record(M_MERGE_RATIO, false, large / small);
+}
+
 static void run_all(const struct config *c, cowvm_t *vm)
 {
 	/* Warm-up, unrecorded: memory back from the hypervisor, the machine's frames in use once. */
@@ -293,6 +431,10 @@ static void run_all(const struct config *c, cowvm_t *vm)
 		rep_mmu(c, vm);
 		progress(rep, c->reps, "memory overhead");
 		rep_memory_overhead(c, vm);
+		progress(rep, c->reps, "dput COPY and SNAP");
+		rep_dput(c, vm);
+		progress(rep, c->reps, "dget MERGE");
+		rep_merge(c, vm, rep);
 	}
 	if (isatty(STDERR_FILENO))
 		fprintf(stderr, "\r%-70s\r", "");
@@ -350,7 +492,8 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: cowvm-bench [--quick] [--reps N] [--pages N] [--cpu N] [--json PATH]\n"
 			"       cowvm-bench --profile CASE [--quick] [--reps N] [--pages N]\n"
-			"CASE: first_touch zero_read cow_break reuse fork munmap exit tlb_hit tlb_miss\n");
+			"CASE: first_touch zero_read cow_break reuse fork munmap exit tlb_hit tlb_miss\n"
+			"      dput_copy dput_copy_bytes snap merge_small merge_large\n");
 	exit(2);
 }
 
@@ -358,8 +501,12 @@ static void usage(void)
 static void profile_case(const struct config *c, cowvm_t *vm, const char *name)
 {
 	uint64_t n = c->pages;
+	struct vm_merge_case *mc = NULL;
+	if (strncmp(name, "merge_", 6) == 0)
+		mc = vm_merge_setup(vm, c->merge_pages);
 	for (int rep = 0; rep < c->reps; rep++) {
 		struct result r;
+		struct cowvm_merge_report mr;
 		if (strcmp(name, "first_touch") == 0)
 			r = vm_first_touch(vm, n);
 		else if (strcmp(name, "zero_read") == 0)
@@ -378,11 +525,23 @@ static void profile_case(const struct config *c, cowvm_t *vm, const char *name)
 			r = vm_tlb_hit(vm, c->tlb_hit_accesses);
 		else if (strcmp(name, "tlb_miss") == 0)
 			r = vm_tlb_miss(vm, c->tlb_miss_pages, c->tlb_miss_passes);
+		else if (strcmp(name, "dput_copy") == 0)
+			r = vm_dput_copy(vm, n, true);
+		else if (strcmp(name, "dput_copy_bytes") == 0)
+			r = vm_dput_copy(vm, n, false);
+		else if (strcmp(name, "snap") == 0)
+			r = vm_snap(vm, n);
+		else if (strcmp(name, "merge_small") == 0)
+			r = vm_merge(vm, mc, c->merge_small_pages, &mr);
+		else if (strcmp(name, "merge_large") == 0)
+			r = vm_merge(vm, mc, c->merge_pages, &mr);
 		else
 			usage();
 		printf("%s %d: %.2f %.2f (counts %llu %llu)\n", name, rep + 1, r.v[0], r.v[1],
 		       (unsigned long long)r.count[0], (unsigned long long)r.count[1]);
 	}
+	if (mc)
+		vm_merge_teardown(vm, mc);
 }
 
 static void pin_to_cpu(int cpu)

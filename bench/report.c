@@ -154,7 +154,7 @@ static void print_value(double v, const char *unit)
 {
 	if (isnan(v))
 		printf(" %10s", "-");
-	else if (strcmp(unit, "ns/access") == 0)
+	else if (strcmp(unit, "ns/access") == 0 || strcmp(unit, "x") == 0)
 		printf(" %10.2f", v);
 	else
 		printf(" %10.1f", v);
@@ -177,7 +177,9 @@ static void target_text(const struct metric *m, char *out, size_t len)
 	if (m->max_floor_ratio)
 		used += (size_t)snprintf(out + used, len - used, "%s<=%gx floor", used ? ", " : "",
 					 m->max_floor_ratio);
-	if (m->max_cowvm)
+	if (m->max_cowvm && strcmp(m->unit, "x") == 0)
+		snprintf(out + used, len - used, "%s<=%gx", used ? ", " : "", m->max_cowvm);
+	else if (m->max_cowvm)
 		snprintf(out + used, len - used, "%s<=%g %s", used ? ", " : "", m->max_cowvm,
 			 strcmp(m->unit, "bytes") == 0 ? "B" : "ns");
 }
@@ -193,7 +195,7 @@ void print_table(const struct config *c, const struct run_info *ri,
 	printf("cowvm-bench  %s  commit %s%s\n", ri->date, ri->commit, ri->dirty ? " (modified)" : "");
 	printf("host: Linux %s %s, %s, pinned to CPU %d\n", ri->kernel, ri->machine, ri->cpu_model,
 	       c->cpu);
-	printf("%s run: %llu pages (%llu MiB) per fault/munmap/exit case, %d repetitions, medians; "
+	printf("%s run: %llu pages (%llu MiB) per fault/munmap/exit/dput case, %d repetitions, medians; "
 	       "cowvm machine %llu MiB, NO_POISON|PREFAULT\n",
 	       c->quick ? "quick" : "full", (unsigned long long)c->pages,
 	       (unsigned long long)(c->pages * BENCH_PAGE / MIB), c->reps,
@@ -216,6 +218,24 @@ void print_table(const struct config *c, const struct run_info *ri,
 		printf("  %-26s %s\n", target, m->status);
 	}
 	printf("\nhost struct page: %s.\n", metrics[M_STRUCT_PAGE].host_note);
+	printf("dput/dget rows: cowvm only, %s: no host figure ('-').\n",
+	       metrics[M_DPUT_COW].host_note);
+	if (metric_used(&metrics[M_MERGE_SMALL])) {
+		printf("MERGE (median of %d per repetition, each after a fresh dput COPY and SNAP of "
+		       "the %llu MiB to a child that writes one page), last report:\n",
+		       c->merge_iters, (unsigned long long)(c->merge_pages * BENCH_PAGE / MIB));
+		for (int i = 1; i >= 0; i--) {
+			const struct cowvm_merge_report *r = &merge_reports[i];
+			uint64_t pages = i ? c->merge_pages : c->merge_small_pages;
+			printf("  %5llu MiB: tables_skipped %llu of %llu, pages_skipped %llu, "
+			       "pages_shared %llu, pages_copied %llu, pages_merged %llu, conflicts %llu\n",
+			       (unsigned long long)(pages * BENCH_PAGE / MIB),
+			       (unsigned long long)r->tables_skipped, (unsigned long long)(pages / 512),
+			       (unsigned long long)r->pages_skipped, (unsigned long long)r->pages_shared,
+			       (unsigned long long)r->pages_copied, (unsigned long long)r->pages_merged,
+			       (unsigned long long)r->conflicts);
+		}
+	}
 	double others = cpu_share_others(cs);
 	bool noisy = others + cs->steal_s > 0.02 * wall_s ||
 		     cs->others_busy_s > 0.10 * wall_s * cs->nr_other_cpus;
@@ -228,8 +248,8 @@ void print_table(const struct config *c, const struct run_info *ri,
 		       "figures are noisy; rerun when it is\n");
 	printf("fork and exit per page: minus the empty process's median, divided by the pages.\n");
 	if (nfailed == 0) {
-		printf("checks: %d counts (faults, COW copies, reuses, zero-page maps, TLB misses) "
-		       "all as expected\n", nchecks);
+		printf("checks: %d counts (faults, COW copies, reuses, zero-page maps, TLB misses, "
+		       "frames and page tables of dput, MERGE reports) all as expected\n", nchecks);
 	} else {
 		printf("checks: %d of %d counts differ from what the case meant to cause:\n", nfailed,
 		       nchecks);
@@ -246,6 +266,17 @@ static void json_number(FILE *f, double v)
 		fprintf(f, "null");
 	else
 		fprintf(f, "%.6g", v);
+}
+
+static void json_merge_report(FILE *f, const struct cowvm_merge_report *r, uint64_t pages)
+{
+	fprintf(f, "{\"pages\": %llu, \"tables\": %llu, \"tables_skipped\": %llu, "
+		   "\"pages_skipped\": %llu, \"pages_shared\": %llu, \"pages_copied\": %llu, "
+		   "\"pages_merged\": %llu, \"conflicts\": %llu}",
+		(unsigned long long)pages, (unsigned long long)(pages / 512),
+		(unsigned long long)r->tables_skipped, (unsigned long long)r->pages_skipped,
+		(unsigned long long)r->pages_shared, (unsigned long long)r->pages_copied,
+		(unsigned long long)r->pages_merged, (unsigned long long)r->conflicts);
 }
 
 static void json_samples(FILE *f, const double *s, int n)
@@ -307,6 +338,10 @@ void write_json(const struct config *c, const struct run_info *ri,
 	json_number(f, median(floor_samples[FLOOR_MEMSET], nfloor[FLOOR_MEMSET]));
 	fprintf(f, ", \"memset_samples\": ");
 	json_samples(f, floor_samples[FLOOR_MEMSET], nfloor[FLOOR_MEMSET]);
+	fprintf(f, "},\n  \"merge_reports\": {\"iters_per_rep\": %d, \"small\": ", c->merge_iters);
+	json_merge_report(f, &merge_reports[0], c->merge_small_pages);
+	fprintf(f, ", \"large\": ");
+	json_merge_report(f, &merge_reports[1], c->merge_pages);
 	fprintf(f, "},\n  \"checks\": {\"total\": %d, \"failed\": %d, \"failures\": [", nchecks, nfailed);
 	for (int i = 0; i < nfailed && i < MAX_CHECK_FAILURES; i++) {
 		if (i)
@@ -342,6 +377,8 @@ void write_json(const struct config *c, const struct run_info *ri,
 		json_string(f, target);
 		fprintf(f, ", \"status\": ");
 		json_string(f, m->status);
+		if (m->cowvm_only)
+			fprintf(f, ", \"cowvm_only\": true");
 		if (m->host_note) {
 			fprintf(f, ", \"host_note\": ");
 			json_string(f, m->host_note);

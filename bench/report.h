@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/utsname.h>
 
+#include "../include/cowvm.h"
+
 #define MAX_REPS 31
 #define MAX_FORK_SIZES 3
 #define MAX_CHECK_FAILURES 64
@@ -27,6 +29,10 @@ struct config {
 	uint64_t tlb_miss_pages, tlb_miss_passes;
 	uint64_t struct_page_frames;
 	uint64_t phys_bytes;         /* the measured machine */
+	/* dput/dget (cowvm only): COPY and SNAP use `pages`; MERGE a parent of merge_pages, one
+	 * page changed, merged over all of them and over merge_small_pages around the change */
+	uint64_t merge_pages, merge_small_pages;
+	int merge_iters;             /* merges of each size per repetition (their median is kept) */
 };
 
 /* ---- metrics: filled by main.c, printed by report.c --------------------------------------- */
@@ -38,6 +44,8 @@ enum metric_id {
 	M_MUNMAP = M_FORK_TOTAL + MAX_FORK_SIZES, M_EXIT_EMPTY, M_EXIT,
 	M_TLB_HIT_LOAD, M_TLB_HIT_STORE, M_TLB_MISS,
 	M_STRUCT_PAGE, M_PAGETABLE,
+	M_DPUT_COW, M_DPUT_COW_TOTAL, M_DPUT_BYTES, M_DPUT_BYTES_TOTAL, M_SNAP,
+	M_MERGE_SMALL, M_MERGE_LARGE, M_MERGE_RATIO,
 	NR_METRICS
 };
 
@@ -52,6 +60,7 @@ struct metric {
 	double max_floor_ratio; /* target: cowvm <= this x floor (0: none) */
 	double max_cowvm;       /* target: cowvm <= this, in the metric's unit (0: none) */
 	const char *host_note;  /* the host figure is not measured but documented */
+	bool cowvm_only;        /* no host counterpart (dput/dget): the host column is '-' */
 	double host[MAX_REPS], cowvm[MAX_REPS];
 	int nhost, ncowvm;
 	/* medians, filled at the end */
@@ -64,6 +73,8 @@ extern double floor_samples[3][MAX_REPS];
 extern int nfloor[3];
 extern char check_failures[MAX_CHECK_FAILURES][128];
 extern int nchecks, nfailed;
+/* The last MERGE of each size (0: merge_small_pages, 1: merge_pages): did the shortcut work? */
+extern struct cowvm_merge_report merge_reports[2];
 
 double median(const double *samples, int n); /* NAN for no samples */
 
