@@ -29,7 +29,7 @@
 static const char *const kind_names[FOP_NKINDS] = {
 	"spawn", "fork", "thread", "exit", "mmap", "munmap", "mprotect", "madvise", "brk",
 	"read", "write", "load64", "store64", "copy_from_user", "copy_to_user", "get_user",
-	"put_user", "compare", "pin", "unpin", "pin_io", "remote",
+	"put_user", "compare", "pin", "unpin", "pin_io", "remote", "dput", "dget",
 };
 
 const char *fuzz_kind_name(int kind)
@@ -447,6 +447,9 @@ struct touched {
 	int slot;             /* -1: none */
 	uint64_t start, end;  /* pages to compare */
 	int vmas, full, child; /* compare the VMAs; everything; also slot child in full */
+	int other;            /* slot + 1 of a second process (dput's source, MERGE's child): its
+			       * VMAs and the pages in [start2, end2); 0 none */
+	uint64_t start2, end2;
 };
 
 static int after_op(struct fuzz_run *r, const struct touched *tc)
@@ -474,6 +477,12 @@ static int after_op(struct fuzz_run *r, const struct touched *tc)
 	}
 	if (tc->child >= 0 && r->task[tc->child] && compare_full(r, tc->child, 0))
 		return -1;
+	if (tc->other > 0 && r->task[tc->other - 1]) {
+		int o = tc->other - 1;
+		if (compare_vmas(r, o) ||
+		    (tc->end2 > tc->start2 && compare_pages(r, o, tc->start2 & ~(PG - 1), tc->end2, 0, NULL)))
+			return -1;
+	}
 	if (r->cfg.compare_every && r->st.ops % r->cfg.compare_every == 0 && compare_all(r, 0))
 		return -1;
 	return 0;
@@ -530,7 +539,7 @@ static int op_access(struct fuzz_run *r, const struct fuzz_op *op, struct touche
 			return diverge(r, "errno", "write %#llx+%llu returned %d, model %d",
 				       (unsigned long long)addr, (unsigned long long)len, ret, want);
 		}
-		*tc = (struct touched){ op->task, addr, range_end(addr, len), 0, 0, -1 };
+		*tc = (struct touched){ op->task, addr, range_end(addr, len), 0, 0, -1, 0, 0, 0 };
 		return 0;
 
 	case FOP_LOAD64: case FOP_GET_USER: {
@@ -575,7 +584,7 @@ static int op_access(struct fuzz_run *r, const struct fuzz_op *op, struct touche
 			return diverge(r, "errno", "%s %#llx returned %d, model %d", fuzz_kind_name(op->kind),
 				       (unsigned long long)addr, ret, want);
 		}
-		*tc = (struct touched){ op->task, addr, range_end(addr, 8), 0, 0, -1 };
+		*tc = (struct touched){ op->task, addr, range_end(addr, 8), 0, 0, -1, 0, 0, 0 };
 		return 0;
 	}
 
@@ -612,7 +621,7 @@ static int op_access(struct fuzz_run *r, const struct fuzz_op *op, struct touche
 		r->st.long_accesses += done > 64 * PG;
 		if (to) {
 			model_poke(mm, addr, r->buf, done);
-			*tc = (struct touched){ op->task, addr, range_end(addr, len), 0, 0, -1 };
+			*tc = (struct touched){ op->task, addr, range_end(addr, len), 0, 0, -1, 0, 0, 0 };
 			return 0;
 		}
 		model_peek(mm, addr, r->buf2, done);
@@ -716,7 +725,7 @@ static int op_pin(struct fuzz_run *r, const struct fuzz_op *op, struct touched *
 				return diverge(r, "errno", "pin_write to a new write pin returned %d", ret);
 			model_poke(mm, op->addr + off, r->buf, len);
 		}
-		*tc = (struct touched){ op->task, op->addr, op->addr + size, 0, 0, -1 };
+		*tc = (struct touched){ op->task, op->addr, op->addr + size, 0, 0, -1, 0, 0, 0 };
 		return 0;
 	}
 	case FOP_UNPIN:
@@ -750,7 +759,7 @@ static int op_pin(struct fuzz_run *r, const struct fuzz_op *op, struct touched *
 			return 0;
 		if (write) {
 			model_poke(fp->mm, fp->addr + off, r->buf, len);
-			*tc = (struct touched){ slot_of(r, fp->mm), fp->addr + off, fp->addr + off + len, 0, 0, -1 };
+			*tc = (struct touched){ slot_of(r, fp->mm), fp->addr + off, fp->addr + off + len, 0, 0, -1, 0, 0, 0 };
 			return 0;
 		}
 		model_peek(fp->mm, fp->addr + off, r->buf2, len);
@@ -786,7 +795,7 @@ static int op_pin(struct fuzz_run *r, const struct fuzz_op *op, struct touched *
 		uint64_t done = got > 0 ? (uint64_t)got : 0;
 		if (write) {
 			model_poke(mm, addr, r->buf, done);
-			*tc = (struct touched){ op->task, addr, range_end(addr, len), 0, 0, -1 };
+			*tc = (struct touched){ op->task, addr, range_end(addr, len), 0, 0, -1, 0, 0, 0 };
 			return 0;
 		}
 		model_peek(mm, addr, r->buf2, done);
@@ -833,7 +842,7 @@ static int op_memory_call(struct fuzz_run *r, const struct fuzz_op *op, struct t
 	int ret, want;
 
 	*tc = (struct touched){ op->task, addr, range_end(addr, MODEL_PAGE_ALIGN(len) ? MODEL_PAGE_ALIGN(len) : len),
-				1, 0, -1 };
+				1, 0, -1, 0, 0, 0 };
 	switch (op->kind) {
 	case FOP_MMAP: {
 		uint64_t where = 0;
@@ -921,6 +930,387 @@ static int op_memory_call(struct fuzz_run *r, const struct fuzz_op *op, struct t
 	return 0;
 }
 
+/* ---- dput / dget --------------------------------------------------------------------------------
+ *
+ * COPY and ZERO: the return value against model_dcopy / model_dzero, then the destination's
+ * pages and VMAs and the source's (contents unchanged, VMAs as before) through after_op.  A
+ * page a COPY mapped in the destination to receive head or tail bytes must be private and
+ * have the protection of a source page that gave it bytes (the model cannot say which VMA's
+ * protection cowvm takes when two feed one page; it takes cowvm's among those).
+ *
+ * SNAP: 0 and the model records the child's bytes.  MERGE: the return value (0, or -EBADE
+ * with conflicts), cowvm_merge_report (conflicts and the first one exactly; the page counters
+ * bounded by what the model knows must have been examined), the parent's range and the
+ * child's (unchanged).  -ENOENT and -EFAULT reset the report to zeros; -EINVAL and a zero
+ * length leave it.
+ *
+ * -ENOMEM met by an allocation failure (injected, or the machine short of frames): COPY and
+ * ZERO may leave the destination partly done, MERGE partly merged.  The model then takes the
+ * destination from cowvm (dput_resync, merge_follow), after checking what the contract still
+ * promises: bytes outside the range unchanged; every byte inside either its old or its new
+ * value (or zero in the middle: a twin VMA whose page-table copy did not finish); a page
+ * unmapped only in the replaced middle; a MERGE changes whole pages.
+ */
+
+static const struct cowvm_vma_info *vma_find(const struct vma_list *l, uint64_t a)
+{
+	size_t lo = 0, hi = l->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->v[mid].end <= a)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < l->n && l->v[lo].start <= a ? &l->v[lo] : NULL;
+}
+
+/* The bytes of slot s's mapped page a, disturbing as little as a comparison does. */
+static int read_page(struct fuzz_run *r, int s, uint64_t a, int shared, uint8_t *out)
+{
+	uint64_t pm = cowvm_pagemap(r->task[s], a);
+	if (!shared && !(pm & (COWVM_PM_PRESENT | COWVM_PM_SWAP))) {
+		memset(out, 0, PG);
+		return 0;
+	}
+	int64_t got = cowvm_access_remote(r->task[s], a, out, PG, 0);
+	if (got != (int64_t)PG)
+		return diverge(r, "resync-read", "slot %d: reading mapped page %#llx (%s) to follow a "
+			       "dput cut short returned %lld", s, (unsigned long long)a,
+			       shared ? "shared" : "private", (long long)got);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * A COPY (saved != NULL: the source as it was) or ZERO into slot ds at [dst, dst + len)
+ * returned -ENOMEM: take the destination's pages from cowvm, checking what must still hold.
+ */
+static int dput_resync(struct fuzz_run *r, int ss, int ds, const struct model_src *saved,
+		       uint64_t src, uint64_t dst, uint64_t len)
+{
+	struct model_mm *dmm = r->mm[ds];
+	uint64_t end = dst + len, lo = dst & ~(PG - 1), hi = MODEL_PAGE_ALIGN(end), delta = dst - src;
+	uint64_t mlo = 0, mhi = 0; /* the middle the call replaces whole */
+	if (!saved) {
+		mlo = MODEL_PAGE_ALIGN(dst), mhi = end & ~(PG - 1);
+	} else if ((delta & (PG - 1)) == 0 && MODEL_PAGE_ALIGN(src) < ((src + len) & ~(PG - 1))) {
+		mlo = MODEL_PAGE_ALIGN(src) + delta;
+		mhi = ((src + len) & ~(PG - 1)) + delta;
+	}
+	struct vma_list l = { 0 };
+	if (cowvm_for_each_vma(r->task[ds], collect_vma, &l)) {
+		free(l.v);
+		return diverge(r, "vma-walk", "cowvm_for_each_vma failed");
+	}
+	/* the pages to look at: the model's and cowvm's in [lo, hi) */
+	size_t n = 0, cap = 64;
+	uint64_t *addrs = malloc(cap * sizeof(*addrs));
+	for (size_t i = model_index(dmm, lo); i < dmm->n && dmm->pages[i].addr < hi; i++) {
+		if (n == cap)
+			addrs = realloc(addrs, (cap *= 2) * sizeof(*addrs));
+		addrs[n++] = dmm->pages[i].addr;
+	}
+	for (size_t k = 0; k < l.n; k++)
+		for (uint64_t a = l.v[k].start < lo ? lo : l.v[k].start; a < l.v[k].end && a < hi; a += PG) {
+			if (n == cap)
+				addrs = realloc(addrs, (cap *= 2) * sizeof(*addrs));
+			addrs[n++] = a;
+		}
+	qsort(addrs, n, sizeof(*addrs), cmp_u64);
+	uint8_t *pre = r->buf, *got = r->buf2;
+	int ret = 0;
+	for (size_t i = 0; i < n && !ret; i++) {
+		uint64_t a = addrs[i];
+		if (i && addrs[i - 1] == a)
+			continue;
+		const struct model_page *old = model_find(dmm, a);
+		const struct cowvm_vma_info *v = vma_find(&l, a);
+		int middle = a >= mlo && a < mhi;
+		if (!v) {
+			if (!old)
+				continue;
+			if (!middle) {
+				ret = diverge(r, "dput-enomem", "%s cut short by -ENOMEM unmapped page %#llx of slot "
+					      "%d, outside the middle it replaces", saved ? "COPY" : "ZERO",
+					      (unsigned long long)a, ds);
+				break;
+			}
+			model_unmap_page(dmm, a);
+			continue;
+		}
+		if (old)
+			memcpy(pre, model_page_bytes(old), PG);
+		else
+			memset(pre, 0, PG);
+		if ((ret = read_page(r, ds, a, v->shared, got)))
+			break;
+		uint64_t b0 = a < dst ? dst - a : 0, b1 = a + PG > end ? end - a : PG;
+		/* a byte inside may hold its new value: the source's (if its page was mapped) or 0 */
+		for (uint64_t b = 0; b < PG; b++) {
+			int inside = b >= b0 && b < b1;
+			int ok = got[b] == pre[b];
+			if (!ok && inside) {
+				/* a twin whose page-table copy did not finish reads zeros where its
+				 * PTEs are missing: "partly copied", accepted in the middle */
+				if (!saved || (middle && got[b] == 0)) {
+					ok = got[b] == 0;
+				} else {
+					const struct model_page *sp = model_src_page(saved, a + b - delta);
+					ok = sp && got[b] == model_src_bytes(saved, sp)[(a + b - delta) & (PG - 1)];
+				}
+			}
+			if (!ok) {
+				ret = diverge(r, "dput-enomem", "%s into slot %d cut short by -ENOMEM: byte %#llx "
+					      "(%s the range) is %02x, neither its old value %02x nor the new one",
+					      saved ? "COPY" : "ZERO", ds, (unsigned long long)(a + b),
+					      inside ? "inside" : "outside", got[b], pre[b]);
+				break;
+			}
+		}
+		if (ret)
+			break;
+		int dontfork = !!(v->flags & VM_DONTCOPY_BIT), wipe = !!(v->flags & VM_WIPEONFORK_BIT);
+		if (!v->shared) {
+			model_set_private(dmm, a, v->prot, dontfork, wipe, got);
+			continue;
+		}
+		/* a shared page: the old one's object, or the source's (a twin in the middle) */
+		const struct model_page *sp = saved && middle ? model_src_page(saved, a - delta) : NULL;
+		struct model_object *obj = NULL;
+		uint64_t index = 0;
+		int old_ok = old && old->obj, twin_ok = sp && sp->obj;
+		if (old_ok && twin_ok) { /* which frame: the source's page is the same frame */
+			uint8_t x;
+			cowvm_access_remote(r->task[ss], a - delta, &x, 1, 0);
+			uint64_t ps = cowvm_pagemap(r->task[ss], a - delta), pd = cowvm_pagemap(r->task[ds], a);
+			old_ok = !((ps & COWVM_PM_PRESENT) && (pd & COWVM_PM_PRESENT) &&
+				   (ps & COWVM_PM_PFN_MASK) == (pd & COWVM_PM_PFN_MASK));
+			twin_ok = !old_ok;
+		}
+		if (old_ok)
+			obj = old->obj, index = old->index;
+		else if (twin_ok)
+			obj = sp->obj, index = sp->index;
+		else {
+			ret = diverge(r, "dput-enomem", "%s into slot %d cut short by -ENOMEM left a shared "
+				      "page at %#llx where neither the destination nor the source had one",
+				      saved ? "COPY" : "ZERO", ds, (unsigned long long)a);
+			break;
+		}
+		model_object_write(obj, index, got);
+		model_set_shared(dmm, a, v->prot, dontfork, obj, index);
+	}
+	free(addrs);
+	free(l.v);
+	return ret;
+}
+
+struct merge_follow {
+	struct fuzz_run *r;
+	int ps;
+};
+
+/* A MERGE cut short: each page it would change holds either its old or its merged bytes. */
+static int merge_follow(void *arg, uint64_t y, const uint8_t *pre, const uint8_t *post)
+{
+	struct merge_follow *f = arg;
+	struct fuzz_run *r = f->r;
+	if (r->failed)
+		return 0;
+	const struct model_page *p = model_find(r->mm[f->ps], y);
+	if (read_page(r, f->ps, y, p && p->obj, r->buf2))
+		return 0;
+	if (!memcmp(r->buf2, post, PG))
+		return 1;
+	if (!memcmp(r->buf2, pre, PG))
+		return 0;
+	size_t d = first_diff(r->buf2, post, PG);
+	diverge(r, "merge-enomem", "MERGE cut short by -ENOMEM: parent page %#llx is neither as before "
+		"nor merged (byte +%#zx: %02x, merged %02x, before %02x)", (unsigned long long)y, d,
+		r->buf2[d], post[d], pre[d]);
+	return 0;
+}
+
+static int op_merge(struct fuzz_run *r, const struct fuzz_op *op, struct touched *tc)
+{
+	int ps = op->task, cs = op->slot;
+	cowvm_task_t *pt = r->task[ps], *ct = r->task[cs];
+	struct model_mm *pmm = r->mm[ps], *cmm = r->mm[cs];
+	uint64_t pa = op->addr, ca = op->seed, len = op->len;
+	int alt;
+	struct model_merge_res mr;
+	int want = model_dmerge(pmm, pa, cmm, ca, len, 0, &alt, NULL, NULL, NULL);
+	struct cowvm_merge_report before, rep;
+	cowvm_merge_report(pt, &before);
+	arm(r, op);
+	int ret = cowvm_dget(pt, ct, COWVM_MERGE, pa, ca, len);
+	disarm(r, op);
+	cowvm_merge_report(pt, &rep);
+	*tc = (struct touched){ ps, pa, range_end(pa, len), 0, 0, -1, cs + 1, ca, range_end(ca, len) };
+	if (want == 0 && len) {
+		pins_forget(r, pmm, pa, pa + len);
+		if (ret == -ENOMEM && absorb(r, op)) {
+			struct merge_follow f = { r, ps };
+			model_dmerge(pmm, pa, cmm, ca, len, 1, NULL, &mr, merge_follow, &f);
+			r->st.dput_resyncs++;
+			return r->failed ? -1 : 0;
+		}
+		if (ret != 0 && ret != -EBADE)
+			return diverge(r, "errno", "dget MERGE(%#llx <- %#llx, %#llx) returned %d, model 0 or "
+				       "-EBADE", (unsigned long long)pa, (unsigned long long)ca,
+				       (unsigned long long)len, ret);
+		model_dmerge(pmm, pa, cmm, ca, len, 1, NULL, &mr, NULL, NULL);
+		int expect = mr.conflicts ? -EBADE : 0;
+		r->st.merges++;
+		r->st.merge_conflicts += mr.conflicts != 0;
+		r->st.merge_pages += mr.pages_changed;
+		uint64_t npages = len / PG, tables = ((ca + len - 1) >> 21) - (ca >> 21) + 1;
+		const char *what = NULL;
+		if (ret != expect)
+			what = "return value";
+		else if (rep.conflicts != mr.conflicts || rep.first_conflict != mr.first_conflict)
+			what = "conflicts or first_conflict";
+		else if (rep.pages_merged < mr.pages_conflict)
+			what = "pages_merged below the pages with a conflict";
+		else if (rep.pages_shared + rep.pages_copied + rep.pages_merged < mr.pages_changed)
+			what = "fewer pages taken or merged than changed on both sides of the snapshot";
+		else if (rep.pages_skipped + rep.pages_shared + rep.pages_copied + rep.pages_merged > npages)
+			what = "more pages counted than the range has";
+		else if (rep.tables_skipped > tables)
+			what = "more tables skipped than the range touches";
+		if (what)
+			return diverge(r, "merge", "dget MERGE(%#llx <- %#llx, %#llx) returned %d (model %d), "
+				       "report: conflicts %llu first %#llx skipped %llu tables %llu shared %llu "
+				       "copied %llu merged %llu; model: conflicts %llu first %#llx, %llu pages "
+				       "changed on both sides, %llu with conflicts (%s)",
+				       (unsigned long long)pa, (unsigned long long)ca, (unsigned long long)len,
+				       ret, expect, (unsigned long long)rep.conflicts,
+				       (unsigned long long)rep.first_conflict, (unsigned long long)rep.pages_skipped,
+				       (unsigned long long)rep.tables_skipped, (unsigned long long)rep.pages_shared,
+				       (unsigned long long)rep.pages_copied, (unsigned long long)rep.pages_merged,
+				       (unsigned long long)mr.conflicts, (unsigned long long)mr.first_conflict,
+				       (unsigned long long)mr.pages_changed, (unsigned long long)mr.pages_conflict,
+				       what);
+		return 0;
+	}
+	if (ret != want && !(alt && ret == alt))
+		return diverge(r, "errno", "dget MERGE(%#llx <- %#llx, %#llx) returned %d, model %d%s",
+			       (unsigned long long)pa, (unsigned long long)ca, (unsigned long long)len, ret,
+			       want, alt ? " (or -EFAULT)" : "");
+	struct cowvm_merge_report zero = { 0 };
+	const struct cowvm_merge_report *expect = ret == -ENOENT || ret == -EFAULT ? &zero : &before;
+	if (memcmp(&rep, expect, sizeof(rep)))
+		return diverge(r, "merge", "dget MERGE(%#llx <- %#llx, %#llx) returned %d but the report "
+			       "(conflicts %llu, merged %llu) is not %s", (unsigned long long)pa,
+			       (unsigned long long)ca, (unsigned long long)len, ret,
+			       (unsigned long long)rep.conflicts, (unsigned long long)rep.pages_merged,
+			       expect == &zero ? "reset to zeros" : "the one before");
+	return 0;
+}
+
+static int op_dput(struct fuzz_run *r, const struct fuzz_op *op, struct touched *tc)
+{
+	int get = op->kind == FOP_DGET, ps = op->task, cs = op->slot, code = op->arg;
+	cowvm_task_t *pt = r->task[ps], *ct = r->task[cs];
+	uint64_t pa = op->addr, ca = op->seed, len = op->len;
+	const char *name = get ? "dget" : "dput";
+	int (*call)(cowvm_task_t *, cowvm_task_t *, int, uint64_t, uint64_t, uint64_t) =
+		get ? cowvm_dget : cowvm_dput;
+	int ret;
+	if (code != COWVM_COPY && code != COWVM_ZERO && code != (get ? COWVM_MERGE : COWVM_SNAP)) {
+		ret = call(pt, ct, code, pa, ca, len);
+		if (ret != -EINVAL)
+			return diverge(r, "errno", "%s with op %d returned %d, expected -EINVAL", name, code, ret);
+		*tc = (struct touched){ ps, 0, 0, 1, 0, -1, cs + 1, 0, 0 };
+		return 0;
+	}
+	if (code == COWVM_SNAP) {
+		arm(r, op);
+		ret = cowvm_dput(pt, ct, COWVM_SNAP, pa, ca, len);
+		disarm(r, op);
+		if (ret == 0) {
+			model_snap_take(r->mm[cs]);
+			r->st.snaps++;
+		} else if (!(ret == -ENOMEM && absorb(r, op))) {
+			return diverge(r, "errno", "dput SNAP returned %d", ret);
+		}
+		*tc = (struct touched){ cs, 0, 0, 1, 0, -1, 0, 0, 0 };
+		return 0;
+	}
+	if (code == COWVM_MERGE)
+		return op_merge(r, op, tc);
+
+	int zero = code == COWVM_ZERO;
+	int ss = get ? cs : ps, ds = get ? ps : cs;
+	struct model_mm *smm = r->mm[ss], *dmm = r->mm[ds];
+	uint64_t src = get ? ca : pa, dst = get ? pa : ca;
+	int want = zero ? model_dzero(dmm, dst, len, 0) : model_dcopy(smm, src, dmm, dst, len, 0, NULL, NULL);
+	struct model_src *saved = !zero && want == 0 && len ? model_src_save(smm, src, len) : NULL;
+	arm(r, op);
+	ret = call(pt, ct, code, pa, ca, len);
+	disarm(r, op);
+	uint64_t lo = dst & ~(PG - 1), hi = range_end(dst, len);
+	hi = hi > UINT64_MAX - PG ? UINT64_MAX : MODEL_PAGE_ALIGN(hi);
+	*tc = (struct touched){ ds, lo, hi, 1, 0, -1, zero ? 0 : ss + 1, src, range_end(src, len) };
+	const char *opname = zero ? "ZERO" : "COPY";
+	if (ret == want) {
+		if (ret || !len) {
+			model_src_free(saved);
+			return 0;
+		}
+		struct model_newpages np = { 0 };
+		if (zero)
+			model_dzero(dmm, dst, len, 1);
+		else
+			model_dcopy(smm, src, dmm, dst, len, 1, saved, &np);
+		model_src_free(saved);
+		pins_forget(r, dmm, lo, hi);
+		r->st.dput_ok++;
+		r->st.dput_cow += !zero && ((dst - src) & (PG - 1)) == 0 &&
+				  MODEL_PAGE_ALIGN(src) < ((src + len) & ~(PG - 1));
+		/* pages mapped for head/tail bytes: private, with a contributing source page's
+		 * protection (which one, the model leaves to cowvm) */
+		if (np.n) {
+			struct vma_list l = { 0 };
+			int err = cowvm_for_each_vma(r->task[ds], collect_vma, &l);
+			for (size_t i = 0; i < np.n && !err && !r->failed; i++) {
+				const struct cowvm_vma_info *v = vma_find(&l, np.p[i].addr);
+				if (!v || v->shared || !(np.p[i].prots & (1u << (v->prot & 7))))
+					diverge(r, "dput-newpage", "%s %s: destination page %#llx (slot %d) that "
+						"received bytes into a hole is %s; the source pages that fed it "
+						"have protections mask %#x", name, opname,
+						(unsigned long long)np.p[i].addr, ds,
+						!v ? "not mapped" : v->shared ? "shared" : "of another protection",
+						np.p[i].prots);
+				else
+					model_mprotect(dmm, np.p[i].addr, PG, v->prot & 7, 1);
+			}
+			free(l.v);
+			free(np.p);
+			if (err)
+				return diverge(r, "vma-walk", "cowvm_for_each_vma failed");
+		}
+		return r->failed ? -1 : 0;
+	}
+	if (want == 0 && ret == -ENOMEM && absorb(r, op)) {
+		int err = dput_resync(r, ss, ds, saved, src, dst, len);
+		model_src_free(saved);
+		pins_forget(r, dmm, lo, hi);
+		r->st.dput_resyncs++;
+		return err;
+	}
+	model_src_free(saved);
+	return diverge(r, "errno", "%s %s(parent %#llx, child %#llx, len %#llx) returned %d, model %d",
+		       name, opname, (unsigned long long)pa, (unsigned long long)ca,
+		       (unsigned long long)len, ret, want);
+}
+
 static int op_task(struct fuzz_run *r, const struct fuzz_op *op, struct touched *tc)
 {
 	cowvm_task_t *t = r->task[op->task], *n;
@@ -939,7 +1329,7 @@ static int op_task(struct fuzz_run *r, const struct fuzz_op *op, struct touched 
 		}
 		r->task[op->slot] = n;
 		r->mm[op->slot] = model_mm_new((uint64_t)cowvm_brk(n, 0));
-		*tc = (struct touched){ op->slot, 0, 0, 1, 0, -1 };
+		*tc = (struct touched){ op->slot, 0, 0, 1, 0, -1, 0, 0, 0 };
 		return 0;
 	case FOP_FORK: case FOP_THREAD:
 		arm(r, op);
@@ -955,7 +1345,7 @@ static int op_task(struct fuzz_run *r, const struct fuzz_op *op, struct touched 
 		r->task[op->slot] = n;
 		if (op->kind == FOP_FORK) {
 			r->mm[op->slot] = model_mm_fork(r->mm[op->task]);
-			*tc = (struct touched){ op->task, 0, 0, 0, 1, op->slot };
+			*tc = (struct touched){ op->task, 0, 0, 0, 1, op->slot, 0, 0, 0 };
 		} else {
 			r->mm[op->slot] = r->mm[op->task];
 			r->mm[op->slot]->users++;
@@ -988,7 +1378,9 @@ int fuzz_exec(struct fuzz_run *r, const struct fuzz_op *op)
 	int new_task = k == FOP_SPAWN || k == FOP_FORK || k == FOP_THREAD;
 	int no_task = k == FOP_SPAWN || k == FOP_UNPIN || k == FOP_PIN_IO;
 	int pin_op = k == FOP_PIN || k == FOP_UNPIN || k == FOP_PIN_IO;
+	int two_tasks = k == FOP_DPUT || k == FOP_DGET;
 	if (k >= FOP_NKINDS || (!no_task && (op->task >= FUZZ_SLOTS || !r->task[op->task])) ||
+	    (two_tasks && (op->slot >= FUZZ_SLOTS || !r->task[op->slot])) ||
 	    (new_task && (op->slot >= FUZZ_SLOTS || r->task[op->slot])) ||
 	    (pin_op && (op->slot >= FUZZ_PINS ||
 			(k == FOP_PIN ? r->pins[op->slot].pin != NULL : r->pins[op->slot].pin == NULL)))) {
@@ -996,7 +1388,7 @@ int fuzz_exec(struct fuzz_run *r, const struct fuzz_op *op)
 		return 0;
 	}
 	r->st.by_kind[k]++;
-	struct touched tc = { -1, 0, 0, 0, 0, -1 };
+	struct touched tc = { -1, 0, 0, 0, 0, -1, 0, 0, 0 };
 	int ret;
 	switch (k) {
 	case FOP_SPAWN: case FOP_FORK: case FOP_THREAD: case FOP_EXIT:
@@ -1010,6 +1402,9 @@ int fuzz_exec(struct fuzz_run *r, const struct fuzz_op *op)
 		break;
 	case FOP_PIN: case FOP_UNPIN: case FOP_PIN_IO: case FOP_REMOTE:
 		ret = op_pin(r, op, &tc);
+		break;
+	case FOP_DPUT: case FOP_DGET:
+		ret = op_dput(r, op, &tc);
 		break;
 	default:
 		ret = op_access(r, op, &tc);

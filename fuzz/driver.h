@@ -12,7 +12,8 @@
  * Operations: spawn, fork, clone_thread, exit; mmap, munmap, mprotect, madvise, brk; the task's
  * reads, writes, 64-bit loads and stores; copy_from_user, copy_to_user, get_user, put_user;
  * pins (pin_user_pages with FOLL_PIN/GET/WRITE/LONGTERM/FAST, unpin, reads and writes through
- * a pin); access_remote (ptrace-style FOLL_FORCE reads and writes); a full comparison.
+ * a pin); access_remote (ptrace-style FOLL_FORCE reads and writes); a full comparison;
+ * Determinator's dput and dget (COPY, ZERO, SNAP, MERGE) between two tasks.
  *
  * After each operation fuzz_exec checks:
  *   - the return value and errno against the model's prediction (Linux rules, model.c);
@@ -34,7 +35,9 @@
  * meet the failure.  Such an operation may fail only in the clean way its call allows (-ENOMEM
  * and nothing changed for the task's own accesses, mmap, munmap; -EFAULT for get/put_user;
  * fork/spawn NULL + ENOMEM; a pin NULL + ENOMEM/EFAULT; a copy or remote access cut short at a
- * page edge), and the model takes the outcome the call reports.  With fewer than 64 free frames
+ * page edge; a dput/dget -ENOMEM, COPY/ZERO/MERGE possibly half done), and the model takes the
+ * outcome the call reports (after a dput/dget, the destination range as cowvm has it, checked
+ * for what must still hold - see op_dput in driver.c).  With fewer than 64 free frames
  * left, the same failures are the machine's real out-of-memory and are accepted too.
  */
 #ifndef FUZZ_DRIVER_H
@@ -57,18 +60,22 @@ enum fuzz_kind {
 	FOP_COPY_FROM, FOP_COPY_TO, FOP_GET_USER, FOP_PUT_USER,
 	FOP_COMPARE,
 	FOP_PIN, FOP_UNPIN, FOP_PIN_IO, FOP_REMOTE,
+	FOP_DPUT, FOP_DGET,
 	FOP_NKINDS
 };
 
 struct fuzz_op {
 	uint8_t kind;   /* enum fuzz_kind */
-	uint8_t task;   /* slot of the task making the call */
-	uint8_t slot;   /* spawn/fork/thread: slot the new task takes; pin ops: the pin's slot */
+	uint8_t task;   /* slot of the task making the call; dput/dget: the parent */
+	uint8_t slot;   /* spawn/fork/thread: slot the new task takes; pin ops: the pin's slot;
+			 * dput/dget: the child's task slot */
 	uint8_t inject; /* 1: COWVM_FAIL_NEXT armed for this operation */
-	int32_t arg;    /* mmap/mprotect: prot; madvise: advice; pin: COWVM_FOLL_* */
+	int32_t arg;    /* mmap/mprotect: prot; madvise: advice; pin: COWVM_FOLL_*;
+			 * dput/dget: the op (COWVM_COPY ...) */
 	int32_t flags;  /* mmap: flags; pin_io, remote: 1 = write */
-	uint64_t addr, len; /* pin: addr and pages; pin_io: offset into the pinned range */
-	uint64_t seed;  /* the bytes written are fuzz_fill(seed) */
+	uint64_t addr, len; /* pin: addr and pages; pin_io: offset into the pinned range;
+			     * dput/dget: parent_addr and len */
+	uint64_t seed;  /* the bytes written are fuzz_fill(seed); dput/dget: child_addr */
 };
 
 #define FUZZ_PINS 8 /* pins held at once */
@@ -100,6 +107,18 @@ struct fuzz_pin {
  * then takes the protections cowvm's VMAs show for the range. */
 #define FUZZ_AVOID_MPROTECT_MERGE 0x40u
 #define FUZZ_AVOID_PIN_SHARED     0x80u /* pins of shared (shmem) pages */
+/* dput/dget COPY with a shared middle from a process that has no mapping (cowvm did a memcpy
+ * from a NULL VMA array, a UBSan report; fixed) */
+#define FUZZ_AVOID_DPUT_EMPTY_SOURCE 0x100u
+/* dget MERGE into a parent range with a shared page (cowvm took a shared page whose PTE is not
+ * present for zeros, and overwrote or kept it without looking at its bytes; fixed) */
+#define FUZZ_AVOID_MERGE_SHMEM       0x200u
+/* dput/dget COPY whose source and destination bytes are the same shared memory (two processes
+ * mapping one MAP_SHARED object): cowvm copied from the live memory chunk by chunk; fixed */
+#define FUZZ_AVOID_DPUT_SHMEM_OVERLAP 0x400u
+/* fault injection on dput/dget COPY (cowvm took a source page it could not fault in for a
+ * hole: bytes silently not copied, 0 returned; fixed) */
+#define FUZZ_AVOID_DPUT_OOM_HOLE     0x800u
 
 /*
  * Divergences found in the library and not fixed yet.  The generator does not make these
@@ -125,6 +144,13 @@ struct fuzz_stats {
 	uint64_t natural_oom;     /* -ENOMEM with memory really short */
 	uint64_t checks, compares, pages_compared;
 	uint64_t long_accesses;   /* accesses of more than 64 pages that went through */
+	/* dput/dget */
+	uint64_t dput_ok;         /* COPY/ZERO that succeeded */
+	uint64_t dput_cow;        /* of them, COPYs with a shared (page-aligned) middle */
+	uint64_t snaps, merges;   /* SNAPs taken, MERGEs that returned 0 or -EBADE */
+	uint64_t merge_conflicts; /* MERGEs that returned -EBADE */
+	uint64_t merge_pages;     /* pages those MERGEs found changed on both sides of the SNAP */
+	uint64_t dput_resyncs;    /* dput/dget cut short by -ENOMEM, model resynchronised */
 };
 
 struct fuzz_run {

@@ -14,7 +14,9 @@
 #include "driver.h"
 
 #define PG 4096ull
-#define ARENA 0x10000000ull  /* where MAP_FIXED and hinted mappings collide */
+/* where MAP_FIXED and hinted mappings collide: 96 pages across a 2 MiB boundary, so that a
+ * range there spans two page tables (MERGE skips unchanged tables whole) */
+#define ARENA (0x10200000ull - 32 * 4096)
 #define ARENA_PAGES 96
 #define MAP_TYPE_BITS 0x0f
 
@@ -68,6 +70,7 @@ static const unsigned gen_weights[FOP_NKINDS] = {
 	[FOP_READ] = 10, [FOP_WRITE] = 16, [FOP_LOAD64] = 3, [FOP_STORE64] = 3,
 	[FOP_COPY_FROM] = 5, [FOP_COPY_TO] = 6, [FOP_GET_USER] = 2, [FOP_PUT_USER] = 2,
 	[FOP_COMPARE] = 1, [FOP_PIN] = 2, [FOP_UNPIN] = 1, [FOP_PIN_IO] = 2, [FOP_REMOTE] = 3,
+	[FOP_DPUT] = 5, [FOP_DGET] = 5,
 };
 
 #define BRK_PAGES 24
@@ -155,6 +158,203 @@ static uint64_t pick_range_len(struct fuzz_src *s)
 static uint64_t pick_seed(struct fuzz_src *s)
 {
 	return s->from_bytes ? below(s, 1ull << 32) : fuzz_splitmix(&s->state);
+}
+
+/* ---- dput / dget ---------------------------------------------------------------------------- */
+
+#define DPUT_ZERO_MAX (32 * PG)  /* a ZERO maps its whole middle: keep processes small */
+#define DPUT_HUGE (1ull << 30)    /* a COPY over a gigabyte of mostly holes */
+
+static uint64_t pick_dput_len(struct fuzz_src *s)
+{
+	switch (below(s, 12)) {
+	case 0: case 1: return 1 + below(s, 64);
+	case 2: case 3: return 1 + below(s, 2 * PG);
+	case 4: case 5: return (1 + below(s, 8)) * PG;
+	case 6: return (1 + below(s, 8)) * PG + below(s, 32) - 16;
+	case 7: case 8: return 1 + below(s, 24 * PG);
+	case 9: return 24 * PG + below(s, FUZZ_MAX_ACCESS - 24 * PG);
+	case 10: return chance(s, 2) ? 0 : (64 + below(s, 64)) * PG;
+	default:
+		switch (below(s, 4)) {
+		case 0: return DPUT_HUGE;
+		case 1: return MODEL_TASK_SIZE_MAX;
+		case 2: return UINT64_MAX - below(s, PG);
+		default: return MODEL_USER_TOP;
+		}
+	}
+}
+
+/* Mapped pages of mm from addr on, contiguous, at most max. */
+static uint64_t mapped_run(const struct model_mm *mm, uint64_t addr, uint64_t max)
+{
+	uint64_t n = 0;
+	for (size_t i = model_index(mm, addr); i < mm->n && n < max && mm->pages[i].addr == addr + n * PG; i++)
+		n++;
+	return n;
+}
+
+/* Do a COPY's source and destination ranges hold one page of one shared object? */
+static int shmem_overlap(const struct model_mm *smm, uint64_t src, const struct model_mm *dmm,
+			 uint64_t dst, uint64_t len)
+{
+	if (!len || len > MODEL_TASK_SIZE_MAX || src > MODEL_TASK_SIZE_MAX - len ||
+	    dst > MODEL_TASK_SIZE_MAX - len)
+		return 0; /* -EINVAL, or nothing to copy */
+	for (size_t i = model_index(smm, src & ~(PG - 1)); i < smm->n && smm->pages[i].addr < src + len; i++) {
+		const struct model_page *sp = &smm->pages[i];
+		if (!sp->obj)
+			continue;
+		for (size_t j = model_index(dmm, dst & ~(PG - 1)); j < dmm->n && dmm->pages[j].addr < dst + len; j++)
+			if (dmm->pages[j].obj == sp->obj && dmm->pages[j].index == sp->index)
+				return 1;
+	}
+	return 0;
+}
+
+/*
+ * dput/dget: the child is another live task, mostly of another process (a MERGE prefers one
+ * with a SNAP); sometimes a thread of the parent's process or the parent itself, where a COPY
+ * keeps its two ranges apart (1 in 6 overlapping, which must fail).  COPY addresses: the
+ * same address in both, a page-multiple delta (a shared middle), any delta, or an address of
+ * the destination's own; lengths from a byte to beyond a chunk, page multiples and not, a
+ * gigabyte over holes, and ranges past user space.
+ */
+static void gen_dput(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op, int get,
+		     const int *live, int nlive)
+{
+	int p = op->task, c = live[below(s, (uint64_t)nlive)];
+	uint64_t u = below(s, 20);
+	int code = u < 9 ? COWVM_COPY : u < 12 ? COWVM_ZERO : u < 19 ? (get ? COWVM_MERGE : COWVM_SNAP) : 0;
+	if (!code) {
+		static const int bad[] = { 0, 5, -1, COWVM_SNAP, COWVM_MERGE };
+		code = bad[below(s, 5)];
+		if (code == (get ? COWVM_MERGE : COWVM_SNAP))
+			code = get ? COWVM_SNAP : COWVM_MERGE;
+	}
+	int want_snap = code == COWVM_MERGE && !chance(s, 4);
+	if ((r->mm[c] == r->mm[p] && !chance(s, 4)) || (want_snap && !r->mm[c]->snap)) {
+		uint64_t k0 = below(s, (uint64_t)nlive);
+		for (int k = 0; k < nlive; k++) {
+			int t = live[(k0 + (uint64_t)k) % (uint64_t)nlive];
+			if (r->mm[t] != r->mm[p] && (!want_snap || r->mm[t]->snap)) {
+				c = t;
+				break;
+			}
+		}
+	}
+	op->slot = (uint8_t)c;
+	op->arg = code;
+	const struct model_mm *pmm = r->mm[p], *cmm = r->mm[c];
+	uint64_t pa, ca, len;
+	switch (code) {
+	case COWVM_MERGE: {
+		/* mostly a page the child has and the parent maps at the same address (a fork's
+		 * layout), over the parent's run of mapped pages from there: a range that can
+		 * merge and that the child may have changed */
+		uint64_t u2 = below(s, 8);
+		pa = ca = pick_page(s, pmm);
+		if (u2 < 5 && cmm->n) {
+			int found = 0;
+			if (cmm->snap && chance(s, 2)) { /* a page the child changed since its SNAP */
+				uint64_t k0 = below(s, cmm->n);
+				for (size_t k = 0; k < cmm->n && !found; k++) {
+					const struct model_page *cp = &cmm->pages[(k0 + k) % cmm->n];
+					if (!cp->obj && model_find(pmm, cp->addr) &&
+					    memcmp(model_page_bytes(cp), model_snap_bytes(cmm->snap, cp->addr), PG))
+						pa = ca = cp->addr, found = 1;
+				}
+			}
+			for (int tries = 0; tries < 4 && !found; tries++) {
+				uint64_t a = cmm->pages[below(s, cmm->n)].addr;
+				if (model_find(pmm, a))
+					pa = ca = a, found = 1;
+			}
+			if (found && chance(s, 2)) /* start a few pages lower, where the parent maps */
+				for (uint64_t back = below(s, 4); back && model_find(pmm, pa - PG); back--)
+					pa -= PG, ca -= PG;
+			uint64_t n = mapped_run(pmm, pa, 1 + below(s, 32));
+			len = (n ? n : 1) * PG;
+		} else if (u2 < 7) {
+			if (chance(s, 4))
+				ca = pick_page(s, cmm);
+			len = chance(s, 2) ? (1 + below(s, 8)) * PG : (1 + below(s, 32)) * PG;
+		} else if (cmm->n) { /* the child's whole span */
+			uint64_t first = cmm->pages[0].addr, last = cmm->pages[cmm->n - 1].addr;
+			ca = first;
+			pa = chance(s, 4) ? pick_page(s, pmm) : ca;
+			len = last - first < 512 * PG ? last - first + PG : 512 * PG;
+		} else {
+			len = PG;
+		}
+		if ((r->cfg.avoid & FUZZ_AVOID_MERGE_SHMEM) && len < (1ull << 32)) {
+			uint64_t n = 0; /* stop before the parent's first shared page */
+			while (n < len / PG) {
+				const struct model_page *pg = model_find(pmm, pa + n * PG);
+				if (pg && pg->obj)
+					break;
+				n++;
+			}
+			len = n * PG;
+		}
+		if (chance(s, 16)) {
+			switch (below(s, 5)) {
+			case 0: pa += 1 + below(s, PG - 1); break;
+			case 1: ca += 1 + below(s, PG - 1); break;
+			case 2: len += 1 + below(s, PG - 1); break;
+			case 3: len = 0; break;
+			default: len = chance(s, 2) ? MODEL_USER_TOP : MODEL_TASK_SIZE_MAX - ca + PG; break;
+			}
+		}
+		break;
+	}
+	case COWVM_ZERO: {
+		uint64_t a = pick_access(s, get ? pmm : cmm, 16), other = pick_access(s, get ? cmm : pmm, 4);
+		len = pick_dput_len(s);
+		if (len > DPUT_ZERO_MAX && len <= MODEL_TASK_SIZE_MAX && a <= MODEL_TASK_SIZE_MAX - len)
+			len = 1 + below(s, DPUT_ZERO_MAX); /* a valid range: keep it small */
+		pa = get ? a : other;
+		ca = get ? other : a;
+		break;
+	}
+	case COWVM_SNAP:
+		pa = chance(s, 2) ? 0 : pick_page(s, pmm);
+		ca = pick_page(s, cmm);
+		len = pick_dput_len(s);
+		break;
+	default: { /* COPY, and the ops the call does not take */
+		const struct model_mm *smm = get ? cmm : pmm, *dmm = get ? pmm : cmm;
+		uint64_t src = pick_access(s, smm, 16), dst;
+		len = pick_dput_len(s);
+		switch (below(s, 8)) {
+		case 0: case 1: dst = src; break;
+		case 2: dst = src + (below(s, 17) - 8) * PG; break;
+		case 3: dst = src + below(s, 6 * PG) - 3 * PG; break;
+		case 4: case 5: dst = pick_access(s, dmm, 16); break;
+		default: dst = pick_page(s, dmm) + (src & (PG - 1)); break;
+		}
+		if (dmm->n >= r->cfg.max_pages && len > 2 * PG && len <= DPUT_HUGE)
+			len = 1 + below(s, 2 * PG);
+		if (smm == dmm && !chance(s, 6) && len <= DPUT_HUGE && dst < src + len && src < dst + len) {
+			uint64_t gap = below(s, 2 * PG);
+			if (chance(s, 2))
+				gap &= ~(PG - 1); /* keep a page-multiple delta if there was one */
+			dst = chance(s, 2) && src >= len + gap + MODEL_MMAP_MIN_ADDR ? src - len - gap
+										     : src + len + gap;
+		}
+		if ((r->cfg.avoid & FUZZ_AVOID_DPUT_EMPTY_SOURCE) && !smm->n && ((dst - src) & (PG - 1)) == 0 &&
+		    len <= MODEL_TASK_SIZE_MAX && MODEL_PAGE_ALIGN(src) < ((src + len) & ~(PG - 1)))
+			dst++; /* no shared middle */
+		if ((r->cfg.avoid & FUZZ_AVOID_DPUT_SHMEM_OVERLAP) && shmem_overlap(smm, src, dmm, dst, len))
+			len = 0;
+		pa = get ? dst : src;
+		ca = get ? src : dst;
+		break;
+	}
+	}
+	op->addr = pa;
+	op->seed = ca;
+	op->len = len;
 }
 
 int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
@@ -390,6 +590,9 @@ int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
 		op->flags = (int)below(s, 2);
 		op->seed = pick_seed(s);
 		break;
+	case FOP_DPUT: case FOP_DGET:
+		gen_dput(r, s, op, kind == FOP_DGET, live, nlive);
+		break;
 	case FOP_LOAD64: case FOP_STORE64: case FOP_GET_USER: case FOP_PUT_USER:
 		op->addr = pick_access(s, mm, 10);
 		if (chance(s, 4))
@@ -404,7 +607,11 @@ int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
 	int allocating = kind == FOP_SPAWN || kind == FOP_FORK || kind == FOP_READ ||
 			 kind == FOP_WRITE || kind == FOP_LOAD64 || kind == FOP_STORE64 ||
 			 kind == FOP_COPY_FROM || kind == FOP_COPY_TO || kind == FOP_GET_USER ||
-			 kind == FOP_PUT_USER || kind == FOP_MMAP || kind == FOP_PIN || kind == FOP_REMOTE;
+			 kind == FOP_PUT_USER || kind == FOP_MMAP || kind == FOP_PIN || kind == FOP_REMOTE ||
+			 kind == FOP_DPUT || kind == FOP_DGET;
+	if ((avoid & FUZZ_AVOID_DPUT_OOM_HOLE) && (kind == FOP_DPUT || kind == FOP_DGET) &&
+	    op->arg == COWVM_COPY)
+		allocating = 0;
 	if (allocating && r->cfg.inject_one_in && !(avoid & FUZZ_AVOID_INJECT) &&
 	    chance(s, r->cfg.inject_one_in))
 		op->inject = 1;

@@ -226,6 +226,7 @@ void model_mm_put(struct model_mm *mm)
 		return;
 	for (size_t i = 0; i < mm->n; i++)
 		page_release(&mm->pages[i]);
+	model_snap_free(mm->snap);
 	free(mm->pages);
 	free(mm);
 }
@@ -529,4 +530,386 @@ int model_gup_check(const struct model_mm *mm, uint64_t addr, uint64_t npages, i
 			return -EFAULT;
 	}
 	return 0;
+}
+
+/* ---- dput / dget ------------------------------------------------------------------------------
+ *
+ * From the contract in include/cowvm.h (and docs/dput.md for what it leaves to prose): the
+ * model has no VMAs, no frames and no copy-on-write - a COPY copies bytes, a MERGE compares
+ * bytes.  cowvm decides MERGE per page by frames (same frame = unchanged); with no swap and no
+ * write behind the model's back, equal frames mean equal bytes, and the byte rule gives the
+ * same result on every path the frame rule takes (a page the child did not change keeps the
+ * parent's bytes; a page only the child changed becomes the child's; the parent already
+ * holding the child's page changes nothing), so the model applies the byte rule everywhere.
+ */
+
+static int dput_range_ok(uint64_t addr, uint64_t len)
+{
+	return len <= MODEL_TASK_SIZE_MAX && addr <= MODEL_TASK_SIZE_MAX - len;
+}
+
+struct model_src {
+	size_t n;
+	struct model_page *pages; /* copies: own data, a reference on obj */
+	uint8_t **bytes;          /* per page, its bytes when saved (a shared page's too: the
+				   * COPY may write the object it reads); NULL = zeros */
+};
+
+struct model_src *model_src_save(const struct model_mm *mm, uint64_t src, uint64_t len)
+{
+	struct model_src *s = xcalloc(1, sizeof(*s));
+	if (!len)
+		return s;
+	uint64_t lo = src & ~(MODEL_PAGE - 1), hi = src + len; /* pages that start below hi */
+	size_t i = lower_bound(mm, lo), j = i;
+	while (j < mm->n && mm->pages[j].addr < hi)
+		j++;
+	s->n = j - i;
+	s->pages = xcalloc(s->n, sizeof(*s->pages));
+	s->bytes = xcalloc(s->n, sizeof(*s->bytes));
+	for (size_t k = 0; k < s->n; k++) {
+		struct model_page *p = &s->pages[k];
+		*p = mm->pages[i + k];
+		if (p->obj)
+			p->obj->refs++;
+		else if (p->data)
+			p->data = xmemdup(p->data, MODEL_PAGE);
+		const uint8_t *b = model_page_bytes(p);
+		if (b != zero_page)
+			s->bytes[k] = xmemdup(b, MODEL_PAGE);
+	}
+	return s;
+}
+
+const uint8_t *model_src_bytes(const struct model_src *s, const struct model_page *p)
+{
+	const uint8_t *b = s->bytes[p - s->pages];
+	return b ? b : zero_page;
+}
+
+static size_t src_lower_bound(const struct model_src *s, uint64_t addr)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->pages[mid].addr < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+const struct model_page *model_src_page(const struct model_src *s, uint64_t addr)
+{
+	addr &= ~(MODEL_PAGE - 1);
+	size_t i = src_lower_bound(s, addr);
+	return i < s->n && s->pages[i].addr == addr ? &s->pages[i] : NULL;
+}
+
+void model_src_free(struct model_src *s)
+{
+	if (!s)
+		return;
+	for (size_t k = 0; k < s->n; k++) {
+		page_release(&s->pages[k]);
+		free(s->bytes[k]);
+	}
+	free(s->pages);
+	free(s->bytes);
+	free(s);
+}
+
+static struct model_page *new_private_page(struct model_mm *mm, uint64_t addr, int prot)
+{
+	struct model_page *p = insert_gap(mm, addr, 1);
+	p->addr = addr;
+	p->prot = (uint8_t)(prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
+	return p;
+}
+
+static void note_new_page(struct model_newpages *np, uint64_t addr, int prot, int create)
+{
+	if (!np)
+		return;
+	for (size_t i = np->n; i-- > 0;)
+		if (np->p[i].addr == addr) {
+			np->p[i].prots |= (uint8_t)(1u << (prot & 7));
+			return;
+		}
+	if (!create)
+		return;
+	if (np->n == np->cap) {
+		np->cap = np->cap ? np->cap * 2 : 16;
+		np->p = realloc(np->p, np->cap * sizeof(*np->p));
+		if (!np->p) {
+			fprintf(stderr, "model: out of host memory\n");
+			abort();
+		}
+	}
+	np->p[np->n++] = (struct model_newpage){ addr, (uint8_t)(1u << (prot & 7)) };
+}
+
+/* The bytes of [s0, s0 + n) that lie in pages the source had mapped, one by one to d0 + .. */
+static void copy_region(const struct model_src *saved, uint64_t s0, uint64_t d0, uint64_t n,
+			struct model_mm *dmm, struct model_newpages *np)
+{
+	uint64_t s_end = s0 + n;
+	for (size_t k = src_lower_bound(saved, s0 & ~(MODEL_PAGE - 1));
+	     k < saved->n && saved->pages[k].addr < s_end; k++) {
+		const struct model_page *sp = &saved->pages[k];
+		const uint8_t *bytes = model_src_bytes(saved, sp);
+		uint64_t a = sp->addr < s0 ? s0 : sp->addr;
+		uint64_t b = sp->addr + MODEL_PAGE < s_end ? sp->addr + MODEL_PAGE : s_end;
+		while (a < b) {
+			uint64_t d = d0 + (a - s0), off = d & (MODEL_PAGE - 1);
+			uint64_t chunk = b - a < MODEL_PAGE - off ? b - a : MODEL_PAGE - off;
+			struct model_page *dp = find_mut(dmm, d - off);
+			if (!dp) {
+				dp = new_private_page(dmm, d - off, sp->prot);
+				note_new_page(np, d - off, sp->prot, 1);
+			} else {
+				note_new_page(np, d - off, sp->prot, 0);
+			}
+			memcpy(page_bytes_for_write(dp) + off, bytes + (a & (MODEL_PAGE - 1)), chunk);
+			a += chunk;
+		}
+	}
+}
+
+/* Destination pages in [dst, dst + len) that get bytes one by one (all: every page; else only
+ * the partial ones) must not be shared read-only. */
+static int dest_eacces(const struct model_mm *dmm, uint64_t dst, uint64_t len, int all)
+{
+	uint64_t lo = dst & ~(MODEL_PAGE - 1), end = dst + len;
+	for (size_t i = lower_bound(dmm, lo); i < dmm->n && dmm->pages[i].addr < end; i++) {
+		const struct model_page *p = &dmm->pages[i];
+		int partial = p->addr < dst || p->addr + MODEL_PAGE > end;
+		if ((partial || all) && p->obj && !model_writable(p->prot))
+			return -EACCES;
+	}
+	return 0;
+}
+
+int model_dcopy(const struct model_mm *smm, uint64_t src, struct model_mm *dmm, uint64_t dst,
+		uint64_t len, int apply, const struct model_src *saved, struct model_newpages *np)
+{
+	if (!len)
+		return 0;
+	if (!dput_range_ok(dst, len) || !dput_range_ok(src, len))
+		return -EINVAL;
+	if (smm == dmm && src < dst + len && dst < src + len)
+		return -EINVAL;
+	uint64_t end = src + len, start_page = MODEL_PAGE_ALIGN(src), end_page = end & ~(MODEL_PAGE - 1);
+	int page_delta = ((dst - src) & (MODEL_PAGE - 1)) == 0;
+	int cow = page_delta && start_page < end_page;
+	int err = dest_eacces(dmm, dst, len, !page_delta);
+	if (err || !apply)
+		return err;
+	if (!cow) {
+		copy_region(saved, src, dst, len, dmm, np);
+		return 0;
+	}
+	uint64_t delta = dst - src;
+	if (src < start_page)
+		copy_region(saved, src, dst, start_page - src, dmm, np);
+	remove_range(dmm, start_page + delta, end_page + delta);
+	for (size_t k = src_lower_bound(saved, start_page); k < saved->n && saved->pages[k].addr < end_page; k++) {
+		const struct model_page *sp = &saved->pages[k];
+		struct model_page *dp = insert_gap(dmm, sp->addr + delta, 1);
+		dp->addr = sp->addr + delta;
+		dp->prot = sp->prot;
+		if (sp->obj) {
+			dp->obj = sp->obj;
+			dp->index = sp->index;
+			sp->obj->refs++;
+		} else if (sp->data) {
+			dp->data = xmemdup(sp->data, MODEL_PAGE);
+		}
+	}
+	if (end_page < end)
+		copy_region(saved, end_page, end_page + delta, end - end_page, dmm, np);
+	return 0;
+}
+
+static void zero_region(struct model_mm *dmm, uint64_t a, uint64_t b)
+{
+	while (a < b) {
+		uint64_t off = a & (MODEL_PAGE - 1), n = b - a < MODEL_PAGE - off ? b - a : MODEL_PAGE - off;
+		struct model_page *dp = find_mut(dmm, a - off);
+		if (!dp)
+			new_private_page(dmm, a - off, PROT_READ | PROT_WRITE); /* reads as zeros */
+		else if (model_page_bytes(dp) != zero_page)
+			memset(page_bytes_for_write(dp) + off, 0, n);
+		a += n;
+	}
+}
+
+int model_dzero(struct model_mm *dmm, uint64_t dst, uint64_t len, int apply)
+{
+	if (!len)
+		return 0;
+	if (!dput_range_ok(dst, len))
+		return -EINVAL;
+	int err = dest_eacces(dmm, dst, len, 0);
+	if (err || !apply)
+		return err;
+	uint64_t end = dst + len, start_page = MODEL_PAGE_ALIGN(dst), end_page = end & ~(MODEL_PAGE - 1);
+	if (start_page >= end_page) {
+		zero_region(dmm, dst, end);
+		return 0;
+	}
+	zero_region(dmm, dst, start_page);
+	remove_range(dmm, start_page, end_page);
+	uint64_t npages = (end_page - start_page) / MODEL_PAGE;
+	struct model_page *p = insert_gap(dmm, start_page, npages);
+	for (uint64_t i = 0; i < npages; i++) {
+		p[i].addr = start_page + i * MODEL_PAGE;
+		p[i].prot = PROT_READ | PROT_WRITE;
+	}
+	zero_region(dmm, end_page, end);
+	return 0;
+}
+
+void model_snap_free(struct model_snap *snap)
+{
+	if (!snap)
+		return;
+	for (size_t i = 0; i < snap->n; i++)
+		free(snap->data[i]);
+	free(snap->addr);
+	free(snap->data);
+	free(snap);
+}
+
+void model_snap_take(struct model_mm *mm)
+{
+	struct model_snap *snap = xcalloc(1, sizeof(*snap));
+	snap->addr = xcalloc(mm->n, sizeof(*snap->addr));
+	snap->data = xcalloc(mm->n, sizeof(*snap->data));
+	for (size_t i = 0; i < mm->n; i++) {
+		const struct model_page *p = &mm->pages[i];
+		if (p->obj)
+			continue; /* shared memory is not imaged */
+		snap->addr[snap->n] = p->addr;
+		snap->data[snap->n++] = p->data ? xmemdup(p->data, MODEL_PAGE) : NULL;
+	}
+	model_snap_free(mm->snap);
+	mm->snap = snap;
+}
+
+const uint8_t *model_snap_bytes(const struct model_snap *snap, uint64_t addr)
+{
+	size_t lo = 0, hi = snap ? snap->n : 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (snap->addr[mid] < addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < (snap ? snap->n : 0) && snap->addr[lo] == addr && snap->data[lo] ? snap->data[lo] : zero_page;
+}
+
+int model_dmerge(struct model_mm *pmm, uint64_t pa, const struct model_mm *cmm, uint64_t ca,
+		 uint64_t len, int apply, int *alt, struct model_merge_res *res,
+		 model_merge_hook hook, void *arg)
+{
+	if (alt)
+		*alt = 0;
+	if (res)
+		memset(res, 0, sizeof(*res));
+	if (((pa | ca | len) & (MODEL_PAGE - 1)) || !dput_range_ok(pa, len) || !dput_range_ok(ca, len) ||
+	    pmm == cmm)
+		return -EINVAL;
+	if (!len)
+		return 0;
+	int enoent = !cmm->snap, efault = 0;
+	for (uint64_t a = pa; a < pa + len; a += MODEL_PAGE) {
+		const struct model_page *p = find_mut(pmm, a);
+		if (!p || (p->obj && !model_writable(p->prot))) {
+			efault = 1;
+			break;
+		}
+	}
+	if (enoent && efault && alt)
+		*alt = -EFAULT;
+	if (enoent)
+		return -ENOENT;
+	if (efault)
+		return -EFAULT;
+	if (!apply)
+		return 0;
+	static uint8_t post[MODEL_PAGE];
+	for (uint64_t off = 0; off < len; off += MODEL_PAGE) {
+		uint64_t x = ca + off, y = pa + off;
+		const struct model_page *cp = find_mut(cmm, x);
+		if (cp && cp->obj)
+			continue; /* shared memory: the same on both sides */
+		const uint8_t *c = cp ? model_page_bytes(cp) : zero_page;
+		const uint8_t *rr = model_snap_bytes(cmm->snap, x);
+		if (!memcmp(c, rr, MODEL_PAGE))
+			continue; /* unchanged in the child */
+		struct model_page *pp = find_mut(pmm, y);
+		const uint8_t *p = model_page_bytes(pp);
+		uint64_t conflicts = 0;
+		for (size_t b = 0; b < MODEL_PAGE; b++) {
+			if (c[b] == rr[b] || p[b] == c[b]) {
+				post[b] = p[b];
+			} else if (p[b] == rr[b]) {
+				post[b] = c[b];
+			} else {
+				post[b] = p[b];
+				if (res && !res->conflicts && !conflicts)
+					res->first_conflict = y + b;
+				conflicts++;
+			}
+		}
+		if (res) {
+			res->conflicts += conflicts;
+			res->pages_conflict += conflicts != 0;
+			res->pages_changed += memcmp(p, c, MODEL_PAGE) != 0;
+		}
+		if (memcmp(post, p, MODEL_PAGE) && (!hook || hook(arg, y, p, post)))
+			memcpy(page_bytes_for_write(pp), post, MODEL_PAGE);
+	}
+	return 0;
+}
+
+void model_set_private(struct model_mm *mm, uint64_t addr, int prot, int dontfork, int wipeonfork,
+		       const uint8_t *bytes)
+{
+	remove_range(mm, addr, addr + MODEL_PAGE);
+	struct model_page *p = new_private_page(mm, addr, prot);
+	p->dontfork = (uint8_t)!!dontfork;
+	p->wipeonfork = (uint8_t)!!wipeonfork;
+	if (bytes && memcmp(bytes, zero_page, MODEL_PAGE))
+		p->data = xmemdup(bytes, MODEL_PAGE);
+}
+
+void model_set_shared(struct model_mm *mm, uint64_t addr, int prot, int dontfork,
+		      struct model_object *obj, uint64_t index)
+{
+	obj->refs++; /* first: the page replaced may hold the object's last reference */
+	remove_range(mm, addr, addr + MODEL_PAGE);
+	struct model_page *p = insert_gap(mm, addr, 1);
+	p->addr = addr;
+	p->prot = (uint8_t)(prot & (PROT_READ | PROT_WRITE | PROT_EXEC));
+	p->dontfork = (uint8_t)!!dontfork;
+	p->obj = obj;
+	p->index = index;
+}
+
+void model_unmap_page(struct model_mm *mm, uint64_t addr)
+{
+	remove_range(mm, addr, addr + MODEL_PAGE);
+}
+
+void model_object_write(struct model_object *obj, uint64_t index, const uint8_t *bytes)
+{
+	if (!obj->data[index] && !memcmp(bytes, zero_page, MODEL_PAGE))
+		return;
+	if (!obj->data[index])
+		obj->data[index] = xcalloc(1, MODEL_PAGE);
+	memcpy(obj->data[index], bytes, MODEL_PAGE);
 }

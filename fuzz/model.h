@@ -46,12 +46,21 @@ struct model_page {
 	uint8_t *data;      /* private page's bytes, NULL = zeros */
 };
 
+/* A dput SNAP image: the bytes of the process's private pages when it was taken (a shared
+ * page is not imaged: both sides see the same memory; anything not here reads as zeros). */
+struct model_snap {
+	size_t n;
+	uint64_t *addr;     /* sorted */
+	uint8_t **data;     /* per page, NULL = zeros */
+};
+
 /* One process's memory. */
 struct model_mm {
 	unsigned users;     /* threads */
 	uint64_t start_brk, brk;
 	size_t n, cap;      /* pages[0..n) sorted by addr */
 	struct model_page *pages;
+	struct model_snap *snap; /* the last dput SNAP of this process, or NULL (fork: none) */
 };
 
 struct model_mm *model_mm_new(uint64_t start_brk);
@@ -106,5 +115,86 @@ uint64_t model_remote_len(const struct model_mm *mm, uint64_t addr, uint64_t len
 int model_gup_check(const struct model_mm *mm, uint64_t addr, uint64_t npages, int write);
 void model_peek(const struct model_mm *mm, uint64_t addr, void *buf, uint64_t len); /* accessible */
 void model_poke(struct model_mm *mm, uint64_t addr, const void *buf, uint64_t len); /* mapped */
+
+/*
+ * dput / dget (Determinator's Put and Get; include/cowvm.h is the contract), at byte level.
+ *
+ * A saved source (model_src_save) is the source range's pages as they were when a COPY began:
+ * bytes (a shared page's too: the destination may be the same shared memory), protection,
+ * shared object.  A COPY takes bytes only from pages mapped then (holes
+ * stay holes), whatever their protection (the kernel reads them as ptrace does).
+ *
+ * model_dcopy: COPY of len bytes from src in smm to dst in dmm (smm == dmm: one process, two
+ * threads).  Returns -errno as cowvm_dput/dget must (0 with len 0 whatever the addresses;
+ * -EINVAL for a range beyond TASK_SIZE_MAX or overlapping ranges in one mm; -EACCES when a
+ * byte copied one by one - head and tail page, or every byte when dst - src is not a page
+ * multiple - lies in a shared page without PROT_WRITE).  With apply (saved from
+ * model_src_save(smm, src, len) right before): the destination takes the bytes; the middle
+ * (page-multiple delta, whole pages) is replaced page by page by the source's pages (private:
+ * a copy of the bytes, same protection, no fork advice; shared: the same object page) or by a
+ * hole; a destination page without a mapping that receives bytes gets a private page with the
+ * protection of the (first) source page they come from.  Such new pages are listed in *np (if
+ * not NULL): their address and the protections (bit 1 << prot) of every source page that gave
+ * them bytes, since the contract names "the source VMA's protection" and two source pages
+ * may feed one destination page.
+ *
+ * model_dzero: ZERO of [dst, +len) in dmm: -EINVAL beyond TASK_SIZE_MAX, -EACCES for a partial
+ * page that is shared without PROT_WRITE; apply: partial pages' bytes zeroed (a page without
+ * a mapping becomes private read-write), whole pages replaced by private read-write zeros.
+ *
+ * model_snap_take: SNAP of mm (the child).
+ *
+ * model_dmerge: MERGE of the child's [ca, +len) into the parent at pa.  Returns -EINVAL
+ * (unaligned, beyond TASK_SIZE_MAX, one mm), 0 for len 0, -ENOENT (no SNAP), -EFAULT (a parent
+ * page unmapped, or shared without PROT_WRITE); when both of the last two hold, *alt gets the
+ * other one (the contract does not order them).  With apply, per page of the child's range
+ * that is not shared: c = the child's bytes (zeros if unmapped), r = the image's, p = the
+ * parent's; c == r: skip; else per byte: c == r keep p; p == r take c; p == c same; else a
+ * conflict (p kept).  Pages in ascending order.  res (if not NULL) counts conflicts, the
+ * parent address of the first, the pages where c != r and p != c (which cowvm must have
+ * examined) and the pages with a conflict.  hook (if not NULL) is asked before each page the
+ * merge would change (post != pre) and the page is changed only if it returns nonzero (the
+ * driver uses it to follow a MERGE cut short by -ENOMEM).
+ */
+struct model_src;
+struct model_src *model_src_save(const struct model_mm *mm, uint64_t src, uint64_t len);
+const struct model_page *model_src_page(const struct model_src *s, uint64_t addr); /* or NULL */
+const uint8_t *model_src_bytes(const struct model_src *s, const struct model_page *p); /* as saved */
+void model_src_free(struct model_src *s);
+
+struct model_newpage {
+	uint64_t addr;
+	uint8_t prots; /* bit (1 << prot) for each source page's protection */
+};
+struct model_newpages {
+	size_t n, cap;
+	struct model_newpage *p;
+};
+
+int model_dcopy(const struct model_mm *smm, uint64_t src, struct model_mm *dmm, uint64_t dst,
+		uint64_t len, int apply, const struct model_src *saved, struct model_newpages *np);
+int model_dzero(struct model_mm *dmm, uint64_t dst, uint64_t len, int apply);
+void model_snap_take(struct model_mm *mm);
+void model_snap_free(struct model_snap *snap);
+const uint8_t *model_snap_bytes(const struct model_snap *snap, uint64_t addr); /* zeros if none */
+
+struct model_merge_res {
+	uint64_t conflicts, first_conflict; /* first: parent address, 0 if none */
+	uint64_t pages_changed;  /* c != r and p != c: cowvm must examine and write these */
+	uint64_t pages_conflict; /* pages with a conflicting byte */
+};
+typedef int (*model_merge_hook)(void *arg, uint64_t addr, const uint8_t *pre, const uint8_t *post);
+int model_dmerge(struct model_mm *pmm, uint64_t pa, const struct model_mm *cmm, uint64_t ca,
+		 uint64_t len, int apply, int *alt, struct model_merge_res *res,
+		 model_merge_hook hook, void *arg);
+
+/* For resynchronising after a dput/dget cut short by -ENOMEM: make addr a private page with
+ * these bytes (NULL = zeros) and flags, or a page of obj; or unmap it. */
+void model_set_private(struct model_mm *mm, uint64_t addr, int prot, int dontfork, int wipeonfork,
+		       const uint8_t *bytes);
+void model_set_shared(struct model_mm *mm, uint64_t addr, int prot, int dontfork,
+		      struct model_object *obj, uint64_t index);
+void model_unmap_page(struct model_mm *mm, uint64_t addr);
+void model_object_write(struct model_object *obj, uint64_t index, const uint8_t *bytes); /* 4 KiB */
 
 #endif /* FUZZ_MODEL_H */

@@ -37,6 +37,9 @@
 #define PINWRITE(ps, off, l, sd) { .kind = FOP_PIN_IO, .slot = (ps), .addr = (off), .len = (l), .flags = 1, .seed = (sd) }
 #define RREAD(t, a, l) { .kind = FOP_REMOTE, .task = (t), .addr = (a), .len = (l) }
 #define RWRITE(t, a, l, sd) { .kind = FOP_REMOTE, .task = (t), .addr = (a), .len = (l), .flags = 1, .seed = (sd) }
+/* dput/dget: parent slot p, child slot c, op o (COWVM_COPY ...), parent_addr, child_addr, len */
+#define DPUT(p, c, o, pa, ca, l) { .kind = FOP_DPUT, .task = (p), .slot = (c), .arg = (o), .addr = (pa), .seed = (ca), .len = (l) }
+#define DGET(p, c, o, pa, ca, l) { .kind = FOP_DGET, .task = (p), .slot = (c), .arg = (o), .addr = (pa), .seed = (ca), .len = (l) }
 #define L(...) { __VA_ARGS__ }
 
 /* Copy a list into ops and return its length (inside a builder function). */

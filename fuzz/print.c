@@ -82,9 +82,10 @@ void fuzz_print_c(FILE *f, const struct fuzz_config *cfg, const struct fuzz_op *
 		"\tstatic uint8_t buf[%d];\n"
 		"\tuint64_t v;\n\tsize_t nc;\n\tint r;\n"
 		"\tstruct cowvm_vmstat vs;\n"
+		"\tstruct cowvm_merge_report mr;\n"
 		"\tcowvm_vmstat(vm, &vs);\n"
 		"\tuint64_t free0 = vs.nr_free_pages;\n"
-		"\t(void)v; (void)nc; (void)r; (void)got;\n\n",
+		"\t(void)v; (void)nc; (void)r; (void)got; (void)mr;\n\n",
 		n, (unsigned long long)(cfg->phys_bytes ? cfg->phys_bytes : 16ull << 20),
 		cfg->nr_cpus ? cfg->nr_cpus : 1, FUZZ_SLOTS, FUZZ_PINS, FUZZ_MAX_ACCESS);
 	for (size_t i = 0; i < n; i++) {
@@ -178,6 +179,14 @@ void fuzz_print_c(FILE *f, const struct fuzz_config *cfg, const struct fuzz_op *
 					"printf(\"%zu remote read -> %%lld sum %%llx\\n\", (long long)got, sum(buf, %llu));\n",
 					cl, T, a, cl, i, cl);
 			break;
+		case FOP_DPUT: case FOP_DGET:
+			/* parent t[task], child t[slot]; addr = parent_addr, seed = child_addr */
+			fprintf(f, "\tr = cowvm_%s(t[%u], t[%u], %d, %#llx, %#llx, %#llx); printf(\"%zu %s op %d -> %%d\\n\", r);\n",
+				name, T, S, op->arg, a, seed, l, i, name, op->arg);
+			if (op->kind == FOP_DGET && op->arg == COWVM_MERGE)
+				fprintf(f, "\tcowvm_merge_report(t[%u], &mr); printf(\"  conflicts %%llu first %%#llx\\n\", "
+					"(unsigned long long)mr.conflicts, (unsigned long long)mr.first_conflict);\n", T);
+			break;
 		default:
 			fprintf(f, "\t/* %zu: %s */\n", i, name);
 			break;
@@ -204,6 +213,8 @@ static const struct {
 	{ "mprotect-order", FUZZ_AVOID_MPROTECT_ORDER }, { "brk-hole", FUZZ_AVOID_BRK_HOLE },
 	{ "inject", FUZZ_AVOID_INJECT }, { "copy-top", FUZZ_AVOID_COPY_TOP },
 	{ "mprotect-merge", FUZZ_AVOID_MPROTECT_MERGE }, { "pin-shared", FUZZ_AVOID_PIN_SHARED },
+	{ "dput-empty-source", FUZZ_AVOID_DPUT_EMPTY_SOURCE }, { "merge-shmem", FUZZ_AVOID_MERGE_SHMEM },
+	{ "dput-shmem-overlap", FUZZ_AVOID_DPUT_SHMEM_OVERLAP }, { "dput-oom-hole", FUZZ_AVOID_DPUT_OOM_HOLE },
 };
 #define NAVOID (sizeof(avoid_names) / sizeof(avoid_names[0]))
 

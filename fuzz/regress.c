@@ -82,6 +82,53 @@ static size_t pin_shared(struct fuzz_op *ops, uint64_t b)
 		MUNMAP(0, A, P(2)), PINREAD(0, 0, 64), UNPIN(0), UNPIN(1)));
 }
 
+/* Two fresh processes; dput COPY of two whole pages at the same address: the parent has no
+ * mapping, so the COPY has nothing to share and must return 0 with the child unchanged (cowvm's
+ * share_pages copied zero VMA pointers from the parent's VMA array, which was still NULL:
+ * memcpy(dst, NULL, 0), undefined behaviour that UBSan reported in share_pages). */
+static size_t dput_empty_source(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), SPAWN(1), DPUT(0, 1, COWVM_COPY, A, A, P(2))));
+}
+
+/* The parent's MAP_SHARED page holds bytes but no PTE (MADV_DONTNEED keeps shmem contents); the
+ * child's private page, imaged untouched (zeros), gets 8 bytes.  MERGE must keep the parent's
+ * bytes and report the 8 child bytes as conflicts (-EBADE); cowvm saw "no frame" on both the
+ * parent and the image, took the child's whole page (zeros and 8 bytes) and returned 0. */
+static size_t merge_shmem_not_present(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(1), RW, SHRD), WRITE(0, A, P(1), 1), MADVISE(0, A, P(1), MADV_DONTNEED),
+		SPAWN(1), MMAP(1, A, P(1), RW, PRIV), DPUT(0, 1, COWVM_SNAP, 0, 0, 0), WRITE(1, A + 100, 8, 2),
+		DGET(0, 1, COWVM_MERGE, A, A, P(1)), READ(0, A, P(1))));
+}
+
+/* Parent and child (a fork) map one MAP_SHARED object at A.  dget COPY of the child's
+ * [A, A + 0x1800) to the parent's A + 0x800: the source and destination bytes are the same
+ * shmem memory.  The destination must get the source's bytes as they were; cowvm copied from
+ * the live memory in ascending chunks, and the second chunk re-read what the first wrote. */
+static size_t dput_shmem_overlap(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(3), RW, SHRD), WRITE(0, A, P(3), 5), FORK(0, 1),
+		DGET(0, 1, COWVM_COPY, A + 0x800, A, 0x1800), READ(0, A, P(3))));
+}
+
+/* The parent's page at A is mapped but never touched (no page table); the child's page holds
+ * bytes.  dput COPY of 100 bytes with the next frame allocation failing: the source page
+ * cannot be faulted in.  Expected -ENOMEM (or the zeros copied); cowvm took the page for a
+ * hole, copied nothing and returned 0. */
+static size_t dput_oom_hole(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), SPAWN(1), MMAP(0, A, P(1), RW, PRIV), MMAP(1, A + P(16), P(1), RW, PRIV),
+		WRITE(1, A + P(16), 100, 1),
+		{ .kind = FOP_DPUT, .task = 0, .slot = 1, .inject = 1, .arg = COWVM_COPY, .addr = A,
+		  .seed = A + P(16), .len = 100 },
+		READ(1, A + P(16), 100)));
+}
+
 static const struct regression regressions[] = {
 	{ "mmap rounds an unaligned hint down", "do_mmap: round_hint_to_min() masks the hint "
 	  "with PAGE_MASK before get_unmapped_area tries it", 0, unaligned_hint },
@@ -99,6 +146,17 @@ static const struct regression regressions[] = {
 	{ "a pinned shmem page outliving its mapping is not lost", "DESIGN.md: every frame is in "
 	  "exactly one state, pinned-but-unmapped among them; the pin's references account for it",
 	  0, pin_shared },
+	{ "dput COPY from a process without mappings", "include/cowvm.h: holes stay holes - a COPY "
+	  "whose source is all hole leaves holes, returns 0, and (C11 7.24.1p2) passes no null "
+	  "pointer to memcpy, even for zero bytes", 0, dput_empty_source },
+	{ "MERGE reads a parent's shared page by its bytes", "include/cowvm.h: MERGE merges bytes; a "
+	  "MAP_SHARED page without a PTE still holds its shmem contents (MADV_DONTNEED, or a fork, "
+	  "leaves the PTE empty), so it is not the image's zeros", 0, merge_shmem_not_present },
+	{ "COPY between views of one shared object", "include/cowvm.h: COPY copies the source range "
+	  "(its bytes as the call found them); the overlap rule names one mm, but two processes "
+	  "mapping one MAP_SHARED object overlap in memory too", 0, dput_shmem_overlap },
+	{ "COPY out of memory is -ENOMEM, not a hole", "include/cowvm.h: holes are unmapped source "
+	  "pages; running out of frames returns -ENOMEM", 0, dput_oom_hole },
 };
 #define NREGRESS ((int)(sizeof(regressions) / sizeof(regressions[0])))
 

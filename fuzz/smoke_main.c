@@ -82,7 +82,9 @@ static void usage(void)
 		"                  [--avoid LIST] [--no-sweep | --sweep-only] [--no-regress | --regress-only]\n"
 		"                  [--no-minimize] [--verbose]\n"
 		"   LIST: none | known | unaligned-hint,bad-mmap-args,mprotect-order,brk-hole,\n"
-		"         mprotect-merge,inject,copy-top (default: known, the open bugs)\n"
+		"         mprotect-merge,inject,copy-top,pin-shared,dput-empty-source,\n"
+		"         merge-shmem,dput-shmem-overlap,dput-oom-hole\n"
+		"         (default: known, the open bugs)\n"
 		"       fuzz-smoke --replay FILE | --c FILE\n");
 	exit(2);
 }
@@ -385,6 +387,13 @@ static int run_random(const struct options *o, struct fuzz_stats *total, unsigne
 			total->compares += job->st.compares;
 			total->pages_compared += job->st.pages_compared;
 			total->long_accesses += job->st.long_accesses;
+			total->dput_ok += job->st.dput_ok;
+			total->dput_cow += job->st.dput_cow;
+			total->snaps += job->st.snaps;
+			total->merges += job->st.merges;
+			total->merge_conflicts += job->st.merge_conflicts;
+			total->merge_pages += job->st.merge_pages;
+			total->dput_resyncs += job->st.dput_resyncs;
 			for (int k = 0; k < FOP_NKINDS; k++)
 				total->by_kind[k] += job->st.by_kind[k];
 		} else {
@@ -632,6 +641,12 @@ int main(int argc, char **argv)
 		       (unsigned long long)total.natural_oom, (unsigned long long)total.checks,
 		       (unsigned long long)total.compares, (unsigned long long)total.pages_compared,
 		       (unsigned long long)total.long_accesses);
+		printf("fuzz-smoke: dput/dget: %llu COPY/ZERO done (%llu with a shared middle), %llu SNAPs, "
+		       "%llu MERGEs (%llu with conflicts, %llu pages to merge), %llu cut short by -ENOMEM and followed\n",
+		       (unsigned long long)total.dput_ok, (unsigned long long)total.dput_cow,
+		       (unsigned long long)total.snaps, (unsigned long long)total.merges,
+		       (unsigned long long)total.merge_conflicts, (unsigned long long)total.merge_pages,
+		       (unsigned long long)total.dput_resyncs);
 		if (o.verbose) {
 			for (int k = 0; k < FOP_NKINDS; k++)
 				printf("  %-15s %llu\n", fuzz_kind_name(k), (unsigned long long)total.by_kind[k]);

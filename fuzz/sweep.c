@@ -152,6 +152,64 @@ static size_t remote_into_cow(struct fuzz_op *ops, uint64_t b)
 		MPROTECT(0, A, P(4), RW), READ(0, A, P(4))));
 }
 
+/* Determinator's cycle: COPY into a child (a shared middle with head and tail bytes over the
+ * child's own pages, and a shared mapping's twin), SNAP, both sides write, MERGE with
+ * conflicts, then COPY back at an unaligned delta into the parent's holes, ZERO in the child. */
+static size_t dput_cycle(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(8), RW, PRIV), WRITE(0, A, P(8), 101),
+		MMAP(0, A + P(8), P(2), RW, SHRD), WRITE(0, A + P(8), 100, 102),
+		SPAWN(1), MMAP(1, A, P(4), RW, PRIV), WRITE(1, A + P(1), 200, 103),
+		DPUT(0, 1, COWVM_COPY, A + 0x100, A + 0x100, P(6)),
+		DPUT(0, 1, COWVM_COPY, A + P(8), A + P(12), P(2)),
+		DPUT(0, 1, COWVM_SNAP, 0, 0, 0),
+		WRITE(1, A + P(2) + 10, 300, 104), WRITE(1, A + P(5) - 20, 40, 105),
+		WRITE(0, A + P(2) + 200, 300, 106), WRITE(1, A + P(12) + 8, 16, 107),
+		DGET(0, 1, COWVM_MERGE, A, A, P(8)),
+		DGET(0, 1, COWVM_COPY, A + P(16) + 3, A + 5, P(3)),
+		DPUT(0, 1, COWVM_ZERO, 0, A + P(1) + 7, P(3)),
+		DPUT(0, 1, COWVM_SNAP, 0, 0, 0), WRITE(1, A + 64, 64, 108),
+		DGET(0, 1, COWVM_MERGE, A + P(16), A, P(2)),
+		READ(0, A, P(8)), READ(1, A, P(8)), READ(0, A + P(16), P(4)), READ(1, A + P(12), P(2))));
+}
+
+/* COPY between two threads of one process (a source hole in the shared middle, an unaligned
+ * COPY into a hole), ZERO over a read-only shared page (-EACCES) and over private pages, then
+ * a fork and a COPY from it over the parent's memory. */
+static size_t dput_one_mm(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(6), RW, PRIV), WRITE(0, A, P(6), 111),
+		MUNMAP(0, A + P(2), P(1)), THREAD(0, 1),
+		DPUT(0, 1, COWVM_COPY, A + 0x80, A + P(8) + 0x80, P(5)),
+		DGET(1, 0, COWVM_COPY, A + P(20) + 1, A + 0x10, P(2)),
+		MMAP(0, A + P(30), P(2), PROT_READ, SHRD),
+		DPUT(0, 1, COWVM_ZERO, 0, A + P(29) + 100, P(2)),
+		DPUT(0, 1, COWVM_ZERO, 0, A + P(3) + 5, P(2)),
+		FORK(0, 2), WRITE(2, A + P(8), P(2), 112),
+		DPUT(2, 0, COWVM_COPY, A + P(8), A + P(8) - 0x40, P(3)),
+		READ(0, A, P(16)), READ(2, A + P(8), P(6)), READ(0, A + P(20), P(3))));
+}
+
+/* The paths of the bugs the dput operations found: a COPY from an untouched source page in a
+ * page table of its own (its fault allocates), a COPY between two views of one shared object,
+ * a MERGE into a parent's shared page without a PTE, and a COPY from a process with no
+ * mapping. */
+static size_t dput_shared(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(3), RW, SHRD), WRITE(0, A, P(3), 121),
+		MMAP(0, A + 0x200000, P(2), RW, PRIV), FORK(0, 1), MMAP(1, A + P(4), P(2), RW, PRIV),
+		WRITE(1, A + P(4), P(2), 122),
+		DPUT(0, 1, COWVM_COPY, A + 0x200000 + 8, A + P(4) + 8, 100),
+		DGET(0, 1, COWVM_COPY, A + 0x800, A, 0x1800),
+		MADVISE(0, A, P(3), MADV_DONTNEED), SPAWN(2), MMAP(2, A, P(3), RW, PRIV),
+		DPUT(0, 2, COWVM_SNAP, 0, 0, 0), WRITE(2, A + 100, P(2), 123),
+		DGET(0, 2, COWVM_MERGE, A, A, P(3)), SPAWN(3), DPUT(3, 2, COWVM_COPY, A, A, P(2)),
+		READ(0, A, P(3)), READ(1, A, P(6)), READ(2, A, P(3))));
+}
+
 static const struct scenario scenarios[] = {
 	{ "fork tree of 3 levels with writes", 0, fork_tree },
 	{ "COW breaks on both sides", 0, cow_both_sides },
@@ -162,6 +220,9 @@ static const struct scenario scenarios[] = {
 	{ "MAP_POPULATE then COW", 1, populate },
 	{ "pins across fork and exit", 0, pins_across_fork },
 	{ "forced remote writes into COW pages", 0, remote_into_cow },
+	{ "dput COPY, SNAP, MERGE with conflicts, ZERO", 0, dput_cycle },
+	{ "dput between threads of one process, holes", 0, dput_one_mm },
+	{ "dput over shared memory and untouched sources", 0, dput_shared },
 };
 #define NSCENARIOS ((int)(sizeof(scenarios) / sizeof(scenarios[0])))
 
