@@ -114,7 +114,8 @@ struct fuzz_pin {
  * present for zeros, and overwrote or kept it without looking at its bytes; fixed) */
 #define FUZZ_AVOID_MERGE_SHMEM       0x200u
 /* dput/dget COPY whose source and destination bytes are the same shared memory (two processes
- * mapping one MAP_SHARED object): cowvm copied from the live memory chunk by chunk; fixed */
+ * mapping one MAP_SHARED object): cowvm copied from the live memory chunk by chunk (fixed for
+ * an unaligned delta, and for the head and tail of a page-multiple delta; fixed) */
 #define FUZZ_AVOID_DPUT_SHMEM_OVERLAP 0x400u
 /* fault injection on dput/dget COPY (cowvm took a source page it could not fault in for a
  * hole: bytes silently not copied, 0 returned; fixed) */

@@ -335,6 +335,12 @@ static void gen_dput(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op,
 		}
 		if (dmm->n >= r->cfg.max_pages && len > 2 * PG && len <= DPUT_HUGE)
 			len = 1 + below(s, 2 * PG);
+		/* a valid range of more than a gigabyte (from address 0, say): cowvm's COPY takes a
+		 * step per page of the source range, holes included (source_holes_init: 2^35 steps
+		 * and a 4 GiB bitmap for the whole of user space) - keep it to a gigabyte */
+		if (len > DPUT_HUGE && len <= MODEL_TASK_SIZE_MAX && src <= MODEL_TASK_SIZE_MAX - len &&
+		    dst <= MODEL_TASK_SIZE_MAX - len)
+			len = DPUT_HUGE;
 		if (smm == dmm && !chance(s, 6) && len <= DPUT_HUGE && dst < src + len && src < dst + len) {
 			uint64_t gap = below(s, 2 * PG);
 			if (chance(s, 2))

@@ -129,6 +129,20 @@ static size_t dput_oom_hole(struct fuzz_op *ops, uint64_t b)
 		READ(1, A + P(16), 100)));
 }
 
+/* The same with a page-multiple delta: the source [A + 0x10, A + P(2) + 0x800) has a head page
+ * (private), a middle page and a tail page (the shared one at A + P(2)); the child's
+ * destination [A + P(2) + 0x10, ...) starts in its view of that shared page.  The child's tail
+ * page (A + P(4)) must get the shared page's bytes 0..0x800 as they were; cowvm writes the
+ * head (zeros from the private page, into the shared page at +0x10..) before it reads the
+ * tail, so the tail gets zeros from +0x10 on. */
+static size_t dput_shmem_overlap_cow(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), MMAP(0, A, P(2), RW, PRIV), MMAP(0, A + P(2), P(1), RW, SHRD),
+		WRITE(0, A + P(2), P(1), 7), FORK(0, 1),
+		DPUT(0, 1, COWVM_COPY, A + 0x10, A + P(2) + 0x10, P(2) + 0x7f0), READ(1, A + P(4), 0x800)));
+}
+
 static const struct regression regressions[] = {
 	{ "mmap rounds an unaligned hint down", "do_mmap: round_hint_to_min() masks the hint "
 	  "with PAGE_MASK before get_unmapped_area tries it", 0, unaligned_hint },
@@ -155,6 +169,9 @@ static const struct regression regressions[] = {
 	{ "COPY between views of one shared object", "include/cowvm.h: COPY copies the source range "
 	  "(its bytes as the call found them); the overlap rule names one mm, but two processes "
 	  "mapping one MAP_SHARED object overlap in memory too", 0, dput_shmem_overlap },
+	{ "COPY's head and tail between views of one shared object", "include/cowvm.h: COPY copies "
+	  "the source range; with a page-multiple delta the head is written before the tail is read, "
+	  "and both may be one shared page", 0, dput_shmem_overlap_cow },
 	{ "COPY out of memory is -ENOMEM, not a hole", "include/cowvm.h: holes are unmapped source "
 	  "pages; running out of frames returns -ENOMEM", 0, dput_oom_hole },
 };

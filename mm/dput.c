@@ -148,19 +148,14 @@ static bool range_has_shared(struct mm_struct *mm, uint64_t addr, uint64_t n)
 	return false;
 }
 
-static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *dt, uint64_t dst,
-		      uint64_t n, const struct source_holes *holes)
+/* The source's bytes of [src, src + n) into a new buffer (holes left zero); 0 or -ENOMEM. */
+static int read_source_bytes(struct task_struct *st, uint64_t src, uint64_t n,
+			     const struct source_holes *holes, uint8_t **out)
 {
-	if (!st || !range_has_shared(st->mm, src, n))
-		return copy_bytes_from(st, src, dt, dst, n, holes, NULL);
-	/*
-	 * Shared memory: the destination may be another view of the same object, so take the
-	 * source's bytes as the call found them (a bounce buffer) before writing any.
-	 */
-	uint8_t *kbuf = malloc(n);
+	struct cowvm *vm = st->vm;
+	uint8_t *kbuf = calloc(n ? n : 1, 1);
 	if (!kbuf)
 		return -ENOMEM;
-	struct cowvm *vm = st->vm;
 	for (uint64_t off = 0; off < n;) {
 		uint64_t a = src + off, chunk = PAGE_SIZE - (a & (PAGE_SIZE - 1));
 		if (chunk > n - off)
@@ -176,7 +171,24 @@ static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *
 		}
 		off += chunk;
 	}
-	int err = copy_bytes_from(st, src, dt, dst, n, holes, kbuf);
+	*out = kbuf;
+	return 0;
+}
+
+static int copy_bytes(struct task_struct *st, uint64_t src, struct task_struct *dt, uint64_t dst,
+		      uint64_t n, const struct source_holes *holes)
+{
+	if (!st || !range_has_shared(st->mm, src, n))
+		return copy_bytes_from(st, src, dt, dst, n, holes, NULL);
+	/*
+	 * Shared memory: the destination may be another view of the same object, so take the
+	 * source's bytes as the call found them (a bounce buffer) before writing any.
+	 */
+	uint8_t *kbuf;
+	int err = read_source_bytes(st, src, n, holes, &kbuf);
+	if (err)
+		return err;
+	err = copy_bytes_from(st, src, dt, dst, n, holes, kbuf);
 	free(kbuf);
 	return err;
 }
@@ -306,7 +318,12 @@ static int do_copy(struct task_struct *st, uint64_t src, struct task_struct *dt,
 		free(holes.bits);
 		return err;
 	}
-	if (src < start_page) {
+	/* With shared memory the tail's source may be another view of the head's destination
+	 * page: take the tail's bytes before the head is written. */
+	uint8_t *tailbuf = NULL;
+	if (end_page < end && range_has_shared(st->mm, src, len))
+		err = read_source_bytes(st, end_page, end - end_page, &holes, &tailbuf);
+	if (!err && src < start_page) {
 		if (st->vm->tracer)
 			trace_region(dt, dst, "COPY head", "copy_bytes");
 		err = copy_bytes(st, src, dt, dst, start_page - src, &holes);
@@ -320,8 +337,11 @@ static int do_copy(struct task_struct *st, uint64_t src, struct task_struct *dt,
 	if (!err && end_page < end) {
 		if (st->vm->tracer)
 			trace_region(dt, dst + (end_page - src), "COPY tail", "copy_bytes");
-		err = copy_bytes(st, end_page, dt, dst + (end_page - src), end - end_page, &holes);
+		err = tailbuf ? copy_bytes_from(st, end_page, dt, dst + (end_page - src), end - end_page,
+						&holes, tailbuf)
+			      : copy_bytes(st, end_page, dt, dst + (end_page - src), end - end_page, &holes);
 	}
+	free(tailbuf);
 	free(holes.bits);
 	return err;
 }
