@@ -343,15 +343,24 @@ static int write_data(struct run *r, const struct op *op, cowvm_task_t *t, const
 	return data_write(t, &op->loc, d, start, len);
 }
 
+/* The task, start and length of a reading line (an explicit COUNT wins over the location's
+ * extent); false when the line cannot run (its error is reported). */
+static bool access_target(struct run *r, const struct op *op, cowvm_task_t **t, uint64_t *start,
+			  uint64_t *len)
+{
+	*t = task_of(r, op->task);
+	if (!*t || !resolve_location(r, &op->loc, start, len))
+		return false;
+	if (op->size)
+		*len = op->size;
+	return check_size(r, op, *len);
+}
+
 static void run_read(struct run *r, const struct op *op)
 {
-	cowvm_task_t *t = task_of(r, op->task);
+	cowvm_task_t *t;
 	uint64_t start, len;
-	if (!t || !resolve_location(r, &op->loc, &start, &len))
-		return;
-	if (op->size)
-		len = op->size;
-	if (!check_size(r, op, len))
+	if (!access_target(r, op, &t, &start, &len))
 		return;
 	uint8_t *buf = malloc(len ? len : 1);
 	if (!buf) {
@@ -491,13 +500,9 @@ static void run_pin_write(struct run *r, const struct op *op)
  * Result: the bytes read; EIO when none could be. */
 static void run_remote_read(struct run *r, const struct op *op)
 {
-	cowvm_task_t *t = task_of(r, op->task);
+	cowvm_task_t *t;
 	uint64_t start, len;
-	if (!t || !resolve_location(r, &op->loc, &start, &len))
-		return;
-	if (op->size)
-		len = op->size;
-	if (!check_size(r, op, len))
+	if (!access_target(r, op, &t, &start, &len))
 		return;
 	uint8_t *kbuf = realloc(r->kbuf, len ? len : 1);
 	if (!kbuf) {
