@@ -23,14 +23,15 @@ LDLIBS   += -lpthread
 
 LIB_SRC  := $(wildcard mm/*.c) $(wildcard arch/x86/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-TOOL_SRC := $(wildcard tools/*.c)
+TOOL_SRC := $(wildcard tools/*.c tools/*/*.c)
 TEST_SRC := $(wildcard tests/test_*.c)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-HEADERS  := $(wildcard include/*.h mm/*.h arch/x86/*.h lib/*.h tools/*.h)
+LIB_HEADERS := $(wildcard include/*.h mm/*.h arch/x86/*.h lib/*.h)
+HEADERS  := $(LIB_HEADERS) $(wildcard tools/*.h tools/*/*.h)
 
 all: $(BUILD)/libcowvm.a $(BUILD)/libcowvm.so $(BUILD)/cowvm
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+$(BUILD)/obj/%.o: %.c $(LIB_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -42,7 +43,7 @@ $(BUILD)/libcowvm.so: $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/cowvm: $(TOOL_SRC) $(BUILD)/libcowvm.a $(HEADERS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libcowvm.a $(LDLIBS)
+	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libcowvm.a $(LDLIBS)
 
 # Criterion suites; the suites that race host threads use cmocka, because Criterion cannot
 # start under TSan; the scenario suite also links the tool's sources (all but main in
@@ -54,7 +55,7 @@ $(CMOCKA_TESTS): $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $
 	$(CC) $(CFLAGS) -DTU_CMOCKA -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcmocka $(LDLIBS)
 
 TOOL_TESTS := $(BUILD)/tests/test_scenario $(BUILD)/tests/test_compare
-$(TOOL_TESTS): $(BUILD)/tests/%: tests/%.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS) $(wildcard tools/*.h)
+$(TOOL_TESTS): $(BUILD)/tests/%: tests/%.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< $(TOOL_LIB_SRC) tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)
 

@@ -24,8 +24,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "compare.h"
-#include "host.h"
+#include "host/compare.h"
+#include "host/host.h"
 
 struct result {
 	int status;

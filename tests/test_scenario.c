@@ -23,7 +23,8 @@
 #include <string.h>
 
 #include "cowvm.h"
-#include "scenario.h"
+#include "driver.h"
+#include "lang/scenario.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 

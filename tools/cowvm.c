@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "compare.h"
+#include "host/compare.h"
 
 int main(int argc, char **argv)
 {

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
-#include "scenario.h"
+#include "driver.h"
 
 void cowvm_usage(FILE *f)
 {

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scenario_lex.h"
+#include "lang/lex.h"
 
 static int hex_value(char c)
 {

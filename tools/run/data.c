@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "scenario.h"
+#include "run/data.h"
 #include "cowvm.h"
 
 #define PG COWVM_PAGE_SIZE

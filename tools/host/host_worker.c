@@ -41,7 +41,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "host_proto.h"
+#include "host/host_proto.h"
 
 /* The loops below must stay loops: a call into libc's memset would run code that a fresh fork
  * child has not mapped yet. */

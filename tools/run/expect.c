@@ -1,5 +1,5 @@
 /*
- * scenario_expect.c - `expect` lines: each one is checked against the machine as it is now, and
+ * expect.c - `expect` lines: each one is checked against the machine as it is now, and
  * a failure names the line and the value that was found instead.
  *
  *   expect error [ERRNO]           the last operation failed (with ERRNO)
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner.h"
-#include "words.h"
+#include "run/runner.h"
+#include "lang/words.h"
 
 #define PG ((uint64_t)COWVM_PAGE_SIZE)
 #define PTE_PRESENT 0x1ull
@@ -51,7 +51,7 @@ static void failed(struct run *r, const struct op *op, const char *fmt, ...)
 	vsnprintf(message, sizeof message, fmt, ap);
 	va_end(ap);
 	r->failures++;
-	report_failure(r, op, "%s: %s", op->text, message);
+	run_failure(r, op, "%s: %s", op->text, message);
 }
 
 /* ---- error and result ------------------------------------------------------------------------ */
@@ -60,7 +60,7 @@ static bool expect_error(struct run *r, const struct op *op)
 {
 	const struct expect *e = &op->expect;
 	if (!r->last_op) {
-		report_bad_input(r, op->line, "'expect error' with no operation before it");
+		run_bad_input(r, op->line, "'expect error' with no operation before it");
 		return false;
 	}
 	r->result_checked = true;
@@ -98,7 +98,7 @@ static bool check_string(struct run *r, const struct op *op, cowvm_task_t *t, ui
 	uint8_t *got = t ? malloc(n ? n : 1) : r->kbuf + addr;
 	bool ok = false;
 	if (!got) {
-		report_bad_input(r, op->line, "out of memory");
+		run_bad_input(r, op->line, "out of memory");
 		return false;
 	}
 	if (t && read_memory(t, addr, got, n)) {
@@ -204,7 +204,7 @@ static bool expect_pin(struct run *r, const struct op *op)
 	}
 	uint8_t *got = malloc(n ? n : 1);
 	if (!got) {
-		report_bad_input(r, op->line, "out of memory");
+		run_bad_input(r, op->line, "out of memory");
 		return false;
 	}
 	bool ok = false;
@@ -374,7 +374,7 @@ static bool counter_value(struct run *r, const struct op *op, int64_t *out, char
 	struct cowvm_task_stats st;
 	snprintf(unit, unitlen, "%s", "");
 	if (m && !m->set) {
-		report_bad_input(r, op->line, "mark '%s' was not set (its line failed)",
+		run_bad_input(r, op->line, "mark '%s' was not set (its line failed)",
 				 r->s->mark_names[e->mark]);
 		return false;
 	}
@@ -475,7 +475,7 @@ static bool counter_value(struct run *r, const struct op *op, int64_t *out, char
 	}
 	case COUNTER_RESULT:
 		if (!r->last_op) {
-			report_bad_input(r, op->line, "'expect result' with no operation before it");
+			run_bad_input(r, op->line, "'expect result' with no operation before it");
 			return false;
 		}
 		r->result_checked = true;
@@ -526,7 +526,7 @@ void run_expect(struct run *r, const struct op *op)
 	case EXPECT_PIN: ok = expect_pin(r, op); break;
 	}
 	if (ok)
-		report_expect_passed(r, op);
+		run_expect_passed(r, op);
 	else if (failures == r->failures && !r->bad_input)
 		failed(r, op, "failed");
 }

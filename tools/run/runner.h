@@ -1,17 +1,16 @@
 /*
- * runner.h - the state of one scenario run, shared by the files that make it up:
- *   scenario_run.c     the machine, the tasks, the operations, the end of the run
- *   scenario_expect.c  expect lines
- *   views.c            show lines and --show (text as /proc prints it, or JSON)
- *   dot.c              the Graphviz picture (show graph, --dot)
- *   report.c           how events, failures and summaries are written (text or JSON)
+ * runner.h - the runner's own state, shared by the files that make it up (internal to run/;
+ * the rest of the program sees run/run.h and the step log):
+ *   run.c      the machine, the tasks, the operations, the end of the run
+ *   expect.c   expect lines
+ *   capture.c  snapshots of the machine for the step log (struct log_state)
  *
  * Everything runs on one host thread: the scenario's tasks take turns, one line at a time.
  * The tracer is called by the library in the middle of a fault, with its locks held, so it only
- * formats and writes: it never calls back into the library.
+ * appends to the log: it never calls back into the library.
  */
-#ifndef COWVM_TOOLS_RUNNER_H
-#define COWVM_TOOLS_RUNNER_H
+#ifndef COWVM_TOOLS_RUN_RUNNER_H
+#define COWVM_TOOLS_RUN_RUNNER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,7 +18,10 @@
 #include <stdio.h>
 
 #include "cowvm.h"
-#include "scenario.h"
+#include "lang/scenario.h"
+#include "log/step_log.h"
+#include "run/data.h"
+#include "run/run.h"
 
 /* A task the scenario named.  Indexed by the scenario's task id; a name can be reused after its
  * task exited, so `instance` tells the two apart (marks are kept by instance). */
@@ -68,8 +70,7 @@ struct run_mark {
 
 struct run {
 	const struct scenario *s;
-	const struct run_opts *opts;
-	FILE *out, *err;
+	struct step_log *log;
 	cowvm_t *vm;
 	uint64_t zero_pfn;
 	uint64_t free_after_create;
@@ -83,7 +84,6 @@ struct run {
 	struct run_pin *pins;           /* by pin id */
 
 	const struct op *op;            /* the line being run */
-	bool line_pending;              /* --trace: op's line is printed only if it faults */
 	/* the last operation that can fail: its result, for expect error / expect result */
 	const struct op *last_op;
 	int last_error;                 /* 0 or a positive errno */
@@ -92,7 +92,7 @@ struct run {
 	uint8_t *kbuf;                  /* copy_from_user's and remote_read's destination */
 	size_t kbuf_len;
 	/* the dput or dget line being run: the end of its destination range, for the extents of
-	 * the phase events (report_fault); the report of a merge, for its result */
+	 * the phase events (run_tracer); the report of a merge, for its result */
 	uint64_t dput_dst_end;
 	struct cowvm_merge_report merge;
 	bool has_merge;                 /* merge holds the report of op (a dget merge) */
@@ -102,7 +102,7 @@ struct run {
 	bool bad_input;                 /* a runtime error in the scenario itself: stop */
 };
 
-/* ---- scenario_run.c ------------------------------------------------------------------------ */
+/* ---- run.c ------------------------------------------------------------------------ */
 
 /* The address and length a location means now.  A location that is not a range gets length 1
  * (or its explicit size).  False, with bad input reported, if the region is not mapped or a page
@@ -128,62 +128,35 @@ uint64_t process_faults(struct run *r, int process);
 /* Stats of any live task of a process (rss and mm counters are per process). */
 bool process_stats(struct run *r, int process, struct cowvm_task_stats *out);
 
-/* Read [addr, addr + len) as task t would, page by page.  0 or -EFAULT. */
-
-/* The region (id, or -1) / its name (or NULL) that labels [start, end) in a process: one that
- * overlaps it and that the process mapped or inherited.  The heap is not a label here. */
-int region_at(struct run *r, int process, uint64_t start, uint64_t end);
-const char *region_label(struct run *r, int process, uint64_t start, uint64_t end);
-
-/* ---- scenario_expect.c ---------------------------------------------------------------------- */
+/* ---- expect.c ---------------------------------------------------------------------- */
 
 void run_expect(struct run *r, const struct op *op);
 
-/* ---- views.c / dot.c ------------------------------------------------------------------------- */
-
+/* The VMAs of t's process, in address order (copied out: cowvm_for_each_vma holds the
+ * mmap_lock while it calls back).  False if the list could not be made. */
 struct vma_list {
 	struct cowvm_vma_info *vmas; /* owned: free(list.vmas) */
 	int count, capacity;
 };
-/* The VMAs of t's process, in address order.  False if the list could not be made. */
 bool collect_vmas(cowvm_task_t *t, struct vma_list *list);
 
 /* Any live task of the process, or NULL when it has none left. */
 cowvm_task_t *process_task(struct run *r, int process);
 
-/* The name column of /proc/PID/maps: [heap], [anon:NAME], [anon_shmem:NAME], /dev/zero ... */
-void vma_name(struct run *r, int process, const struct cowvm_vma_info *v, char *out, size_t len);
-
-/* Show a view for one process (process index), or every live process when process < 0.  With
- * a location (has_range), only [start, start + length). */
-void show_view(struct run *r, enum view_kind view, int process, bool has_range, uint64_t start,
-	       uint64_t length);
-
-/* The machine as Graphviz text: processes -> VMAs -> pages -> frames. */
-void write_graph(struct run *r, FILE *f);
-/* --dot: write <dir>/<scenario>.dot and render <scenario>.svg when `dot` is on the PATH. */
-void write_graph_files(struct run *r);
-
-/* ---- report.c -------------------------------------------------------------------------------- */
-
-void report_fault(void *arg, const struct cowvm_fault_event *ev); /* the tracer */
-void report_line(struct run *r, const struct op *op);              /* --trace: the line run */
-void report_op_result(struct run *r, const struct op *op);         /* --json: what it returned */
-/* An expectation failed (1) or a scenario line was bad input (2): write file:line: message. */
-void report_failure(struct run *r, const struct op *op, const char *fmt, ...)
+/* An expectation failed, or the run did: a LOG_FAILURE for file:line (the caller counts it). */
+void run_failure(struct run *r, const struct op *op, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void report_bad_input(struct run *r, int line, const char *fmt, ...)
+/* The scenario is bad input: the run stops after this line. */
+void run_bad_input(struct run *r, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void report_expect_passed(struct run *r, const struct op *op);      /* --json only */
-void report_summary(struct run *r, int status);
-const char *task_name_by_tid(struct run *r, int tid, int pid);
-const char *process_name_by_pid(struct run *r, int pid);
+void run_expect_passed(struct run *r, const struct op *op);
 
-/* JSON helpers: a quoted, escaped string; bytes as a string. */
-void json_string(FILE *f, const char *s);
-void json_bytes(FILE *f, const uint8_t *bytes, size_t len);
+/* ---- capture.c --------------------------------------------------------------------------------- */
 
-/* bytes as a C-like literal for messages: "ab\x00c", at most max bytes then "..." */
+/* A snapshot of the machine now, kept in the log; its index, or -1 (out of memory). */
+int capture_state(struct run *r);
+
+/* bytes as a C-like literal for messages: "ab\x00c", at most 48 bytes then "..." */
 void format_bytes(char *out, size_t outlen, const uint8_t *bytes, size_t len);
 
-#endif /* COWVM_TOOLS_RUNNER_H */
+#endif /* COWVM_TOOLS_RUN_RUNNER_H */

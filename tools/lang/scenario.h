@@ -1,6 +1,7 @@
 /*
- * scenario.h - a scenario as the parser leaves it, and the two entry points that read and run
- * one.  The language itself is documented in docs/scenarios.md.
+ * scenario.h - a scenario as the parser leaves it: the product of the language (tools/lang/),
+ * read by the runner (tools/run/), the renderers and the host comparison.  The language itself
+ * is documented in docs/scenarios.md.
  *
  * A scenario is a list of operations, one per line.  Names (tasks, regions, marks) are turned
  * into small integers by the parser, which also checks that every name is defined before it is
@@ -13,8 +14,8 @@
  * Names are of four kinds: tasks, regions, marks, and pins (a pin or GET reference made by
  * `pin ... as NAME`, released by `unpin NAME`).
  */
-#ifndef COWVM_TOOLS_SCENARIO_H
-#define COWVM_TOOLS_SCENARIO_H
+#ifndef COWVM_TOOLS_LANG_SCENARIO_H
+#define COWVM_TOOLS_LANG_SCENARIO_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +55,13 @@ enum op_kind {
 	OP_SHOW,            /* show VIEW [P [LOC]] */
 	OP_ECHO,            /* echo TEXT */
 	OP_EXPECT,          /* expect ... */
+	NR_OPS
 };
+
+/* Whether a line of this kind has a result that can fail (`expect error` / `expect result`
+ * may follow it; a failure nothing checks fails the run).  lang/parse.c's command table. */
+bool op_has_result(enum op_kind kind);
+const char *op_name(enum op_kind kind); /* the command word: "mmap" */
 
 /*
  * A place in a task's address space:
@@ -218,41 +225,8 @@ struct parse_error {
 struct scenario *scenario_parse(const char *name, const char *text, struct parse_error *err);
 void scenario_free(struct scenario *s);
 
-/* ---- running ------------------------------------------------------------------------------- */
-
-#define RUN_OK 0
-#define RUN_EXPECTATION_FAILED 1
-#define RUN_BAD_INPUT 2
-
-struct run_opts {
-	bool trace;             /* print every fault event (and each line as it runs) */
-	bool json;              /* JSON lines instead of text on `out` */
-	unsigned show_at_end;   /* bit (1 << VIEW_*) per view to show when the scenario ends */
-	bool dot;               /* write the final state as Graphviz (and SVG when dot exists) */
-	const char *dot_dir;    /* where --dot writes, NULL = the current directory */
-	FILE *err;              /* failures and bad input; NULL = stderr */
-};
-
-/*
- * scenario_run_text / scenario_run_file - parse and run one scenario on a new machine, writing
- * the trace, views and a summary line to out and failures to opts->err.  Return RUN_OK,
- * RUN_EXPECTATION_FAILED or RUN_BAD_INPUT.  Nothing is left behind: every task is ended and the
- * machine destroyed before they return.
- */
-int scenario_run_text(const char *name, const char *text, const struct run_opts *opts, FILE *out);
-
-/* scenario_data.c: the bytes of a `write` and the walk of a `read`, as both sides move them.
- * (cowvm_task_t comes from cowvm.h.) */
-typedef struct task_struct cowvm_task_t;
-void data_fill_bytes(const struct data *d, uint64_t offset, uint8_t *out, uint64_t n);
-int data_write(cowvm_task_t *t, const struct location *loc, const struct data *d, uint64_t start,
-	       uint64_t len);
-uint8_t *data_bytes(const struct data *d, uint64_t avail, uint64_t max, uint64_t *n);
-int read_memory(cowvm_task_t *t, uint64_t addr, uint8_t *buf, uint64_t len);
-int scenario_run_file(const char *path, const struct run_opts *opts, FILE *out);
-
 /* View names as the `show` line and --show spell them; -1 for an unknown name. */
 int view_by_name(const char *name);
 const char *view_name(enum view_kind v);
 
-#endif /* COWVM_TOOLS_SCENARIO_H */
+#endif /* COWVM_TOOLS_LANG_SCENARIO_H */

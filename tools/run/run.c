@@ -1,27 +1,21 @@
 /*
- * scenario_run.c - runs a parsed scenario on a fresh machine: the tasks, the regions, every
- * operation line, and the end of the run (final views, the invariant checker, teardown).
- *
- * The run keeps to three rules:
- *   - an operation that fails must be acknowledged by an `expect error` or `expect result` line
- *     before the next operation, or the run fails: a scenario never fails silently;
- *   - a failed expectation is counted and the run goes on (exit status 1 at the end); bad input
- *     found only at run time (a region whose mmap failed, a page index past a region that brk
- *     shrank) stops the run (exit status 2);
- *   - the machine is always torn down: pins still held are released, every task exits, then the
- *     checker runs again and every frame must be free again (a leak fails the run).
+ * run.c - runs a parsed scenario on a fresh machine: the tasks, the regions, every operation
+ * line, and the end of the run (the final state, the invariant checker, teardown), recording
+ * each step in the step log (the rules of a run are in run/run.h).  The library's tracer
+ * events become log events here, named as the scenario names things.
  * The machine has one CPU so that frame numbers, and so traces, are the same on every host.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runner.h"
-#include "words.h"
+#include "run/runner.h"
+#include "lang/words.h"
 
 #define PG ((uint64_t)COWVM_PAGE_SIZE)
-#define DEFAULT_PHYS_BYTES (16ull << 20)
 #define MAX_ACCESS_BYTES (64ull << 20) /* one read, write or copy line moves at most this */
 
 /* ---- names to things ---------------------------------------------------------------------- */
@@ -30,7 +24,7 @@ cowvm_task_t *task_of(struct run *r, int id)
 {
 	struct run_task *rt = &r->tasks[id];
 	if (!rt->task) {
-		report_bad_input(r, r->op ? r->op->line : 0,
+		run_bad_input(r, r->op ? r->op->line : 0,
 				 "process '%s' does not exist: making it at line %d failed",
 				 r->s->task_names[id], rt->made_at);
 		return NULL;
@@ -42,7 +36,7 @@ struct run_pin *pin_of(struct run *r, int id)
 {
 	struct run_pin *rp = &r->pins[id];
 	if (!rp->pin) {
-		report_bad_input(r, r->op ? r->op->line : 0,
+		run_bad_input(r, r->op ? r->op->line : 0,
 				 "pin '%s' is not held: taking it at line %d failed",
 				 r->s->pin_names[id], rp->made_at);
 		return NULL;
@@ -78,7 +72,7 @@ bool resolve_location(struct run *r, const struct location *loc, uint64_t *start
 	const char *name = r->s->region_names[loc->region];
 	struct run_region *rg = &r->regions[loc->region];
 	if (!rg->mapped) {
-		report_bad_input(r, line, "region '%s' has no address: its mmap at line %d failed", name,
+		run_bad_input(r, line, "region '%s' has no address: its mmap at line %d failed", name,
 				 rg->made_at);
 		return false;
 	}
@@ -86,7 +80,7 @@ bool resolve_location(struct run *r, const struct location *loc, uint64_t *start
 	if (loc->has_pages) {
 		uint64_t pages = rg->length / PG;
 		if (loc->last_page >= pages) {
-			report_bad_input(r, line, "region '%s' has %" PRIu64 " page%s now: page %" PRIu64
+			run_bad_input(r, line, "region '%s' has %" PRIu64 " page%s now: page %" PRIu64
 					 " is past its end", name, pages, pages == 1 ? "" : "s",
 					 loc->last_page);
 			return false;
@@ -126,39 +120,7 @@ bool process_stats(struct run *r, int process, struct cowvm_task_stats *out)
 	return false;
 }
 
-int region_at(struct run *r, int process, uint64_t start, uint64_t end)
-{
-	const bool *knows = r->processes[process].knows_region;
-	for (int i = 0; i < r->s->nr_regions; i++) {
-		struct run_region *rg = &r->regions[i];
-		if (i != r->s->heap_region && knows[i] && rg->mapped && rg->start < end &&
-		    start < rg->start + rg->length)
-			return i;
-	}
-	return -1;
-}
-
-const char *region_label(struct run *r, int process, uint64_t start, uint64_t end)
-{
-	int id = region_at(r, process, start, end);
-	return id >= 0 ? r->s->region_names[id] : NULL;
-}
-
 /* ---- results ------------------------------------------------------------------------------- */
-
-static bool has_result(enum op_kind kind)
-{
-	switch (kind) {
-	case OP_SPAWN: case OP_FORK: case OP_THREAD: case OP_EXIT: case OP_MMAP: case OP_MUNMAP:
-	case OP_MPROTECT: case OP_MADVISE: case OP_BRK: case OP_READ: case OP_WRITE:
-	case OP_COPY_FROM_USER: case OP_COPY_TO_USER: case OP_GET_USER: case OP_PUT_USER:
-	case OP_PIN: case OP_PIN_WRITE: case OP_REMOTE_READ: case OP_REMOTE_WRITE: case OP_CLEAR_REFS:
-	case OP_DPUT: case OP_DGET:
-		return true;
-	default:
-		return false;
-	}
-}
 
 /* A failed operation that no expect line looked at fails the run. */
 static void check_acknowledged(struct run *r)
@@ -168,7 +130,7 @@ static void check_acknowledged(struct run *r)
 	const struct op *op = r->last_op;
 	r->result_checked = true;
 	r->failures++;
-	report_failure(r, op, "`%s` failed with %s; add `expect error %s` after it if that is intended",
+	run_failure(r, op, "`%s` failed with %s; add `expect error %s` after it if that is intended",
 		       op->text, errno_name(r->last_error), errno_name(r->last_error));
 }
 
@@ -243,7 +205,7 @@ static void run_make_task(struct run *r, const struct op *op)
 			copy = *parent; /* new_process may move the array */
 		if ((process = new_process(r, t, name, parent ? &copy : NULL)) < 0) {
 			cowvm_exit(t);
-			report_bad_input(r, op->line, "out of memory");
+			run_bad_input(r, op->line, "out of memory");
 			return;
 		}
 	}
@@ -329,7 +291,7 @@ static bool check_size(struct run *r, const struct op *op, uint64_t len)
 {
 	if (len <= MAX_ACCESS_BYTES)
 		return true;
-	report_bad_input(r, op->line, "%" PRIu64 " bytes is more than one line may move (%llu MiB)",
+	run_bad_input(r, op->line, "%" PRIu64 " bytes is more than one line may move (%llu MiB)",
 			 len, MAX_ACCESS_BYTES >> 20);
 	return false;
 }
@@ -364,7 +326,7 @@ static void run_read(struct run *r, const struct op *op)
 		return;
 	uint8_t *buf = malloc(len ? len : 1);
 	if (!buf) {
-		report_bad_input(r, op->line, "out of memory");
+		run_bad_input(r, op->line, "out of memory");
 		return;
 	}
 	int ret = read_memory(t, start, buf, len);
@@ -391,7 +353,7 @@ static void run_copy_from_user(struct run *r, const struct op *op)
 		return;
 	uint8_t *kbuf = realloc(r->kbuf, op->size ? op->size : 1);
 	if (!kbuf) {
-		report_bad_input(r, op->line, "out of memory");
+		run_bad_input(r, op->line, "out of memory");
 		return;
 	}
 	r->kbuf = kbuf;
@@ -412,7 +374,7 @@ static uint8_t *data_buffer(struct run *r, const struct op *op, const struct dat
 		return NULL;
 	uint8_t *buf = data_bytes(d, avail, MAX_ACCESS_BYTES, n);
 	if (!buf)
-		report_bad_input(r, op->line, "out of memory");
+		run_bad_input(r, op->line, "out of memory");
 	return buf;
 }
 
@@ -506,7 +468,7 @@ static void run_remote_read(struct run *r, const struct op *op)
 		return;
 	uint8_t *kbuf = realloc(r->kbuf, len ? len : 1);
 	if (!kbuf) {
-		report_bad_input(r, op->line, "out of memory");
+		run_bad_input(r, op->line, "out of memory");
 		return;
 	}
 	r->kbuf = kbuf;
@@ -604,7 +566,7 @@ static void run_mark(struct run *r, const struct op *op)
 	m->process_stats = calloc((size_t)r->nr_processes + 1, sizeof *m->process_stats);
 	m->task_stats = calloc((size_t)r->nr_instances + 1, sizeof *m->task_stats);
 	if (!m->process_faults || !m->process_stats || !m->task_stats) {
-		report_bad_input(r, op->line, "out of memory");
+		run_bad_input(r, op->line, "out of memory");
 		return;
 	}
 	cowvm_vmstat(r->vm, &m->vmstat);
@@ -626,7 +588,7 @@ static bool run_checker(struct run *r, const struct op *op, const char *when)
 	if (cowvm_check(r->vm, why, sizeof why) == 0)
 		return true;
 	r->failures++;
-	report_failure(r, op, "the invariant checker %s: %s", when, why);
+	run_failure(r, op, "the invariant checker %s: %s", when, why);
 	return false;
 }
 
@@ -641,61 +603,195 @@ static void run_show(struct run *r, const struct op *op)
 	}
 	if (op->has_loc && !resolve_location(r, &op->loc, &start, &len))
 		return;
-	show_view(r, op->view, process, op->has_loc, start, len);
+	struct log_event ev = { .kind = LOG_VIEW, .op = op };
+	ev.view = (struct log_view){ .view = op->view, .process = process, .has_range = op->has_loc,
+				     .start = start, .length = len, .state = capture_state(r) };
+	log_append(r->log, &ev);
 }
 
 static void run_echo(struct run *r, const struct op *op)
 {
-	if (r->opts->json) {
-		fprintf(r->out, "{\"event\":\"echo\",\"file\":");
-		json_string(r->out, r->s->name);
-		fprintf(r->out, ",\"line\":%d,\"text\":", op->line);
-		json_string(r->out, op->text);
-		fprintf(r->out, "}\n");
-	} else {
-		fprintf(r->out, "%s\n", op->text);
-	}
+	log_append(r->log, &(struct log_event){ .kind = LOG_ECHO, .op = op });
 }
+
+/* The line's result, for the trace and for JSON. */
+static void record_result(struct run *r, const struct op *op)
+{
+	struct log_event ev = { .kind = LOG_RESULT, .op = op };
+	ev.result.error = r->last_error;
+	ev.result.value = r->last_result;
+	ev.result.has_merge = r->has_merge;
+	ev.result.merge = r->merge;
+	if (op->kind == OP_PIN && r->pins[op->pin].pin) {
+		const struct run_pin *rp = &r->pins[op->pin];
+		ev.result.pin_pages = rp->npages;
+		for (size_t k = 0; k < rp->npages && k < LOG_PIN_FRAMES; k++)
+			ev.result.pin_pfns[k] = cowvm_pin_pfn(rp->pin, k);
+	}
+	log_append(r->log, &ev);
+}
+
+static void run_fail_alloc(struct run *r, const struct op *op)
+{
+	cowvm_fail_alloc(r->vm, op->mode, op->value);
+}
+
+static void run_check(struct run *r, const struct op *op)
+{
+	r->expectations++;
+	if (run_checker(r, op, "found a broken invariant"))
+		run_expect_passed(r, op);
+}
+
+/* What runs each kind of line (lang/parse.c's command table says how it is parsed). */
+static void (*const runners[NR_OPS])(struct run *, const struct op *) = {
+	[OP_MEMORY] = NULL, /* the machine is made with it */
+	[OP_SPAWN] = run_make_task, [OP_FORK] = run_make_task, [OP_THREAD] = run_make_task,
+	[OP_EXIT] = run_exit,
+	[OP_MMAP] = run_mmap,
+	[OP_MUNMAP] = run_range_call, [OP_MPROTECT] = run_range_call, [OP_MADVISE] = run_range_call,
+	[OP_BRK] = run_brk,
+	[OP_READ] = run_read,
+	[OP_WRITE] = run_write,
+	[OP_COPY_FROM_USER] = run_copy_from_user,
+	[OP_COPY_TO_USER] = run_copy_to_user,
+	[OP_GET_USER] = run_user_word, [OP_PUT_USER] = run_user_word,
+	[OP_PIN] = run_pin,
+	[OP_UNPIN] = run_unpin,
+	[OP_PIN_WRITE] = run_pin_write,
+	[OP_REMOTE_READ] = run_remote_read,
+	[OP_REMOTE_WRITE] = run_remote_write,
+	[OP_CLEAR_REFS] = run_clear_refs,
+	[OP_DPUT] = run_dput, [OP_DGET] = run_dput,
+	[OP_FAIL_ALLOC] = run_fail_alloc,
+	[OP_MARK] = run_mark,
+	[OP_CHECK] = run_check,
+	[OP_SHOW] = run_show,
+	[OP_ECHO] = run_echo,
+	[OP_EXPECT] = run_expect,
+};
 
 static void run_op(struct run *r, const struct op *op)
 {
 	r->op = op;
 	r->has_merge = false;
-	if (has_result(op->kind))
+	if (op_has_result(op->kind))
 		check_acknowledged(r);
-	report_line(r, op);
-	switch (op->kind) {
-	case OP_MEMORY: break;
-	case OP_SPAWN: case OP_FORK: case OP_THREAD: run_make_task(r, op); break;
-	case OP_EXIT: run_exit(r, op); break;
-	case OP_MMAP: run_mmap(r, op); break;
-	case OP_MUNMAP: case OP_MPROTECT: case OP_MADVISE: run_range_call(r, op); break;
-	case OP_BRK: run_brk(r, op); break;
-	case OP_READ: run_read(r, op); break;
-	case OP_WRITE: run_write(r, op); break;
-	case OP_COPY_FROM_USER: run_copy_from_user(r, op); break;
-	case OP_COPY_TO_USER: run_copy_to_user(r, op); break;
-	case OP_GET_USER: case OP_PUT_USER: run_user_word(r, op); break;
-	case OP_PIN: run_pin(r, op); break;
-	case OP_UNPIN: run_unpin(r, op); break;
-	case OP_PIN_WRITE: run_pin_write(r, op); break;
-	case OP_REMOTE_READ: run_remote_read(r, op); break;
-	case OP_REMOTE_WRITE: run_remote_write(r, op); break;
-	case OP_CLEAR_REFS: run_clear_refs(r, op); break;
-	case OP_DPUT: case OP_DGET: run_dput(r, op); break;
-	case OP_FAIL_ALLOC: cowvm_fail_alloc(r->vm, op->mode, op->value); break;
-	case OP_MARK: run_mark(r, op); break;
-	case OP_CHECK:
-		r->expectations++;
-		if (run_checker(r, op, "found a broken invariant"))
-			report_expect_passed(r, op);
-		break;
-	case OP_SHOW: run_show(r, op); break;
-	case OP_ECHO: run_echo(r, op); break;
-	case OP_EXPECT: run_expect(r, op); break;
-	}
-	if (has_result(op->kind) && !r->bad_input && r->last_op == op)
-		report_op_result(r, op);
+	log_begin_step(r->log, op);
+	log_append(r->log, &(struct log_event){ .kind = LOG_LINE, .op = op });
+	if (runners[op->kind])
+		runners[op->kind](r, op);
+	if (op_has_result(op->kind) && !r->bad_input && r->last_op == op)
+		record_result(r, op);
+	if ((r->log->capture & LOG_CAPTURE_STEPS) && r->log->steps[r->log->nr_steps - 1].state < 0)
+		capture_state(r);
+}
+
+/* ---- messages --------------------------------------------------------------------------------- */
+
+void run_failure(struct run *r, const struct op *op, const char *fmt, ...)
+{
+	char *message = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = NULL;
+	va_end(ap);
+	log_message(r->log, LOG_FAILURE, op ? op->line : 0, op, "%s", message ? message : "out of memory");
+	free(message);
+}
+
+void run_bad_input(struct run *r, int line, const char *fmt, ...)
+{
+	char *message = NULL;
+	va_list ap;
+	r->bad_input = true;
+	va_start(ap, fmt);
+	if (vasprintf(&message, fmt, ap) < 0)
+		message = NULL;
+	va_end(ap);
+	log_message(r->log, LOG_BAD_INPUT, line, NULL, "%s", message ? message : "out of memory");
+	free(message);
+}
+
+void run_expect_passed(struct run *r, const struct op *op)
+{
+	log_append(r->log, &(struct log_event){ .kind = LOG_EXPECT, .op = op });
+}
+
+/* ---- the library's tracer ----------------------------------------------------------------------- */
+
+static const char *task_name_by_tid(struct run *r, int tid, int pid, char *buf, size_t len)
+{
+	for (int i = 0; i < r->s->nr_tasks; i++)
+		if (r->tasks[i].task && cowvm_task_tid(r->tasks[i].task) == tid)
+			return r->s->task_names[i];
+	for (int i = r->nr_processes - 1; i >= 0; i--)
+		if (r->processes[i].pid == pid)
+			return r->processes[i].name;
+	snprintf(buf, len, "pid%d", pid);
+	return buf;
+}
+
+/*
+ * What kind of access a fault served.  The task's own: read, write.  The kernel's: uaccess and
+ * populate are kernel-read/-write; GUP for a `pin` line is gup-read/gup-write, and a write fault
+ * taken for a pin without `write` is an unshare (FAULT_FLAG_UNSHARE: the event reports it as a
+ * write); /proc/pid/mem (remote_read/remote_write) is remote-read/-write.
+ */
+static const char *access_name(struct run *r, const struct cowvm_fault_event *ev)
+{
+	if (ev->user)
+		return ev->write ? "write" : "read";
+	if (r->op && r->op->kind == OP_PIN)
+		return !ev->write ? "gup-read" : (r->op->foll & COWVM_FOLL_WRITE) ? "gup-write" : "unshare";
+	if (r->op && (r->op->kind == OP_REMOTE_READ || r->op->kind == OP_REMOTE_WRITE))
+		return ev->write ? "remote-write" : "remote-read";
+	return ev->write ? "kernel-write" : "kernel-read";
+}
+
+/*
+ * The phases of a dput or dget (mm/dput.c): events whose path starts with "dput", one per
+ * region of a COPY or ZERO, given the destination task and where the region starts there.
+ * The runner knows where the destination range ends, so each phase gets its extent:
+ *   head      [addr, round_up(addr))          the memcpy'd head sliver
+ *   middle    [addr, round_down(end))         the page-aligned middle (COW-shared or zeroed)
+ *   tail, unaligned   [addr, end)
+ */
+static uint64_t phase_end(struct run *r, const struct cowvm_fault_event *ev)
+{
+	const uint64_t pg = COWVM_PAGE_SIZE;
+	uint64_t end = r->dput_dst_end;
+	const char *what = ev->npath > 1 ? ev->path[1] : "";
+	size_t n = strlen(what);
+	if (n >= 4 && !strcmp(what + n - 4, "head"))
+		end = (ev->addr + pg - 1) & ~(pg - 1);
+	else if (n >= 6 && !strcmp(what + n - 6, "middle"))
+		end &= ~(pg - 1);
+	return end > ev->addr ? end : 0;
+}
+
+/* Called inside the fault with the library's locks held: it only appends to the log. */
+static void run_tracer(void *arg, const struct cowvm_fault_event *ev)
+{
+	struct run *r = arg;
+	char buf[32];
+	bool phase = ev->npath > 0 && !strcmp(ev->path[0], "dput");
+	struct log_event le = { .kind = phase ? LOG_PHASE : LOG_FAULT, .op = r->op };
+	struct log_fault *f = &le.fault;
+	f->task = task_name_by_tid(r, ev->tid, ev->pid, buf, sizeof buf);
+	f->access = phase ? (r->op && r->op->kind == OP_DGET ? "dget" : "dput") : access_name(r, ev);
+	f->pid = ev->pid;
+	f->tid = ev->tid;
+	f->addr = ev->addr;
+	f->end = phase ? phase_end(r, ev) : 0;
+	f->npath = ev->npath < COWVM_TRACE_MAX_PATH ? ev->npath : COWVM_TRACE_MAX_PATH;
+	for (int i = 0; i < f->npath; i++)
+		f->path[i] = ev->path[i];
+	f->old_pfn = ev->old_pfn;
+	f->new_pfn = ev->new_pfn;
+	f->outcome = ev->outcome;
+	log_append(r->log, &le);
 }
 
 /* ---- the whole run ------------------------------------------------------------------------------ */
@@ -732,13 +828,11 @@ static void exit_all(struct run *r)
 static void finish(struct run *r)
 {
 	r->op = NULL;
+	log_begin_step(r->log, NULL);
 	if (!r->bad_input) {
 		check_acknowledged(r);
-		for (int v = 0; v < NR_VIEWS; v++)
-			if (r->opts->show_at_end & (1u << v))
-				show_view(r, (enum view_kind)v, -1, false, 0, 0);
-		if (r->opts->dot)
-			write_graph_files(r);
+		int state = (r->log->capture & (LOG_CAPTURE_END | LOG_CAPTURE_STEPS)) ? capture_state(r) : -1;
+		log_append(r->log, &(struct log_event){ .kind = LOG_END, .state = state });
 	}
 	run_checker(r, NULL, "at the end of the scenario");
 	cowvm_fail_alloc(r->vm, COWVM_FAIL_OFF, 0);
@@ -749,10 +843,10 @@ static void finish(struct run *r)
 		cowvm_vmstat(r->vm, &vs);
 		if (vs.nr_free_pages != r->free_after_create) {
 			r->failures++;
-			report_failure(r, NULL, "%" PRId64 " frames were not freed when every task exited "
-				       "(free %" PRIu64 ", at start %" PRIu64 ")",
-				       (int64_t)(r->free_after_create - vs.nr_free_pages), vs.nr_free_pages,
-				       r->free_after_create);
+			run_failure(r, NULL, "%" PRId64 " frames were not freed when every task exited "
+				    "(free %" PRIu64 ", at start %" PRIu64 ")",
+				    (int64_t)(r->free_after_create - vs.nr_free_pages), vs.nr_free_pages,
+				    r->free_after_create);
 		}
 	}
 }
@@ -774,21 +868,29 @@ static void free_run(struct run *r)
 	free(r->kbuf);
 }
 
-static int run_scenario(const struct scenario *s, const struct run_opts *opts, FILE *out)
+static void summarize(struct run *r, int status)
 {
-	struct run r = { .s = s, .opts = opts, .out = out, .err = opts->err ? opts->err : stderr };
+	struct log_event ev = { .kind = LOG_SUMMARY };
+	ev.summary = (struct log_summary){ .status = status, .expectations = r->expectations,
+					   .failures = r->failures };
+	log_append(r->log, &ev);
+}
+
+int run_scenario(const struct scenario *s, struct step_log *log)
+{
+	struct run r = { .s = s, .log = log };
 	r.tasks = calloc((size_t)s->nr_tasks + 1, sizeof *r.tasks);
 	r.regions = calloc((size_t)s->nr_regions + 1, sizeof *r.regions);
 	r.marks = calloc((size_t)s->nr_marks + 1, sizeof *r.marks);
 	r.pins = calloc((size_t)s->nr_pins + 1, sizeof *r.pins);
-	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : DEFAULT_PHYS_BYTES,
+	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : RUN_DEFAULT_PHYS_BYTES,
 				    .nr_cpus = 1 };
 	if (r.tasks && r.regions && r.marks && r.pins)
 		r.vm = cowvm_create(&cfg);
 	if (!r.vm) {
-		report_bad_input(&r, 0, "cannot make a machine of %" PRIu64 " bytes: %s", cfg.phys_bytes,
-				 strerror(errno));
-		report_summary(&r, RUN_BAD_INPUT);
+		run_bad_input(&r, 0, "cannot make a machine of %" PRIu64 " bytes: %s", cfg.phys_bytes,
+			      strerror(errno));
+		summarize(&r, RUN_BAD_INPUT);
 		free_run(&r);
 		return RUN_BAD_INPUT;
 	}
@@ -796,86 +898,14 @@ static int run_scenario(const struct scenario *s, const struct run_opts *opts, F
 	cowvm_vmstat(r.vm, &vs);
 	r.free_after_create = vs.nr_free_pages;
 	r.zero_pfn = find_zero_pfn(r.vm);
-	cowvm_set_tracer(r.vm, report_fault, &r);
+	cowvm_set_tracer(r.vm, run_tracer, &r);
 	for (int i = 0; i < s->nr_ops && !r.bad_input; i++)
 		run_op(&r, &s->ops[i]);
 	finish(&r);
 	cowvm_set_tracer(r.vm, NULL, NULL);
 	cowvm_destroy(r.vm);
 	int status = r.bad_input ? RUN_BAD_INPUT : r.failures ? RUN_EXPECTATION_FAILED : RUN_OK;
-	report_summary(&r, status);
+	summarize(&r, status);
 	free_run(&r);
-	return status;
-}
-
-int scenario_run_text(const char *name, const char *text, const struct run_opts *opts, FILE *out)
-{
-	struct parse_error perr;
-	struct scenario *s = scenario_parse(name, text, &perr);
-	if (!s) {
-		struct scenario empty = { .name = (char *)name, .heap_region = -1 };
-		struct run r = { .s = &empty, .opts = opts, .out = out,
-				 .err = opts->err ? opts->err : stderr };
-		report_bad_input(&r, perr.line, "%s", perr.message);
-		report_summary(&r, RUN_BAD_INPUT);
-		return RUN_BAD_INPUT;
-	}
-	int status = run_scenario(s, opts, out);
-	scenario_free(s);
-	return status;
-}
-
-/* The whole of f, NUL-terminated; NULL on a read error or a NUL byte inside. */
-static char *read_all(FILE *f, size_t *len)
-{
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		n += fread(buf + n, 1, cap - n - 1, f);
-		if (n < cap - 1)
-			break;
-		char *grown = realloc(buf, cap *= 2);
-		if (!grown)
-			free(buf);
-		buf = grown;
-	}
-	if (!buf || ferror(f)) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
-
-int scenario_run_file(const char *path, const struct run_opts *opts, FILE *out)
-{
-	bool is_stdin = !strcmp(path, "-");
-	FILE *f = is_stdin ? stdin : fopen(path, "r");
-	size_t len = 0;
-	char *text = f ? read_all(f, &len) : NULL;
-	int error = errno;
-	if (f && !is_stdin)
-		fclose(f);
-	if (!text) {
-		struct scenario empty = { .name = (char *)path, .heap_region = -1 };
-		struct run r = { .s = &empty, .opts = opts, .out = out,
-				 .err = opts->err ? opts->err : stderr };
-		report_bad_input(&r, 0, "cannot read it: %s", strerror(error ? error : EIO));
-		report_summary(&r, RUN_BAD_INPUT);
-		return RUN_BAD_INPUT;
-	}
-	int status;
-	if (strlen(text) != len) {
-		struct scenario empty = { .name = (char *)path, .heap_region = -1 };
-		struct run r = { .s = &empty, .opts = opts, .out = out,
-				 .err = opts->err ? opts->err : stderr };
-		report_bad_input(&r, 0, "it holds a NUL byte: not a scenario text file");
-		report_summary(&r, RUN_BAD_INPUT);
-		status = RUN_BAD_INPUT;
-	} else {
-		status = scenario_run_text(is_stdin ? "<stdin>" : path, text, opts, out);
-	}
-	free(text);
 	return status;
 }

@@ -9,8 +9,8 @@
  */
 #include <string.h>
 
-#include "scenario_parse.h"
-#include "words.h"
+#include "lang/parse.h"
+#include "lang/words.h"
 
 /* Whether w (NAME, NAME[I], NAME+N) starts with the name of a pin held here: `refcount pin X`
  * then means the pin X even when a task is called "pin". */

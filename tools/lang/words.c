@@ -7,7 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "words.h"
+#include "lang/scenario.h"
+#include "lang/words.h"
 
 static const struct {
 	int error;
@@ -205,4 +206,26 @@ uint64_t merge_value(const struct cowvm_merge_report *mr, int field)
 	uint64_t v;
 	memcpy(&v, (const char *)mr + merge_fields[field].offset, sizeof v);
 	return v;
+}
+
+/* ---- views ------------------------------------------------------------------------------------ */
+
+static const char *const view_names[NR_VIEWS] = {
+	[VIEW_MAPS] = "maps",       [VIEW_PTES] = "ptes",       [VIEW_SMAPS] = "smaps",
+	[VIEW_SMAPS_ROLLUP] = "smaps_rollup", [VIEW_PAGEMAP] = "pagemap",
+	[VIEW_STATUS] = "status",   [VIEW_VMSTAT] = "vmstat",   [VIEW_FRAMES] = "frames",
+	[VIEW_GRAPH] = "graph",
+};
+
+int view_by_name(const char *name)
+{
+	for (int v = 0; v < NR_VIEWS; v++)
+		if (!strcmp(view_names[v], name))
+			return v;
+	return -1;
+}
+
+const char *view_name(enum view_kind v)
+{
+	return v < NR_VIEWS ? view_names[v] : "?";
 }

@@ -1,5 +1,5 @@
 /*
- * dot.c - the machine as a Graphviz picture: processes -> VMAs -> pages -> frames.
+ * dot.c - a state of the machine as a Graphviz picture: processes -> VMAs -> pages -> frames.
  *
  *   [A pid 1] --> [buf 7ffff7ffd000-.. rw-p] --> (buf[0]) ==rw==> [frame 11]
  *   [B pid 2] --> [buf 7ffff7ffd000-.. rw-p] --> (buf[0]) --ro--> [frame 6]  <- shared: orange
@@ -17,7 +17,7 @@
  * to every frame the image maps (found by rmap, which reports the image with the child's pid
  * negated): the frames the child has replaced since the SNAP appear through it.
  * `show graph` writes the text where the run's output goes; --dot writes NAME.dot and, when
- * Graphviz's `dot` can be run, renders NAME.svg beside it.
+ * Graphviz's `dot` can be run, renders NAME.svg beside it.  Drawn from a captured state only.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -27,8 +27,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
-#include "runner.h"
-#include "words.h"
+#include "lang/words.h"
+#include "render/render.h"
 
 #define PG ((uint64_t)COWVM_PAGE_SIZE)
 #define MAX_PAGES_PER_VMA 64
@@ -47,6 +47,8 @@ struct snap_page {
 };
 
 struct graph {
+	const struct step_log *log;
+	const struct log_state *st;
 	struct frame_use *frames;
 	int nr_frames, capacity;
 	struct snap_page *snaps;
@@ -70,19 +72,35 @@ static struct frame_use *frame_use(struct graph *g, uint64_t pfn)
 	return &g->frames[g->nr_frames++];
 }
 
-/* Count, for every present page that will be drawn, the frame it maps. */
-static void count_frames(struct run *r, struct graph *g)
+/* The frame's facts in the state (zeros if it is not there). */
+static struct cowvm_frame_info frame_info(struct graph *g, uint64_t pfn)
 {
-	for (int p = 0; p < r->nr_processes; p++) {
-		cowvm_task_t *t = process_task(r, p);
-		struct vma_list vmas;
-		if (!t || !collect_vmas(t, &vmas))
-			continue;
-		for (int i = 0; i < vmas.count; i++) {
+	const struct state_frame *sf = state_frame(g->st, pfn);
+	struct cowvm_frame_info fi = { 0 };
+	if (sf)
+		fi = sf->info;
+	return fi;
+}
+
+/* The VMAs of a live process (NULL, 0 for one without tasks). */
+static const struct state_vma *process_vmas(struct graph *g, int p, int *count)
+{
+	const struct state_process *sp = &g->st->processes[p];
+	*count = sp->live && sp->vmas_ok ? sp->nr_vmas : 0;
+	return sp->live && sp->vmas_ok ? &g->st->vmas[sp->first_vma] : NULL;
+}
+
+/* Count, for every present page that will be drawn, the frame it maps. */
+static void count_frames(struct graph *g)
+{
+	for (int p = 0; p < g->st->nr_processes; p++) {
+		int nv;
+		const struct state_vma *vmas = process_vmas(g, p, &nv);
+		for (int i = 0; i < nv; i++) {
 			int drawn = 0;
-			for (uint64_t a = vmas.vmas[i].start; a < vmas.vmas[i].end && drawn < MAX_PAGES_PER_VMA;
-			     a += PG) {
-				uint64_t word = cowvm_pagemap(t, a);
+			for (int k = vmas[i].first_page; k < vmas[i].first_page + vmas[i].nr_pages &&
+			     drawn < MAX_PAGES_PER_VMA; k++) {
+				uint64_t word = g->st->pages[k].pagemap;
 				if (!(word & COWVM_PM_PRESENT))
 					continue;
 				struct frame_use *u = frame_use(g, word & COWVM_PM_PFN_MASK);
@@ -91,57 +109,44 @@ static void count_frames(struct run *r, struct graph *g)
 				drawn++;
 			}
 		}
-		free(vmas.vmas);
 	}
 }
 
-struct snap_walk {
-	struct graph *g;
-	uint64_t pfn;
-};
-
-static int note_snapshot(void *arg, int pid, uint64_t addr)
+/* The pages of every SNAP image (what rmap found for each anonymous frame); their frames are
+ * drawn even when no process maps them any more (the child has written its own copy since). */
+static void find_snapshots(struct graph *g)
 {
-	struct snap_walk *w = arg;
-	struct graph *g = w->g;
-	if (pid >= 0)
-		return 0;
-	if (g->nr_snaps == g->snap_capacity) {
-		int cap = g->snap_capacity ? g->snap_capacity * 2 : 32;
-		struct snap_page *grown = realloc(g->snaps, (size_t)cap * sizeof *grown);
-		if (!grown)
-			return 1;
-		g->snaps = grown;
-		g->snap_capacity = cap;
-	}
-	g->snaps[g->nr_snaps++] = (struct snap_page){ .pid = -pid, .addr = addr, .pfn = w->pfn };
-	return 0;
-}
-
-/* The pages of every SNAP image (an rmap walk of each anonymous frame); their frames are drawn
- * even when no process maps them any more (the child has written its own copy since). */
-static void find_snapshots(struct run *r, struct graph *g)
-{
-	struct cowvm_vmstat vs;
-	if (!r->snapped) /* no image was ever made: no need to walk every frame */
+	if (!g->st->snapped) /* no image was ever made */
 		return;
-	cowvm_vmstat(r->vm, &vs);
-	for (uint64_t pfn = 0; pfn < vs.nr_total_pages; pfn++) {
-		struct cowvm_frame_info fi;
-		if (cowvm_frame_info(r->vm, pfn, &fi) || fi.state != COWVM_FRAME_ANON)
+	for (int i = 0; i < g->st->nr_frames; i++) {
+		const struct state_frame *sf = &g->st->frames[i];
+		if (sf->info.state != COWVM_FRAME_ANON)
 			continue;
-		struct snap_walk w = { .g = g, .pfn = pfn };
 		int before = g->nr_snaps;
-		cowvm_rmap_walk(r->vm, pfn, note_snapshot, &w);
+		for (int m = sf->first_mapper; m < sf->first_mapper + sf->nr_mappers; m++) {
+			const struct state_mapper *mp = &g->st->mappers[m];
+			if (mp->pid >= 0)
+				continue;
+			if (g->nr_snaps == g->snap_capacity) {
+				int cap = g->snap_capacity ? g->snap_capacity * 2 : 32;
+				struct snap_page *grown = realloc(g->snaps, (size_t)cap * sizeof *grown);
+				if (!grown)
+					break;
+				g->snaps = grown;
+				g->snap_capacity = cap;
+			}
+			g->snaps[g->nr_snaps++] = (struct snap_page){ .pid = -mp->pid, .addr = mp->addr,
+								      .pfn = sf->info.pfn };
+		}
 		if (g->nr_snaps > before)
-			frame_use(g, pfn);
+			frame_use(g, sf->info.pfn);
 	}
 }
 
 /* The child's image: a dashed node in its cluster, dotted edges to the frames it keeps. */
-static void write_snapshot(struct run *r, FILE *f, FILE *edges, struct graph *g, int p)
+static void write_snapshot(struct graph *g, FILE *f, FILE *edges, int p)
 {
-	const struct run_process *proc = &r->processes[p];
+	const struct state_process *proc = &g->st->processes[p];
 	int pages = 0, drawn = 0;
 	for (int i = 0; i < g->nr_snaps; i++)
 		pages += g->snaps[i].pid == proc->pid;
@@ -163,20 +168,21 @@ static void write_snapshot(struct run *r, FILE *f, FILE *edges, struct graph *g,
 			   "\t\tp%d_snap -> p%d_snap_more;\n", p, pages - drawn, p, p);
 }
 
-static bool frame_is_shared(struct run *r, const struct frame_use *u, const struct cowvm_frame_info *fi)
+static bool frame_is_shared(struct graph *g, const struct frame_use *u, const struct cowvm_frame_info *fi)
 {
-	return u->pfn != r->zero_pfn && (u->edges > 1 || fi->mapcount > 1);
+	return u->pfn != g->st->zero_pfn && (u->edges > 1 || fi->mapcount > 1);
 }
 
 /* "buf[3]" or "heap[0]" for a page of a named region, else its address. */
-static void page_label(struct run *r, int process, uint64_t addr, char *out, size_t len)
+static void page_label(struct graph *g, int process, uint64_t addr, char *out, size_t len)
 {
-	int id = region_at(r, process, addr, addr + PG);
-	const struct run_process *p = &r->processes[process];
+	const struct step_log *log = g->log;
+	int id = state_region_at(log, g->st, process, addr, addr + PG);
+	const struct state_process *p = &g->st->processes[process];
 	if (id >= 0)
-		snprintf(out, len, "%s[%" PRIu64 "]\\n%" PRIx64, r->s->region_names[id],
-			 (addr - r->regions[id].start) / PG, addr);
-	else if (r->s->heap_region >= 0 && addr >= p->start_brk && p->knows_region[r->s->heap_region])
+		snprintf(out, len, "%s[%" PRIu64 "]\\n%" PRIx64, log->s->region_names[id],
+			 (addr - g->st->regions[id].start) / PG, addr);
+	else if (log->s->heap_region >= 0 && addr >= p->start_brk && p->knows_region[log->s->heap_region])
 		snprintf(out, len, "heap[%" PRIu64 "]\\n%" PRIx64, (addr - p->start_brk) / PG, addr);
 	else
 		snprintf(out, len, "%" PRIx64, addr);
@@ -185,42 +191,41 @@ static void page_label(struct run *r, int process, uint64_t addr, char *out, siz
 /* The clusters hold processes, VMAs and pages; page -> frame edges go to `edges`, written after
  * them at the top level (a node belongs to every subgraph an edge inside it names, so edges
  * inside a cluster would pull the frames into it). */
-static void write_process(struct run *r, FILE *f, FILE *edges, struct graph *g, int p)
+static void write_process(struct graph *g, FILE *f, FILE *edges, int p)
 {
-	cowvm_task_t *t = process_task(r, p);
-	struct vma_list vmas;
-	const struct run_process *proc = &r->processes[p];
-	if (!t || !collect_vmas(t, &vmas))
+	const struct state_process *proc = &g->st->processes[p];
+	int nv;
+	const struct state_vma *vmas = process_vmas(g, p, &nv);
+	if (!proc->live || !proc->vmas_ok)
 		return;
 	fprintf(f, "\tsubgraph cluster_p%d {\n\t\tlabel=\"%s (pid %d)\"; style=rounded; color=\"#7f8c8d\";\n",
 		p, proc->name, proc->pid);
 	fprintf(f, "\t\tp%d [shape=box, style=\"rounded,filled\", fillcolor=\"#d6eaf8\", "
 		   "label=\"%s\\npid %d, %d thread%s\"];\n", p, proc->name, proc->pid,
 		proc->live_threads, proc->live_threads == 1 ? "" : "s");
-	for (int i = 0; i < vmas.count; i++) {
-		const struct cowvm_vma_info *v = &vmas.vmas[i];
+	for (int i = 0; i < nv; i++) {
+		const struct cowvm_vma_info *v = &vmas[i].info;
 		char perms[4], name[160], label[200];
 		prot_to_text(v->prot, perms);
-		vma_name(r, p, v, name, sizeof name);
+		state_vma_name(g->log, g->st, p, v, name, sizeof name);
 		fprintf(f, "\t\tp%d_v%d [shape=box, label=\"%s%s%" PRIx64 "-%" PRIx64 "\\n%s%c%s%s\"];\n", p,
 			i, name, *name ? "\\n" : "", v->start, v->end, perms, v->shared ? 's' : 'p',
 			(v->flags & 0x20000) ? " dontfork" : "", (v->flags & 0x2000000) ? " wipeonfork" : "");
 		fprintf(f, "\t\tp%d -> p%d_v%d;\n", p, p, i);
 		int drawn = 0, more = 0;
-		for (uint64_t a = v->start; a < v->end; a += PG) {
-			uint64_t word = cowvm_pagemap(t, a);
+		for (int k = vmas[i].first_page; k < vmas[i].first_page + vmas[i].nr_pages; k++) {
+			uint64_t a = g->st->pages[k].addr, word = g->st->pages[k].pagemap;
 			if (!(word & COWVM_PM_PRESENT))
 				continue;
 			if (drawn == MAX_PAGES_PER_VMA) {
 				more++;
 				continue;
 			}
-			uint64_t pfn = word & COWVM_PM_PFN_MASK, pte = cowvm_pte(t, a);
+			uint64_t pfn = word & COWVM_PM_PFN_MASK, pte = g->st->pages[k].pte;
 			struct frame_use *u = frame_use(g, pfn);
-			struct cowvm_frame_info fi = { 0 };
-			cowvm_frame_info(r->vm, pfn, &fi);
-			bool shared = u && frame_is_shared(r, u, &fi), writable = (pte & 3) == 3;
-			page_label(r, p, a, label, sizeof label);
+			struct cowvm_frame_info fi = frame_info(g, pfn);
+			bool shared = u && frame_is_shared(g, u, &fi), writable = (pte & 3) == 3;
+			page_label(g, p, a, label, sizeof label);
 			fprintf(f, "\t\tp%d_v%d_%" PRIx64 " [shape=box, style=rounded, label=\"%s\"];\n", p, i,
 				a, label);
 			fprintf(f, "\t\tp%d_v%d -> p%d_v%d_%" PRIx64 ";\n", p, i, p, i, a);
@@ -233,24 +238,23 @@ static void write_process(struct run *r, FILE *f, FILE *edges, struct graph *g, 
 			fprintf(f, "\t\tp%d_v%d_more [shape=plaintext, label=\"+%d more pages\"];\n"
 				   "\t\tp%d_v%d -> p%d_v%d_more;\n", p, i, more, p, i, p, i);
 	}
-	write_snapshot(r, f, edges, g, p);
+	write_snapshot(g, f, edges, p);
 	fprintf(f, "\t}\n");
-	free(vmas.vmas);
 }
 
 /* The pins still held, and an edge to each frame they hold. */
-static void write_pins(struct run *r, FILE *f, FILE *edges, struct graph *g)
+static void write_pins(struct graph *g, FILE *f, FILE *edges)
 {
-	for (int i = 0; i < r->s->nr_pins; i++) {
-		const struct run_pin *rp = &r->pins[i];
-		if (!rp->pin)
+	for (int i = 0; i < g->st->nr_pins; i++) {
+		const struct state_pin *sp = &g->st->pins[i];
+		if (!sp->held)
 			continue;
 		fprintf(f, "	pin%d [shape=cds, style=filled, fillcolor=\"#d7bde2\", label=\"%s\\n%s%s%s\"];\n",
-			i, r->s->pin_names[i], (rp->foll & COWVM_FOLL_GET) ? "get" : "pin",
-			(rp->foll & COWVM_FOLL_WRITE) ? " write" : "",
-			(rp->foll & COWVM_FOLL_LONGTERM) ? " longterm" : "");
-		for (size_t k = 0; k < rp->npages && k < MAX_PAGES_PER_VMA; k++) {
-			uint64_t pfn = cowvm_pin_pfn(rp->pin, k);
+			i, g->log->s->pin_names[i], (sp->foll & COWVM_FOLL_GET) ? "get" : "pin",
+			(sp->foll & COWVM_FOLL_WRITE) ? " write" : "",
+			(sp->foll & COWVM_FOLL_LONGTERM) ? " longterm" : "");
+		for (size_t k = 0; k < sp->npages && k < MAX_PAGES_PER_VMA; k++) {
+			uint64_t pfn = sp->pfns[k];
 			if (!frame_use(g, pfn)) /* out of memory: leave the edge out */
 				continue;
 			fprintf(edges, "\tpin%d -> f%" PRIu64 " [style=bold, color=\"#7d3c98\", label=\"held\"];\n",
@@ -259,35 +263,34 @@ static void write_pins(struct run *r, FILE *f, FILE *edges, struct graph *g)
 	}
 }
 
-static void write_frames(struct run *r, FILE *f, struct graph *g)
+static void write_frames(struct graph *g, FILE *f)
 {
 	for (int i = 0; i < g->nr_frames; i++) {
 		const struct frame_use *u = &g->frames[i];
-		struct cowvm_frame_info fi = { 0 };
-		cowvm_frame_info(r->vm, u->pfn, &fi);
-		if (u->pfn == r->zero_pfn)
+		struct cowvm_frame_info fi = frame_info(g, u->pfn);
+		if (u->pfn == g->st->zero_pfn)
 			fprintf(f, "\tf%" PRIu64 " [shape=box, style=filled, fillcolor=\"#d5d8dc\", "
 				   "peripheries=2, label=\"zero page\\nframe %" PRIu64 "\"];\n", u->pfn, u->pfn);
 		else
 			fprintf(f, "\tf%" PRIu64 " [shape=box, style=filled, fillcolor=\"%s\", label=\"frame %"
 				   PRIu64 "\\n%s, ref %d, map %d%s\"];\n", u->pfn,
-				frame_is_shared(r, u, &fi) ? "#f5b041" : "#d5f5e3", u->pfn,
+				frame_is_shared(g, u, &fi) ? "#f5b041" : "#d5f5e3", u->pfn,
 				fi.state == COWVM_FRAME_SHMEM ? "shmem" : fi.state == COWVM_FRAME_PINNED ? "pinned" : "anon",
 				fi.refcount, fi.mapcount,
 				fi.anon_exclusive ? ", exclusive" : "");
 	}
 }
 
-void write_graph(struct run *r, FILE *f)
+void dot_graph(FILE *f, const struct step_log *log, const struct log_state *st, int line)
 {
-	struct graph g = { 0 };
-	count_frames(r, &g);
-	find_snapshots(r, &g);
+	struct graph g = { .log = log, .st = st };
+	count_frames(&g);
+	find_snapshots(&g);
 	fprintf(f, "digraph cowvm {\n\tgraph [rankdir=LR, fontname=\"Helvetica\", labelloc=t, label=\"");
-	for (const char *c = r->s->name; *c; c++)
+	for (const char *c = log->file; *c; c++)
 		fprintf(f, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
-	if (r->op)
-		fprintf(f, ", line %d", r->op->line);
+	if (line)
+		fprintf(f, ", line %d", line);
 	else
 		fprintf(f, ", at the end");
 	fprintf(f, "\"];\n\tnode [fontname=\"Helvetica\", fontsize=10];\n"
@@ -301,12 +304,12 @@ void write_graph(struct run *r, FILE *f)
 		free(g.snaps);
 		return;
 	}
-	for (int p = 0; p < r->nr_processes; p++)
-		if (r->processes[p].live_threads > 0)
-			write_process(r, f, edges, &g, p);
-	write_pins(r, f, edges, &g);
+	for (int p = 0; p < st->nr_processes; p++)
+		if (st->processes[p].live_threads > 0)
+			write_process(&g, f, edges, p);
+	write_pins(&g, f, edges);
 	fclose(edges);
-	write_frames(r, f, &g);
+	write_frames(&g, f);
 	fputs(edge_text, f);
 	fprintf(f, "}\n");
 	free(edge_text);
@@ -329,48 +332,25 @@ static int render_svg(const char *dotfile, const char *svg)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : EIO;
 }
 
-void write_graph_files(struct run *r)
+int dot_write_files(const struct step_log *log, const struct log_state *st, int line,
+		    const char *dir, struct dot_files *out)
 {
-	const char *dir = r->opts->dot_dir ? r->opts->dot_dir : ".";
-	char name[256], dotfile[4096], svg[4096];
-	snprintf(name, sizeof name, "%s", r->s->name);
+	char name[256];
+	snprintf(name, sizeof name, "%s", log->file);
 	char *base = basename(name), *dotc = strrchr(base, '.');
 	if (dotc && dotc != base)
 		*dotc = 0;
 	if (!strcmp(base, "<stdin>"))
 		base = "stdin";
-	snprintf(dotfile, sizeof dotfile, "%s/%s.dot", dir, base);
-	snprintf(svg, sizeof svg, "%s/%s.svg", dir, base);
-	FILE *f = fopen(dotfile, "w");
-	if (!f) {
-		r->failures++;
-		report_failure(r, NULL, "cannot write %s: %s", dotfile, strerror(errno));
-		return;
-	}
-	write_graph(r, f);
-	if (fclose(f)) {
-		r->failures++;
-		report_failure(r, NULL, "cannot write %s: %s", dotfile, strerror(errno));
-		return;
-	}
-	fflush(r->out);
-	int rendered = render_svg(dotfile, svg);
-	if (r->opts->json) {
-		fprintf(r->out, "{\"event\":\"graph\",\"file\":");
-		json_string(r->out, r->s->name);
-		fprintf(r->out, ",\"dot\":");
-		json_string(r->out, dotfile);
-		fprintf(r->out, ",\"svg\":");
-		if (rendered == 0)
-			json_string(r->out, svg);
-		else
-			fputs("null", r->out);
-		fprintf(r->out, "}\n");
-	} else if (rendered == 0) {
-		fprintf(r->out, "wrote %s and %s\n", dotfile, svg);
-	} else if (rendered == ENOENT) {
-		fprintf(r->out, "wrote %s (Graphviz's dot is not installed: no SVG)\n", dotfile);
-	} else {
-		fprintf(r->out, "wrote %s (dot could not render it: %s)\n", dotfile, strerror(rendered));
-	}
+	snprintf(out->dot, sizeof out->dot, "%s/%s.dot", dir ? dir : ".", base);
+	snprintf(out->svg, sizeof out->svg, "%s/%s.svg", dir ? dir : ".", base);
+	out->rendered = ENOENT;
+	FILE *f = fopen(out->dot, "w");
+	if (!f)
+		return errno;
+	dot_graph(f, log, st, line);
+	if (fclose(f))
+		return errno;
+	out->rendered = render_svg(out->dot, out->svg);
+	return 0;
 }

@@ -32,11 +32,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "compare.h"
+#include "host/compare.h"
 #include "cowvm.h"
-#include "host.h"
-#include "scenario.h"
-#include "words.h"
+#include "host/host.h"
+#include "lang/scenario.h"
+#include "driver.h"
+#include "lang/words.h"
+#include "run/data.h"
 
 #define PG ((uint64_t)COWVM_PAGE_SIZE)
 #define DEFAULT_PHYS_BYTES (16ull << 20) /* as the runner's */

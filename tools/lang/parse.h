@@ -12,8 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "scenario.h"
-#include "scenario_lex.h"
+#include "lang/scenario.h"
+#include "lang/lex.h"
 
 /* TASK_FAILED: the line that made it is followed by `expect error`, so it is not there.  Pins
  * follow the same states (TASK_EXITED: released by unpin). */

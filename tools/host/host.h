@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "host_proto.h"
+#include "host/host_proto.h"
 
 struct host_interval {
 	uint64_t start, end;    /* [start, end) */

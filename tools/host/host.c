@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "host.h"
+#include "host/host.h"
 
 #define PG 4096ull
 #define MAX_RESPAWNS 64

@@ -21,10 +21,10 @@
 #include <string.h>
 
 #include "cowvm.h"
-#include "scenario.h"
-#include "scenario_lex.h"
-#include "scenario_parse.h"
-#include "words.h"
+#include "lang/scenario.h"
+#include "lang/lex.h"
+#include "lang/parse.h"
+#include "lang/words.h"
 
 bool parse_fail(struct parser *p, const char *fmt, ...)
 {
@@ -868,41 +868,70 @@ static bool parse_dput(struct parser *p, struct op *op)
 
 /* ---- lines ----------------------------------------------------------------------------------- */
 
-static const struct {
+/*
+ * The commands of the language, one entry each: the word, the kind, whether the line has a
+ * result that can fail (CMD_RESULT), and its parser.  A new command is an entry here (and an
+ * enum op_kind value), a parse_ function above, and a run_ function in run/run.c's table
+ * (tools/README.md, "Adding a command").
+ */
+#define CMD_RESULT 0x1u
+static const struct command {
 	const char *name;
 	enum op_kind kind;
+	unsigned flags;
 	bool (*parse)(struct parser *, struct op *);
-} operations[] = {
-	{ "memory", OP_MEMORY, parse_memory },
-	{ "spawn", OP_SPAWN, parse_spawn },
-	{ "fork", OP_FORK, parse_fork_or_thread },
-	{ "thread", OP_THREAD, parse_fork_or_thread },
-	{ "exit", OP_EXIT, parse_exit },
-	{ "mmap", OP_MMAP, parse_mmap },
-	{ "munmap", OP_MUNMAP, parse_munmap },
-	{ "mprotect", OP_MPROTECT, parse_mprotect },
-	{ "madvise", OP_MADVISE, parse_madvise },
-	{ "brk", OP_BRK, parse_brk },
-	{ "read", OP_READ, parse_read },
-	{ "write", OP_WRITE, parse_write },
-	{ "copy_from_user", OP_COPY_FROM_USER, parse_copy_from_user },
-	{ "copy_to_user", OP_COPY_TO_USER, parse_write },
-	{ "get_user", OP_GET_USER, parse_get_user },
-	{ "put_user", OP_PUT_USER, parse_put_user },
-	{ "pin", OP_PIN, parse_pin },
-	{ "unpin", OP_UNPIN, parse_unpin },
-	{ "pin_write", OP_PIN_WRITE, parse_pin_write },
-	{ "remote_read", OP_REMOTE_READ, parse_read },
-	{ "remote_write", OP_REMOTE_WRITE, parse_write },
-	{ "clear_refs", OP_CLEAR_REFS, parse_clear_refs },
-	{ "dput", OP_DPUT, parse_dput },
-	{ "dget", OP_DGET, parse_dput },
-	{ "fail_alloc", OP_FAIL_ALLOC, parse_fail_alloc },
-	{ "mark", OP_MARK, parse_mark },
-	{ "check", OP_CHECK, parse_check },
-	{ "show", OP_SHOW, parse_show },
-	{ "expect", OP_EXPECT, parse_expect },
+} commands[] = {
+	{ "memory", OP_MEMORY, 0, parse_memory },
+	{ "spawn", OP_SPAWN, CMD_RESULT, parse_spawn },
+	{ "fork", OP_FORK, CMD_RESULT, parse_fork_or_thread },
+	{ "thread", OP_THREAD, CMD_RESULT, parse_fork_or_thread },
+	{ "exit", OP_EXIT, CMD_RESULT, parse_exit },
+	{ "mmap", OP_MMAP, CMD_RESULT, parse_mmap },
+	{ "munmap", OP_MUNMAP, CMD_RESULT, parse_munmap },
+	{ "mprotect", OP_MPROTECT, CMD_RESULT, parse_mprotect },
+	{ "madvise", OP_MADVISE, CMD_RESULT, parse_madvise },
+	{ "brk", OP_BRK, CMD_RESULT, parse_brk },
+	{ "read", OP_READ, CMD_RESULT, parse_read },
+	{ "write", OP_WRITE, CMD_RESULT, parse_write },
+	{ "copy_from_user", OP_COPY_FROM_USER, CMD_RESULT, parse_copy_from_user },
+	{ "copy_to_user", OP_COPY_TO_USER, CMD_RESULT, parse_write },
+	{ "get_user", OP_GET_USER, CMD_RESULT, parse_get_user },
+	{ "put_user", OP_PUT_USER, CMD_RESULT, parse_put_user },
+	{ "pin", OP_PIN, CMD_RESULT, parse_pin },
+	{ "unpin", OP_UNPIN, 0, parse_unpin },
+	{ "pin_write", OP_PIN_WRITE, CMD_RESULT, parse_pin_write },
+	{ "remote_read", OP_REMOTE_READ, CMD_RESULT, parse_read },
+	{ "remote_write", OP_REMOTE_WRITE, CMD_RESULT, parse_write },
+	{ "clear_refs", OP_CLEAR_REFS, CMD_RESULT, parse_clear_refs },
+	{ "dput", OP_DPUT, CMD_RESULT, parse_dput },
+	{ "dget", OP_DGET, CMD_RESULT, parse_dput },
+	{ "fail_alloc", OP_FAIL_ALLOC, 0, parse_fail_alloc },
+	{ "mark", OP_MARK, 0, parse_mark },
+	{ "check", OP_CHECK, 0, parse_check },
+	{ "show", OP_SHOW, 0, parse_show },
+	{ "expect", OP_EXPECT, 0, parse_expect },
 };
+#define NR_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const struct command *command_of(enum op_kind kind)
+{
+	for (size_t i = 0; i < NR_COMMANDS; i++)
+		if (commands[i].kind == kind)
+			return &commands[i];
+	return NULL;
+}
+
+bool op_has_result(enum op_kind kind)
+{
+	const struct command *c = command_of(kind);
+	return c && (c->flags & CMD_RESULT);
+}
+
+const char *op_name(enum op_kind kind)
+{
+	const struct command *c = command_of(kind);
+	return kind == OP_ECHO ? "echo" : c ? c->name : "?";
+}
 
 static bool add_op(struct parser *p, struct op *op)
 {
@@ -958,10 +987,10 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 	if (first->kind != TOKEN_WORD)
 		return parse_fail(p, "a line starts with an operation, not a quoted \"%s\"", first->text);
 	size_t i;
-	for (i = 0; i < sizeof operations / sizeof operations[0]; i++)
-		if (!strcmp(first->text, operations[i].name))
+	for (i = 0; i < NR_COMMANDS; i++)
+		if (!strcmp(first->text, commands[i].name))
 			break;
-	if (i == sizeof operations / sizeof operations[0])
+	if (i == NR_COMMANDS)
 		return parse_fail(p, "unknown operation '%s' (spawn, fork, thread, exit, mmap, munmap, "
 			       "mprotect, madvise, brk, read, write, copy_from_user, copy_to_user, "
 			       "get_user, put_user, pin, unpin, pin_write, remote_read, remote_write, "
@@ -969,12 +998,12 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 			       "memory)",
 			    first->text);
 	p->pos = 1;
-	struct op op = { .kind = operations[i].kind, .line = p->line, .task = -1, .new_task = -1,
+	struct op op = { .kind = commands[i].kind, .line = p->line, .task = -1, .new_task = -1,
 			 .region = -1, .mark = -1, .pin = -1, .child = -1 };
 	op.loc.region = -1;
 	op.child_loc.region = -1;
 	op.expect.loc.region = -1;
-	bool ok = operations[i].parse(p, &op);
+	bool ok = commands[i].parse(p, &op);
 	if (ok && (op.text = strdup(p->list.text)) == NULL)
 		ok = parse_fail(p, "out of memory");
 	if (ok)
@@ -987,17 +1016,8 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 	}
 	if (op.kind != OP_MEMORY)
 		p->seen_op = true;
-	switch (op.kind) {
-	case OP_SPAWN: case OP_FORK: case OP_THREAD: case OP_EXIT: case OP_MMAP: case OP_MUNMAP:
-	case OP_MPROTECT: case OP_MADVISE: case OP_BRK: case OP_READ: case OP_WRITE:
-	case OP_COPY_FROM_USER: case OP_COPY_TO_USER: case OP_GET_USER: case OP_PUT_USER:
-	case OP_PIN: case OP_PIN_WRITE: case OP_REMOTE_READ: case OP_REMOTE_WRITE: case OP_CLEAR_REFS:
-	case OP_DPUT: case OP_DGET:
+	if (commands[i].flags & CMD_RESULT)
 		p->last_result_op = p->s->nr_ops - 1;
-		break;
-	default:
-		break;
-	}
 	return true;
 }
 
