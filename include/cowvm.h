@@ -12,10 +12,15 @@
  *  - calls that return a pointer return NULL and set errno;
  *  - a failed call leaves the machine as it was, except where Linux itself applies a call to a
  *    prefix of a range before it finds a hole (mprotect, madvise: -ENOMEM after the mapped part).
- * PROT_*, MAP_* and MADV_* take the values of <sys/mman.h>, so the host's constants can be used.
+ * PROT_*, MAP_* and MADV_* take Linux's values: the host's <sys/mman.h> constants can be used,
+ * or the COWVM_PROT_*, COWVM_MAP_* and COWVM_MADV_* below, which need no feature macro (a strict
+ * -std=c11 program sees no MAP_ANONYMOUS without _DEFAULT_SOURCE).
  *
  * Threads: a task may be used by any host thread, but by one at a time (it is a CPU running that
  * thread).  Different tasks may run on different host threads at once.
+ *
+ * The header is C11 and C++ (extern "C"); only names that start with cowvm_ / COWVM_ are
+ * defined, and only cowvm_ symbols leave the libraries (libcowvm.so.0, libcowvm.a).
  */
 #ifndef COWVM_H
 #define COWVM_H
@@ -24,12 +29,44 @@
 #include <stdint.h>
 #include <sys/mman.h>
 
+/* The library's own objects are built with hidden visibility; what this header declares is
+ * its interface.  (Programs that include it never see the pragma.) */
+#if defined(COWVM_BUILDING_LIBRARY) && defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define COWVM_PAGE_SIZE 4096u
 #define COWVM_TASK_SIZE_MAX ((1ull << 47) - 4096) /* highest user address + 1, as x86-64 */
+
+/* Linux's values for mmap, mprotect and madvise (x86-64, asm-generic/mman-common.h). */
+#define COWVM_PROT_NONE  0x0
+#define COWVM_PROT_READ  0x1
+#define COWVM_PROT_WRITE 0x2
+#define COWVM_PROT_EXEC  0x4
+#define COWVM_MAP_SHARED          0x01
+#define COWVM_MAP_PRIVATE         0x02
+#define COWVM_MAP_FIXED           0x10
+#define COWVM_MAP_ANONYMOUS       0x20
+#define COWVM_MAP_NORESERVE       0x4000
+#define COWVM_MAP_POPULATE        0x8000
+#define COWVM_MAP_NONBLOCK        0x10000
+#define COWVM_MAP_FIXED_NOREPLACE 0x100000
+#define COWVM_MADV_NORMAL     0
+#define COWVM_MADV_RANDOM     1
+#define COWVM_MADV_SEQUENTIAL 2
+#define COWVM_MADV_WILLNEED   3
+#define COWVM_MADV_DONTNEED   4
+#define COWVM_MADV_FREE       8
+#define COWVM_MADV_DONTFORK   10
+#define COWVM_MADV_DOFORK     11
+#define COWVM_MADV_HUGEPAGE   14
+#define COWVM_MADV_NOHUGEPAGE 15
+#define COWVM_MADV_WIPEONFORK 18
+#define COWVM_MADV_KEEPONFORK 19
 
 typedef struct cowvm cowvm_t;
 typedef struct task_struct cowvm_task_t;
@@ -291,5 +328,9 @@ int cowvm_fail_alloc(cowvm_t *vm, int mode, uint64_t n);
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(COWVM_BUILDING_LIBRARY) && defined(__GNUC__)
+#pragma GCC visibility pop
 #endif
 #endif /* COWVM_H */

@@ -18,6 +18,15 @@
 #define START_BRK 0x555555559000ull               /* heap of a small program without ASLR */
 #define USER_TOP (1ull << 47)
 
+/* include/cowvm.h spells Linux's mmap constants for programs built without _DEFAULT_SOURCE. */
+_Static_assert(COWVM_PROT_READ == PROT_READ && COWVM_PROT_WRITE == PROT_WRITE &&
+	       COWVM_PROT_EXEC == PROT_EXEC && COWVM_PROT_NONE == PROT_NONE, "COWVM_PROT_*");
+_Static_assert(COWVM_MAP_SHARED == MAP_SHARED && COWVM_MAP_PRIVATE == MAP_PRIVATE &&
+	       COWVM_MAP_FIXED == MAP_FIXED && COWVM_MAP_ANONYMOUS == MAP_ANONYMOUS &&
+	       COWVM_MAP_NORESERVE == MAP_NORESERVE && COWVM_MAP_POPULATE == MAP_POPULATE &&
+	       COWVM_MAP_NONBLOCK == MAP_NONBLOCK && COWVM_MAP_FIXED_NOREPLACE == MAP_FIXED_NOREPLACE,
+	       "COWVM_MAP_*");
+
 /* ---- the VMA array -------------------------------------------------------------------------- */
 
 size_t vma_index(struct mm_struct *mm, uint64_t addr)
