@@ -6,7 +6,8 @@
 #   make demo            run examples/fork-cow.cows with a fault trace
 #   make examples        run every example scenario (their expectations must hold)
 #   make compare         replay tests/scenarios/ on the host kernel and compare (as root)
-#   make bench           benchmarks against the host kernel (bench --quick: make bench-quick)
+#   make bench           benchmarks against the host kernel, the cost curve, build/bench.{json,md}
+#   make bench-quick     the same, smaller (a few seconds; CI keeps build/bench.json)
 #   make fuzz-smoke      seeded random operation sequences against the reference model
 #   make fuzz-libfuzzer  the libFuzzer target (clang), in build/fuzz
 #   make install         header, libcowvm.so.0 + libcowvm.a, cowvm, its man page, cowvm.pc

@@ -1,17 +1,28 @@
 /*
- * bench.h - what the benchmark's files share.
+ * bench.h - what the benchmark's files share: the case table, the samples a case returns,
+ * the checks a case makes, and the functions each side offers.
  *
- * The program measures every operation twice in one run, on the host kernel and on cowvm,
- * with the same sizes, plus the physical floor (bare 4 KiB memcpy/memset) where one applies:
- *   host.c         the host kernel, measured in a worker process forked before cowvm exists
- *                  (so that no fork it makes copies the page tables of cowvm's memory);
- *   cowvm_side.c   the same operations on a cowvm machine, through include/cowvm.h only, and
- *                  Determinator's dput/dget (COPY, SNAP, MERGE), which have no host side;
- *   main.c         options, the schedule (host, cowvm, floor, rep after rep), the checks,
- *                  medians and verdicts;
- *   report.c       the run's facts (kernel, CPU, commit, how idle the machine was), the table
- *                  and the JSON file (report.h holds what main.c and report.c share).
- * Every figure is in nanoseconds unless a metric's unit says otherwise.
+ * A case is one entry of bench_cases[] (cases.c): a name, its size in the full and the quick
+ * run, a function for the host kernel and one for cowvm (either may be NULL), and up to
+ * MAX_CASE_METRICS figures it returns each round, each with its unit, floor and targets.  The
+ * schedule (main.c) runs every case once per round, host and cowvm back to back in an order
+ * that alternates with the round, then the floors the case's figures are compared with; the
+ * report (report.c) gives each figure's median and min-max over the rounds.
+ *
+ *   host.c         the host kernel's side, run in a worker process forked before cowvm exists
+ *                  (so that no fork it makes copies the page tables of cowvm's memory), and
+ *                  the memcpy/memset floors;
+ *   cowvm_side.c   the same operations on cowvm, through include/cowvm.h only;
+ *   dput_side.c    Determinator's dput/dget (COPY, SNAP, MERGE): cowvm only;
+ *   scale.c        scale: fork trees of thousands of processes, a 16 GiB machine, the cost
+ *                  curve over machine sizes (--size), the memory a frame costs;
+ *   cases.c        the table;  main.c the schedule;  report.c the table, JSON and Markdown.
+ *
+ * Adding a case: write `void my_case(const struct bench_env *env, uint64_t param,
+ * struct sample *out)` for each side that has one (out->v[k] is the k-th figure; check the
+ * counts the operation must cause with bench_check), declare it below, and add one entry to
+ * bench_cases[] naming its figures.  Nothing else changes: the schedule, the medians, the
+ * table, the JSON and the Markdown pick it up.
  */
 #ifndef COWVM_BENCH_H
 #define COWVM_BENCH_H
@@ -23,6 +34,11 @@
 #include "../include/cowvm.h"
 
 #define BENCH_PAGE 4096ull
+#define KIB (1ull << 10)
+#define MIB (1ull << 20)
+#define GIB (1ull << 30)
+#define MAX_CASE_METRICS 4
+#define MAX_REPS 31
 
 static inline uint64_t now_ns(void)
 {
@@ -35,63 +51,128 @@ static inline uint64_t now_ns(void)
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /*
- * One measurement of one case.  v[] are the figures (what each holds is said at each
- * function), count[] the events the case caused, so the caller can check that it measured
- * what it meant to (one fault per page, one COW copy per page ...).
+ * One round of one case on one side: v[k] is the case's k-th figure (NAN: none this round),
+ * and the checks the case made.  The sample crosses the pipe from the host worker as bytes,
+ * so it holds no pointers.
  */
-struct result {
-	double v[4];
-	uint64_t count[4];
+struct sample {
+	double v[MAX_CASE_METRICS];
+	int nchecks, nfailed;
+	char failure[160];              /* the first failed check */
+	int skipped;                    /* 1: the case could not run here (reason in failure[]) */
 };
+
+/* The check a case makes on the events it caused (faults, COW copies, frames ...). */
+void bench_check(struct sample *out, const char *what, uint64_t got, uint64_t want);
+void bench_check_max(struct sample *out, const char *what, uint64_t got, uint64_t max);
+/* The case cannot run on this machine (not enough memory ...): no figures, a reason. */
+void bench_skip(struct sample *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* What a case function is given. */
+struct bench_env {
+	bool quick;
+	int round;
+	cowvm_t *vm;                    /* the shared machine (cowvm side; NULL in the worker) */
+	unsigned vm_flags;              /* COWVM_CONFIG_* of that machine, for machines a case makes */
+};
+
+typedef void (*bench_fn)(const struct bench_env *env, uint64_t param, struct sample *out);
+
+enum floor_kind { FLOOR_NONE, FLOOR_MEMCPY, FLOOR_MEMSET, NR_FLOORS };
+
+struct bench_metric {
+	const char *key;                /* JSON name; unique over the table */
+	const char *label;
+	const char *unit;               /* ns/page, ns/access, us, bytes, %, x */
+	enum floor_kind floor;          /* compared with this floor (same pages, same memory) */
+	double max_host_ratio;          /* target: cowvm <= this x host (0: none) */
+	double max_floor_ratio;         /* target: cowvm <= this x floor (0: none) */
+	double max_value;               /* target: cowvm <= this, in the unit (0: none) */
+	const char *host_note;          /* why there is no measured host figure, if there is none */
+};
+
+/* case flags */
+#define BENCH_QUICK 0x1u                /* part of the quick run too */
+#define BENCH_BIG   0x2u                /* needs gigabytes: full run only, skipped without them */
+
+struct bench_case {
+	const char *name;               /* for --case and --profile */
+	unsigned flags;
+	uint64_t param, quick_param;    /* the case's size (pages, bytes, processes) in each run */
+	bench_fn host, cowvm;           /* a case with a floor takes pages as its param */
+	struct bench_metric metrics[MAX_CASE_METRICS];
+};
+
+extern const struct bench_case bench_cases[];
+extern const int nr_bench_cases;
+
+static inline int case_nr_metrics(const struct bench_case *c)
+{
+	int n = 0;
+	while (n < MAX_CASE_METRICS && c->metrics[n].key)
+		n++;
+	return n;
+}
 
 /* ---- the host kernel (host.c): each call runs in the worker process --------------------- */
 
-void host_worker_start(void); /* fork the worker; call before anything large is allocated */
+void host_worker_start(bool quick); /* fork the worker; before anything large is allocated */
 void host_worker_stop(void);
+/* Run bench_cases[index].host in the worker. */
+void host_run_case(int index, uint64_t param, int round, struct sample *out);
+/* A floor over `pages` fresh, cache-cold pages, in ns per 4 KiB page: v[0] on 4 KiB host
+ * pages (the host cases' memory), v[1] on memory backed as cowvm's physical memory is
+ * (transparent huge pages when huge_backing, else 4 KiB pages too). */
+void host_run_floor(enum floor_kind kind, uint64_t pages, bool huge_backing, struct sample *out);
+void host_warm(uint64_t pages); /* take memory back from the hypervisor */
 
-/* Each returns ns per page (v[0]) and the minor faults of the timed region (count[0]). */
-struct result host_cow_break(uint64_t pages);   /* parent writes after fork, child alive */
-struct result host_first_touch(uint64_t pages); /* write to fresh memory */
-struct result host_zero_read(uint64_t pages);   /* v[0] read fault, v[1] write after it */
-struct result host_reuse(uint64_t pages);       /* write after fork, child gone */
-struct result host_fork(uint64_t pages);        /* v[0] total ns of fork() with pages touched */
-struct result host_munmap(uint64_t pages);      /* v[0] total ns */
-struct result host_exit(uint64_t pages);        /* v[0] total ns of a process's exit */
-struct result host_tlb_hit(uint64_t accesses);  /* v[0] load, v[1] store, ns per access */
-struct result host_tlb_miss(uint64_t pages, uint64_t passes); /* v[0] ns per access */
-struct result host_pagetable(uint64_t pages);   /* v[0] page-table bytes per mapped page */
-struct result host_warm(uint64_t pages);        /* take memory back from the hypervisor */
-/* The floors, on fresh (prefaulted, cache-cold) pages: v[0] ns per 4 KiB page. */
-struct result floor_memcpy(uint64_t pages);
-struct result floor_memset(uint64_t pages);
+void host_first_touch(const struct bench_env *, uint64_t pages, struct sample *);
+void host_zero_read(const struct bench_env *, uint64_t pages, struct sample *);
+void host_cow_break(const struct bench_env *, uint64_t pages, struct sample *);
+void host_reuse(const struct bench_env *, uint64_t pages, struct sample *);
+void host_fork(const struct bench_env *, uint64_t bytes, struct sample *);
+void host_munmap(const struct bench_env *, uint64_t pages, struct sample *);
+void host_exit(const struct bench_env *, uint64_t pages, struct sample *);
+void host_tlb_hit(const struct bench_env *, uint64_t accesses, struct sample *);
+void host_tlb_miss(const struct bench_env *, uint64_t pages, struct sample *);
+void host_pagetable(const struct bench_env *, uint64_t pages, struct sample *);
+void host_fork_tree(const struct bench_env *, uint64_t processes, struct sample *);
 
-/* ---- cowvm (cowvm_side.c) -------------------------------------------------------------- */
+/* ---- cowvm (cowvm_side.c, dput_side.c, scale.c) ------------------------------------------ */
 
-/* The same cases on machine vm; each leaves the machine as it found it (checked). */
-struct result vm_cow_break(cowvm_t *vm, uint64_t pages);   /* count[0] COW copies */
-struct result vm_first_touch(cowvm_t *vm, uint64_t pages); /* count[0] faults */
-struct result vm_zero_read(cowvm_t *vm, uint64_t pages);   /* count[0] zero maps, [1] zero COWs */
-struct result vm_reuse(cowvm_t *vm, uint64_t pages);       /* count[0] reuses */
-struct result vm_fork(cowvm_t *vm, uint64_t pages);
-struct result vm_munmap(cowvm_t *vm, uint64_t pages);
-struct result vm_exit(cowvm_t *vm, uint64_t pages);
-struct result vm_tlb_hit(cowvm_t *vm, uint64_t accesses);  /* count[0] TLB misses */
-struct result vm_tlb_miss(cowvm_t *vm, uint64_t pages, uint64_t passes); /* count[0] misses */
-struct result vm_pagetable(cowvm_t *vm, uint64_t pages);
-/* v[0] bytes of host memory per frame that a machine's frame array costs (RSS growth). */
-struct result vm_struct_page(uint64_t frames);
+void vm_first_touch(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_zero_read(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_cow_break(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_reuse(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_fork(const struct bench_env *, uint64_t bytes, struct sample *);
+void vm_munmap(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_exit(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_tlb_hit(const struct bench_env *, uint64_t accesses, struct sample *);
+void vm_tlb_miss(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_pagetable(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_frame_overhead(const struct bench_env *, uint64_t frames, struct sample *);
 
-/*
- * Determinator's dput and dget (cowvm only: Linux has no counterpart, so these cases have no
- * host side).  v[0] total ns of the timed call; what count[] holds is said at each function.
- */
-struct result vm_dput_copy(cowvm_t *vm, uint64_t pages, bool page_multiple);
-struct result vm_snap(cowvm_t *vm, uint64_t pages);
-/* MERGE with one changed page: a parent with `pages` touched, then merges of ranges of it. */
-struct vm_merge_case;
-struct vm_merge_case *vm_merge_setup(cowvm_t *vm, uint64_t pages);
-struct result vm_merge(cowvm_t *vm, struct vm_merge_case *mc, uint64_t range_pages,
-		       struct cowvm_merge_report *rep);
-void vm_merge_teardown(cowvm_t *vm, struct vm_merge_case *mc);
+void vm_dput_copy_cow(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_dput_copy_bytes(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_snap(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_merge(const struct bench_env *, uint64_t pages, struct sample *);
+
+void vm_fork_tree(const struct bench_env *, uint64_t processes, struct sample *);
+void vm_big_cow(const struct bench_env *, uint64_t guest_bytes, struct sample *);
+
+/* The cost curve (--size): one machine of phys_bytes, made for the round. */
+struct curve_point {
+	uint64_t phys_bytes, pages;     /* machine size; pages touched (phys_bytes / 8) */
+	double touch_ns, fork_ns, cow_ns, exit_ns; /* per touched page */
+	double work_ns;                 /* touch + fork + cow, per page: the figure kept flat */
+	double create_ms, destroy_ms;   /* the machine's own set-up and teardown */
+};
+void vm_curve_point(unsigned vm_flags, uint64_t phys_bytes, struct curve_point *out,
+		    struct sample *checks);
+
+/* How often the TLB-miss chain is walked: enough for a stable figure, short enough for --quick. */
+uint64_t tlb_miss_passes(const struct bench_env *env);
+/* MemAvailable of /proc/meminfo, in bytes (0 if unknown). */
+uint64_t host_mem_available(void);
 
 #endif

@@ -1,12 +1,19 @@
 /*
- * cowvm_side.c - the cowvm side of every case, through include/cowvm.h only.
+ * cowvm_side.c - the cowvm side of the fault, process, MMU and memory cases, through
+ * include/cowvm.h only.
  *
- * Each case spawns a fresh process on the machine, maps private anonymous memory, touches it
- * with cowvm_store64 (one 8-byte store per page, as the host side does) and times the region
- * operation alone.  Each checks with cowvm_vmstat that the operation did what it was meant to
- * (one COW copy per page, one reuse per page ...) and that the machine got every frame back.
+ * Each case spawns a fresh process on the shared machine, maps private anonymous memory,
+ * touches it with cowvm_store64 (one 8-byte store per page, as the host side does) and times
+ * the region operation alone.  Each checks with cowvm_vmstat that the operation did what it
+ * was meant to (one COW copy per page, one reuse per page ...) and that the machine got every
+ * frame back.
+ *
+ * Warmth: the shared machine's physical memory is populated at create (COWVM_CONFIG_PREFAULT)
+ * and stays with this process, so a frame is never a host page fault; the frames a case gets
+ * were used and freed by the cases before it, as the host's pages were by its warm-up.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +87,21 @@ static __attribute__((noinline)) uint64_t timed_read(cowvm_task_t *t, uint64_t a
 	return read_pages(t, addr, pages);
 }
 
+static __attribute__((noinline)) cowvm_task_t *timed_fork(cowvm_task_t *t)
+{
+	return fork_task(t);
+}
+
+static __attribute__((noinline)) void timed_exit(cowvm_task_t *t)
+{
+	exit_task(t);
+}
+
+static __attribute__((noinline)) int timed_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len)
+{
+	return cowvm_munmap(t, addr, len);
+}
+
 static struct cowvm_vmstat vmstat(cowvm_t *vm)
 {
 	struct cowvm_vmstat s;
@@ -104,32 +126,11 @@ static void check_no_leak(cowvm_t *vm, uint64_t free_before, const char *what)
 		die("cowvm: %s leaked %lld frames", what, (long long)(free_before - now));
 }
 
-/* ---- the cases -------------------------------------------------------------------------- */
+/* ---- the fault cases: v[0] ns per page ---------------------------------------------------- */
 
-struct result vm_cow_break(cowvm_t *vm, uint64_t pages)
+void vm_first_touch(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
-	uint64_t free0 = vmstat(vm).nr_free_pages;
-	cowvm_task_t *p = spawn(vm);
-	uint64_t addr = map_region(p, pages);
-	touch_pages(p, addr, pages);
-	cowvm_task_t *c = fork_task(p);
-	struct cowvm_vmstat s0 = vmstat(vm);
-	uint64_t t0 = now_ns();
-	timed_touch(p, addr, pages);
-	uint64_t t1 = now_ns();
-	struct cowvm_vmstat s1 = vmstat(vm);
-	exit_task(c);
-	exit_task(p);
-	check_no_leak(vm, free0, "COW break");
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.count[0] = s1.cow_copies - s0.cow_copies;
-	return r;
-}
-
-struct result vm_first_touch(cowvm_t *vm, uint64_t pages)
-{
-	struct result r = { 0 };
+	cowvm_t *vm = env->vm;
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
 	uint64_t addr = map_region(p, pages);
@@ -140,14 +141,14 @@ struct result vm_first_touch(cowvm_t *vm, uint64_t pages)
 	uint64_t f1 = task_stats(p).min_flt;
 	exit_task(p);
 	check_no_leak(vm, free0, "first touch");
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.count[0] = f1 - f0;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	bench_check(out, "cowvm first touch: faults", f1 - f0, pages);
 }
 
-struct result vm_zero_read(cowvm_t *vm, uint64_t pages)
+/* v[0] the read fault (zero page), v[1] the write after it. */
+void vm_zero_read(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	cowvm_t *vm = env->vm;
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
 	uint64_t addr = map_region(p, pages);
@@ -162,18 +163,37 @@ struct result vm_zero_read(cowvm_t *vm, uint64_t pages)
 	struct cowvm_vmstat s2 = vmstat(vm);
 	exit_task(p);
 	check_no_leak(vm, free0, "zero-page read");
-	if (sum != 0)
-		die("cowvm: fresh memory read back non-zero");
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.v[1] = (double)(t3 - t2) / (double)pages;
-	r.count[0] = s1.zero_page_maps - s0.zero_page_maps;
-	r.count[1] = s2.zero_page_cows - s1.zero_page_cows;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	out->v[1] = (double)(t3 - t2) / (double)pages;
+	bench_check(out, "cowvm zero read: sum of what it read", sum, 0);
+	bench_check(out, "cowvm zero read: zero-page maps", s1.zero_page_maps - s0.zero_page_maps, pages);
+	bench_check(out, "cowvm write after read: zero-page COWs", s2.zero_page_cows - s1.zero_page_cows,
+		    pages);
 }
 
-struct result vm_reuse(cowvm_t *vm, uint64_t pages)
+void vm_cow_break(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	cowvm_t *vm = env->vm;
+	uint64_t free0 = vmstat(vm).nr_free_pages;
+	cowvm_task_t *p = spawn(vm);
+	uint64_t addr = map_region(p, pages);
+	touch_pages(p, addr, pages);
+	cowvm_task_t *c = fork_task(p);
+	struct cowvm_vmstat s0 = vmstat(vm);
+	uint64_t t0 = now_ns();
+	timed_touch(p, addr, pages);
+	uint64_t t1 = now_ns();
+	struct cowvm_vmstat s1 = vmstat(vm);
+	exit_task(c);
+	exit_task(p);
+	check_no_leak(vm, free0, "COW break");
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	bench_check(out, "cowvm COW break: COW copies", s1.cow_copies - s0.cow_copies, pages);
+}
+
+void vm_reuse(const struct bench_env *env, uint64_t pages, struct sample *out)
+{
+	cowvm_t *vm = env->vm;
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
 	uint64_t addr = map_region(p, pages);
@@ -186,71 +206,83 @@ struct result vm_reuse(cowvm_t *vm, uint64_t pages)
 	struct cowvm_vmstat s1 = vmstat(vm);
 	exit_task(p);
 	check_no_leak(vm, free0, "reuse");
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.count[0] = s1.pgreuse - s0.pgreuse;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	bench_check(out, "cowvm reuse: reuses", s1.pgreuse - s0.pgreuse, pages);
 }
 
-/* v[0]: total ns of cowvm_fork of a process with `pages` touched (0: an empty process). */
-struct result vm_fork(cowvm_t *vm, uint64_t pages)
+/* ---- processes ------------------------------------------------------------------------------ */
+
+/* ns of cowvm_fork of a process with `pages` touched (0: an empty process). */
+static double fork_once(cowvm_t *vm, uint64_t pages)
 {
-	struct result r = { 0 };
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
-	if (pages) {
-		uint64_t addr = map_region(p, pages);
-		touch_pages(p, addr, pages);
-	}
+	if (pages)
+		touch_pages(p, map_region(p, pages), pages);
 	uint64_t t0 = now_ns();
-	cowvm_task_t *c = fork_task(p);
+	cowvm_task_t *c = timed_fork(p);
 	uint64_t t1 = now_ns();
 	exit_task(c);
 	exit_task(p);
 	check_no_leak(vm, free0, "fork");
-	r.v[0] = (double)(t1 - t0);
-	return r;
+	return (double)(t1 - t0);
 }
 
-struct result vm_munmap(cowvm_t *vm, uint64_t pages)
+/* v[0] ns per mapped page (minus the empty process's fork), v[1] total us, v[2] empty us. */
+void vm_fork(const struct bench_env *env, uint64_t bytes, struct sample *out)
 {
-	struct result r = { 0 };
+	uint64_t pages = bytes / BENCH_PAGE;
+	double empty = fork_once(env->vm, 0), full = fork_once(env->vm, pages);
+	out->v[0] = (full - empty) / (double)pages;
+	out->v[1] = full / 1e3;
+	out->v[2] = empty / 1e3;
+}
+
+void vm_munmap(const struct bench_env *env, uint64_t pages, struct sample *out)
+{
+	cowvm_t *vm = env->vm;
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
 	uint64_t addr = map_region(p, pages);
 	touch_pages(p, addr, pages);
 	uint64_t t0 = now_ns();
-	int err = cowvm_munmap(p, addr, pages * BENCH_PAGE);
+	int err = timed_munmap(p, addr, pages * BENCH_PAGE);
 	uint64_t t1 = now_ns();
 	if (err)
 		die("cowvm: munmap: %s", strerror(-err));
 	exit_task(p);
 	check_no_leak(vm, free0, "munmap");
-	r.v[0] = (double)(t1 - t0);
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)pages;
 }
 
-/* v[0]: total ns of the exit of a process with `pages` touched (0: an empty process). */
-struct result vm_exit(cowvm_t *vm, uint64_t pages)
+/* ns of the exit of a process with `pages` touched (0: an empty process). */
+static double exit_once(cowvm_t *vm, uint64_t pages)
 {
-	struct result r = { 0 };
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
-	if (pages) {
-		uint64_t addr = map_region(p, pages);
-		touch_pages(p, addr, pages);
-	}
+	if (pages)
+		touch_pages(p, map_region(p, pages), pages);
 	uint64_t t0 = now_ns();
-	exit_task(p);
+	timed_exit(p);
 	uint64_t t1 = now_ns();
 	check_no_leak(vm, free0, "exit");
-	r.v[0] = (double)(t1 - t0);
-	return r;
+	return (double)(t1 - t0);
 }
 
-/* 8-byte loads, then stores, within one page: every access after the first is a TLB hit. */
-struct result vm_tlb_hit(cowvm_t *vm, uint64_t accesses)
+/* v[0] ns per page (minus the empty process's exit), v[1] the empty process's exit in us. */
+void vm_exit(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	double empty = exit_once(env->vm, 0), full = exit_once(env->vm, pages);
+	out->v[0] = (full - empty) / (double)pages;
+	out->v[1] = empty / 1e3;
+}
+
+/* ---- the MMU -------------------------------------------------------------------------------- */
+
+/* 8-byte loads, then stores, within one page: every access after the first is a TLB hit. */
+void vm_tlb_hit(const struct bench_env *env, uint64_t accesses, struct sample *out)
+{
+	cowvm_t *vm = env->vm;
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
 	uint64_t addr = map_region(p, 1);
@@ -271,20 +303,21 @@ struct result vm_tlb_hit(cowvm_t *vm, uint64_t accesses)
 	uint64_t m1 = task_stats(p).tlb_misses;
 	exit_task(p);
 	check_no_leak(vm, free0, "TLB hit");
-	r.v[0] = (double)(t1 - t0) / (double)accesses;
-	r.v[1] = (double)(t2 - t1) / (double)accesses;
-	r.count[0] = m1 - m0;
-	r.count[1] = sum;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)accesses;
+	out->v[1] = (double)(t2 - t1) / (double)accesses;
+	bench_check(out, "cowvm TLB hit: TLB misses", m1 - m0, 0);
+	/* the first word is 1 (touch_pages), the rest 0: 1 per pass over the page */
+	bench_check(out, "cowvm TLB hit: sum of what it read", sum, (accesses + 511) / 512);
 }
 
 /*
- * A chain of dependent loads a page apart over more pages than the 256-entry TLB holds (each
- * word holds the index of the next page, as on the host side): every load walks.
+ * A chain of dependent loads a page apart over more pages than the TLB holds (each word holds
+ * the index of the next page, as on the host side): every load walks the page table.
  */
-struct result vm_tlb_miss(cowvm_t *vm, uint64_t pages, uint64_t passes)
+void vm_tlb_miss(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	cowvm_t *vm = env->vm;
+	uint64_t passes = tlb_miss_passes(env);
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
 	uint64_t addr = map_region(p, pages);
@@ -305,16 +338,20 @@ struct result vm_tlb_miss(cowvm_t *vm, uint64_t pages, uint64_t passes)
 	uint64_t m1 = task_stats(p).tlb_misses;
 	exit_task(p);
 	check_no_leak(vm, free0, "TLB miss");
-	r.v[0] = (double)(t1 - t0) / (double)(pages * passes);
-	r.count[0] = m1 - m0;
-	r.count[1] = idx;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)(pages * passes);
+	bench_check(out, "cowvm TLB miss: TLB misses", m1 - m0, pages * passes);
+	bench_check(out, "cowvm TLB miss: the chain ends where it started", idx, 0);
 }
 
-/* Page-table pages (all levels) the mapping and touching of `pages` added, in bytes per page. */
-struct result vm_pagetable(cowvm_t *vm, uint64_t pages)
+/* ---- memory overhead ------------------------------------------------------------------------ */
+
+/*
+ * v[0] page-table bytes (all levels) per mapped page after mapping and touching `pages`;
+ * v[1] sizeof(struct page), from the bytes of host memory the frame array takes per frame.
+ */
+void vm_pagetable(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	cowvm_t *vm = env->vm;
 	uint64_t free0 = vmstat(vm).nr_free_pages;
 	cowvm_task_t *p = spawn(vm);
 	uint64_t before = task_stats(p).nr_ptes;
@@ -323,218 +360,59 @@ struct result vm_pagetable(cowvm_t *vm, uint64_t pages)
 	struct cowvm_task_stats s = task_stats(p);
 	exit_task(p);
 	check_no_leak(vm, free0, "page tables");
-	r.v[0] = (double)((s.nr_ptes - before) * BENCH_PAGE) / (double)pages;
-	r.count[0] = s.nr_ptes - before;
-	r.count[1] = s.total_vm;
-	return r;
+	out->v[0] = (double)((s.nr_ptes - before) * BENCH_PAGE) / (double)pages;
+	struct cowvm_machine_info mi;
+	if (cowvm_machine_info(vm, &mi))
+		die("cowvm: machine_info");
+	out->v[1] = (double)mi.struct_page_bytes;
 }
 
-/* Resident pages of this process (/proc/self/statm, second field). */
-static uint64_t resident_pages(void)
+/* A field of /proc/self/status ("VmRSS:", "VmPTE:"), in bytes. */
+static uint64_t status_bytes(const char *field)
 {
-	FILE *f = fopen("/proc/self/statm", "r");
+	FILE *f = fopen("/proc/self/status", "r");
 	if (!f)
-		die("/proc/self/statm: %s", strerror(errno));
-	unsigned long long size, resident;
-	int n = fscanf(f, "%llu %llu", &size, &resident);
+		die("/proc/self/status: %s", strerror(errno));
+	char line[256];
+	unsigned long long kb = 0;
+	size_t n = strlen(field);
+	while (fgets(line, sizeof(line), f))
+		if (strncmp(line, field, n) == 0 && sscanf(line + n, " %llu kB", &kb) == 1)
+			break;
 	fclose(f);
-	if (n != 2)
-		die("/proc/self/statm: unreadable");
-	return resident;
+	return (uint64_t)kb * 1024;
 }
 
 /*
- * The frame array's cost: the growth of this process's RSS when a machine of `frames` frames
- * is created without PREFAULT (its physical memory stays unbacked until used, so what becomes
- * resident is the struct pages and the machine's own small structures), divided by frames.
+ * What a simulated frame costs in host memory beyond its 4 KiB, measured on a machine of
+ * `frames` made for the purpose with its physical memory populated (PREFAULT), then every
+ * frame used once by a process that touches most of memory:
+ *   v[0] host memory per frame that is not the frame itself: the growth of this process's RSS
+ *        beyond frames x 4 KiB (struct page, the allocator's own structures);
+ *   v[1] the host's page tables for the physical memory, per frame (VmPTE growth);
+ *   v[2] cowvm's page tables per mapped page (all levels), as the process touched them;
+ *   v[3] the three together, in percent of the 4 KiB frame (target <= 2 %).
  */
-struct result vm_struct_page(uint64_t frames)
+void vm_frame_overhead(const struct bench_env *env, uint64_t frames, struct sample *out)
 {
-	struct result r = { 0 };
-	uint64_t before = resident_pages();
-	struct cowvm_config cfg = { .phys_bytes = frames * BENCH_PAGE, .flags = COWVM_CONFIG_NO_POISON };
+	uint64_t rss0 = status_bytes("VmRSS:"), pte0 = status_bytes("VmPTE:");
+	struct cowvm_config cfg = { .phys_bytes = frames * BENCH_PAGE,
+				    .flags = env->vm_flags | COWVM_CONFIG_PREFAULT };
 	cowvm_t *vm = cowvm_create(&cfg);
 	if (!vm)
 		die("cowvm: create of %llu frames: %s", (unsigned long long)frames, strerror(errno));
-	uint64_t after = resident_pages();
-	cowvm_destroy(vm);
-	r.v[0] = (double)((after - before) * (uint64_t)sysconf(_SC_PAGESIZE)) / (double)frames;
-	return r;
-}
-
-/* ---- Determinator's dput and dget: cowvm only (Linux has no such calls) ------------------
- * The timed regions call these, and only they do (callgrind --toggle-collect=timed_merge ...).
- */
-static __attribute__((noinline)) int timed_dput(cowvm_task_t *p, cowvm_task_t *c, int op,
-						uint64_t paddr, uint64_t caddr, uint64_t len)
-{
-	return cowvm_dput(p, c, op, paddr, caddr, len);
-}
-
-/* (no op argument: a constant one would make gcc rename it timed_dget.constprop.0) */
-static __attribute__((noinline)) int timed_merge(cowvm_task_t *p, cowvm_task_t *c, uint64_t addr,
-						 uint64_t len)
-{
-	return cowvm_dget(p, c, COWVM_MERGE, addr, addr, len);
-}
-
-/* Pages (a page apart, from addr) whose first word is not i + 1, as touch_pages wrote it. */
-static uint64_t words_wrong(cowvm_task_t *t, uint64_t addr, uint64_t pages)
-{
-	uint64_t wrong = 0, v;
-	for (uint64_t i = 0; i < pages; i++)
-		if (cowvm_load64(t, addr + i * BENCH_PAGE, &v) || v != i + 1)
-			wrong++;
-	return wrong;
-}
-
-/*
- * dput COPY of `pages` touched pages from a parent to a fresh child.
- *  page_multiple: to the same address in an empty child (delta 0): the page-aligned middle is
- *    shared copy-on-write, so only page tables are allocated, about one per 512 pages;
- *  else: to the child's address + 8 bytes, into a range the child mapped and touched beforehand,
- *    so that every byte is copied (two pieces per page) and nothing is allocated.
- * v[0] total ns.  count[0] frames allocated (pgalloc), [1] page-table pages added, [2] COW
- * copies, [3] pages whose first word did not arrive in the child.
- */
-struct result vm_dput_copy(cowvm_t *vm, uint64_t pages, bool page_multiple)
-{
-	struct result r = { 0 };
-	uint64_t free0 = vmstat(vm).nr_free_pages;
-	cowvm_task_t *p = spawn(vm), *c = spawn(vm);
+	cowvm_task_t *p = spawn(vm);
+	uint64_t pages = frames - frames / 16;
 	uint64_t addr = map_region(p, pages);
 	touch_pages(p, addr, pages);
-	uint64_t dst = addr;
-	if (!page_multiple) {
-		dst = map_region(c, pages + 1) + 8;
-		touch_pages(c, dst - 8, pages + 1);
-	}
-	struct cowvm_vmstat s0 = vmstat(vm);
-	uint64_t t0 = now_ns();
-	int err = timed_dput(p, c, COWVM_COPY, addr, dst, pages * BENCH_PAGE);
-	uint64_t t1 = now_ns();
-	struct cowvm_vmstat s1 = vmstat(vm);
-	if (err)
-		die("cowvm: dput COPY of %llu pages: %s", (unsigned long long)pages, strerror(-err));
-	r.count[3] = words_wrong(c, dst, pages);
-	exit_task(c);
+	struct cowvm_task_stats s = task_stats(p);
+	uint64_t rss1 = status_bytes("VmRSS:"), pte1 = status_bytes("VmPTE:");
 	exit_task(p);
-	check_no_leak(vm, free0, "dput COPY");
-	r.v[0] = (double)(t1 - t0);
-	r.count[0] = s1.pgalloc - s0.pgalloc;
-	r.count[1] = s1.nr_page_table_pages - s0.nr_page_table_pages;
-	r.count[2] = s1.cow_copies - s0.cow_copies;
-	return r;
-}
-
-/*
- * dput SNAP of a child with `pages` touched: the image copies the child's page tables and
- * shares its frames.  v[0] total ns.  count[0] frames allocated, [1] page-table pages added,
- * [2] the child's page-table pages (the image's should be as many), [3] COW copies.
- */
-struct result vm_snap(cowvm_t *vm, uint64_t pages)
-{
-	struct result r = { 0 };
-	uint64_t free0 = vmstat(vm).nr_free_pages;
-	cowvm_task_t *p = spawn(vm), *c = spawn(vm);
-	uint64_t addr = map_region(c, pages);
-	touch_pages(c, addr, pages);
-	struct cowvm_vmstat s0 = vmstat(vm);
-	uint64_t t0 = now_ns();
-	int err = timed_dput(p, c, COWVM_SNAP, 0, 0, 0);
-	uint64_t t1 = now_ns();
-	struct cowvm_vmstat s1 = vmstat(vm);
-	if (err)
-		die("cowvm: dput SNAP of %llu pages: %s", (unsigned long long)pages, strerror(-err));
-	r.count[2] = task_stats(c).nr_ptes;
-	exit_task(c);
-	exit_task(p);
-	check_no_leak(vm, free0, "dput SNAP");
-	r.v[0] = (double)(t1 - t0);
-	r.count[0] = s1.pgalloc - s0.pgalloc;
-	r.count[1] = s1.nr_page_table_pages - s0.nr_page_table_pages;
-	r.count[3] = s1.cow_copies - s0.cow_copies;
-	return r;
-}
-
-/*
- * MERGE with one changed page.  vm_merge_setup maps and touches `pages` (a multiple of 512) in
- * a parent, 2 MiB aligned, so that the range is exactly pages / 512 PTE tables; the changed
- * page is in the middle one.  Each vm_merge then makes a fresh child, copies the parent's
- * range to the same address (dput COPY: shared copy-on-write), takes its SNAP, lets it write
- * one word of the changed page (one COW copy) and times the dget MERGE of `range_pages` around
- * the changed page (the whole range, or the table holding it) back into the parent, which takes
- * the child's page copy-on-write (pages_shared).
- */
-struct vm_merge_case {
-	cowvm_task_t *parent;
-	uint64_t addr, pages, changed; /* changed: the page index the child writes */
-	uint64_t free0;
-	uint64_t value;                /* the last value the child wrote */
-};
-
-struct vm_merge_case *vm_merge_setup(cowvm_t *vm, uint64_t pages)
-{
-	struct vm_merge_case *mc = calloc(1, sizeof(*mc));
-	if (!mc)
-		die("out of memory");
-	uint64_t table = 512 * BENCH_PAGE;
-	if (pages % 512)
-		die("cowvm: merge range of %llu pages is not whole 2 MiB tables", (unsigned long long)pages);
-	mc->free0 = vmstat(vm).nr_free_pages;
-	mc->parent = spawn(vm);
-	uint64_t raw = map_region(mc->parent, pages + 512);
-	mc->addr = (raw + table - 1) & ~(table - 1);
-	mc->pages = pages;
-	mc->changed = pages / 2 + 17;
-	touch_pages(mc->parent, mc->addr, pages);
-	return mc;
-}
-
-void vm_merge_teardown(cowvm_t *vm, struct vm_merge_case *mc)
-{
-	exit_task(mc->parent);
-	check_no_leak(vm, mc->free0, "dget MERGE");
-	free(mc);
-}
-
-/*
- * v[0] ns of the MERGE.  count[0] the MERGE's return (negated errno), [1] COW copies of the
- * child's write, [2] frames allocated during the MERGE, [3] 1 when the parent reads the
- * child's value afterwards.  *rep: cowvm_merge_report of the MERGE.
- */
-struct result vm_merge(cowvm_t *vm, struct vm_merge_case *mc, uint64_t range_pages,
-		       struct cowvm_merge_report *rep)
-{
-	struct result r = { 0 };
-	uint64_t first = range_pages >= mc->pages ? 0 : (mc->changed & ~511ull);
-	if (range_pages > mc->pages)
-		range_pages = mc->pages;
-	uint64_t start = mc->addr + first * BENCH_PAGE, len = range_pages * BENCH_PAGE;
-	uint64_t where = mc->addr + mc->changed * BENCH_PAGE;
-	cowvm_task_t *c = spawn(vm);
-	int err = cowvm_dput(mc->parent, c, COWVM_COPY, mc->addr, mc->addr, mc->pages * BENCH_PAGE);
-	if (!err)
-		err = cowvm_dput(mc->parent, c, COWVM_SNAP, 0, 0, 0);
-	if (err)
-		die("cowvm: merge setup: %s", strerror(-err));
-	struct cowvm_vmstat s0 = vmstat(vm);
-	mc->value = 0xc0ffee0000000000ull + s0.cow_copies; /* differs from every earlier one */
-	if (cowvm_store64(c, where, mc->value))
-		die("cowvm: the child's store failed");
-	struct cowvm_vmstat s1 = vmstat(vm);
-	uint64_t t0 = now_ns();
-	err = timed_merge(mc->parent, c, start, len);
-	uint64_t t1 = now_ns();
-	struct cowvm_vmstat s2 = vmstat(vm);
-	if (cowvm_merge_report(mc->parent, rep))
-		die("cowvm: merge_report");
-	uint64_t v = 0;
-	r.count[3] = cowvm_load64(mc->parent, where, &v) == 0 && v == mc->value;
-	exit_task(c);
-	r.v[0] = (double)(t1 - t0);
-	r.count[0] = (uint64_t)-err;
-	r.count[1] = s1.cow_copies - s0.cow_copies;
-	r.count[2] = s2.pgalloc - s1.pgalloc;
-	return r;
+	cowvm_destroy(vm);
+	double per_frame = (double)(rss1 - rss0) / (double)frames - (double)BENCH_PAGE;
+	out->v[0] = per_frame > 0 ? per_frame : 0;
+	out->v[1] = (double)(pte1 - pte0) / (double)frames;
+	out->v[2] = (double)(s.nr_ptes * BENCH_PAGE) / (double)pages;
+	out->v[3] = (out->v[0] + out->v[1] + out->v[2]) / (double)BENCH_PAGE * 100.0;
+	bench_check(out, "cowvm frame overhead: pages the process mapped", s.rss_anon, pages);
 }

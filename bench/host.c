@@ -8,15 +8,26 @@
  * compete for the CPU.
  *
  * How each case is kept honest (reference/host-kernel-notes.md):
- *  - every region is private anonymous memory with MADV_NOHUGEPAGE;
- *  - before a case allocates pages, host_warm_pages touches and frees as many, so they come
- *    from the guest's free lists and not from memory the VM handed back to its host;
+ *  - every region is private anonymous memory with MADV_NOHUGEPAGE (the host kernel's 4 KiB
+ *    fault path is what cowvm models);
+ *  - warmth: before a case allocates pages, host_warm_pages touches and frees as many, so they
+ *    come from the guest kernel's free lists, backed by the hypervisor and recently used, and
+ *    not from memory the VM handed back to its host (which costs 10x more to touch again);
  *  - faults are counted around the region operation only, after the stack has been faulted
- *    in (fork leaves the caller's stack write-protected too);
+ *    in (fork leaves the caller's stack write-protected too); each case checks the count;
  *  - the child of a fork blocks on a pipe, so that if it runs first it costs a few
  *    microseconds and not its exit.
+ *
+ * The floors are the bare copy or clear of the same number of 4 KiB pages in memory that is in
+ * the state the cases' pages are in: mapped and backed (populated, so no fault is timed), last
+ * written one word per page, and cache-cold (the regions are twice the last-level cache and
+ * the loop starts with the pages written longest ago).  Each is measured twice: on 4 KiB host
+ * pages, as the host cases' memory is, and on memory backed as cowvm's physical memory is
+ * (transparent huge pages when the machine got them), since a copy into memory without TLB
+ * misses is cheaper and cowvm must be held to the floor of its own memory.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,11 +155,52 @@ static void reap(pid_t pid)
 		die("host: child %d failed (status %#x)", (int)pid, status);
 }
 
-/* ---- the cases -------------------------------------------------------------------------- */
+/* ---- the fault cases: v[0] ns per page, the fault count checked ------------------------------ */
 
-static struct result do_cow_break(uint64_t pages)
+void host_first_touch(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	(void)env;
+	host_warm_pages(pages);
+	char *p = map_region(pages);
+	minor_faults();
+	uint64_t f0 = minor_faults();
+	uint64_t t0 = now_ns();
+	touch_pages(p, pages);
+	uint64_t t1 = now_ns();
+	uint64_t f1 = minor_faults();
+	unmap_region(p, pages);
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	bench_check(out, "host first touch: faults", f1 - f0, pages);
+}
+
+/* v[0] the read fault (zero page), v[1] the write after it. */
+void host_zero_read(const struct bench_env *env, uint64_t pages, struct sample *out)
+{
+	(void)env;
+	host_warm_pages(pages);
+	char *p = map_region(pages);
+	minor_faults();
+	uint64_t f0 = minor_faults();
+	uint64_t t0 = now_ns();
+	uint64_t sum = read_pages(p, pages);
+	uint64_t t1 = now_ns();
+	uint64_t f1 = minor_faults();
+	uint64_t t2 = now_ns();
+	touch_pages(p, pages);
+	uint64_t t3 = now_ns();
+	uint64_t f2 = minor_faults();
+	unmap_region(p, pages);
+	if (sum != 0)
+		die("host: fresh memory read back non-zero");
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	out->v[1] = (double)(t3 - t2) / (double)pages;
+	bench_check(out, "host zero read: faults", f1 - f0, pages);
+	bench_check(out, "host write after read: faults", f2 - f1, pages);
+}
+
+void host_cow_break(const struct bench_env *env, uint64_t pages, struct sample *out)
+{
+	(void)env;
 	host_warm_pages(2 * pages);
 	char *p = map_region(pages);
 	touch_pages(p, pages);
@@ -165,56 +217,13 @@ static struct result do_cow_break(uint64_t pages)
 	close(fd[1]);
 	reap(pid);
 	unmap_region(p, pages);
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.count[0] = f1 - f0;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	bench_check(out, "host COW break: faults", f1 - f0, pages);
 }
 
-static struct result do_first_touch(uint64_t pages)
+void host_reuse(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
-	host_warm_pages(pages);
-	char *p = map_region(pages);
-	minor_faults();
-	uint64_t f0 = minor_faults();
-	uint64_t t0 = now_ns();
-	touch_pages(p, pages);
-	uint64_t t1 = now_ns();
-	uint64_t f1 = minor_faults();
-	unmap_region(p, pages);
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.count[0] = f1 - f0;
-	return r;
-}
-
-static struct result do_zero_read(uint64_t pages)
-{
-	struct result r = { 0 };
-	host_warm_pages(pages);
-	char *p = map_region(pages);
-	minor_faults();
-	uint64_t f0 = minor_faults();
-	uint64_t t0 = now_ns();
-	uint64_t sum = read_pages(p, pages);
-	uint64_t t1 = now_ns();
-	uint64_t f1 = minor_faults();
-	uint64_t t2 = now_ns();
-	touch_pages(p, pages);
-	uint64_t t3 = now_ns();
-	uint64_t f2 = minor_faults();
-	unmap_region(p, pages);
-	if (sum != 0)
-		die("host: fresh memory read back non-zero");
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.v[1] = (double)(t3 - t2) / (double)pages;
-	r.count[0] = f1 - f0;
-	r.count[1] = f2 - f1;
-	return r;
-}
-
-static struct result do_reuse(uint64_t pages)
-{
-	struct result r = { 0 };
+	(void)env;
 	host_warm_pages(pages);
 	char *p = map_region(pages);
 	touch_pages(p, pages);
@@ -231,15 +240,15 @@ static struct result do_reuse(uint64_t pages)
 	uint64_t t1 = now_ns();
 	uint64_t f1 = minor_faults();
 	unmap_region(p, pages);
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	r.count[0] = f1 - f0;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)pages;
+	bench_check(out, "host reuse: faults", f1 - f0, pages);
 }
 
-/* fork() as the parent sees it: from the call to its return, the PTEs written since. */
-static struct result do_fork(uint64_t pages)
+/* ---- processes ------------------------------------------------------------------------------ */
+
+/* ns of fork() as the parent sees it: from the call to its return, with `pages` touched. */
+static double fork_once(uint64_t pages)
 {
-	struct result r = { 0 };
 	char *p = NULL;
 	if (pages) {
 		host_warm_pages(pages);
@@ -256,31 +265,39 @@ static struct result do_fork(uint64_t pages)
 	reap(pid);
 	if (pages)
 		unmap_region(p, pages);
-	r.v[0] = (double)(t1 - t0);
-	return r;
+	return (double)(t1 - t0);
 }
 
-static struct result do_munmap(uint64_t pages)
+/* v[0] ns per mapped page (minus the empty process's fork), v[1] total us, v[2] empty us. */
+void host_fork(const struct bench_env *env, uint64_t bytes, struct sample *out)
 {
-	struct result r = { 0 };
+	(void)env;
+	uint64_t pages = bytes / BENCH_PAGE;
+	double empty = fork_once(0), full = fork_once(pages);
+	out->v[0] = (full - empty) / (double)pages;
+	out->v[1] = full / 1e3;
+	out->v[2] = empty / 1e3;
+}
+
+void host_munmap(const struct bench_env *env, uint64_t pages, struct sample *out)
+{
+	(void)env;
 	host_warm_pages(pages);
 	char *p = map_region(pages);
 	touch_pages(p, pages);
 	uint64_t t0 = now_ns();
 	unmap_region(p, pages);
 	uint64_t t1 = now_ns();
-	r.v[0] = (double)(t1 - t0);
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)pages;
 }
 
 /*
- * The exit of a process that has `pages` touched: the child notes the time just before
+ * ns of the exit of a process that has `pages` touched: the child notes the time just before
  * _exit in a shared page; the parent, blocked in waitpid, notes when it returns (the child's
  * mm is torn down before it becomes a zombie).  Includes one switch back to the parent.
  */
-static struct result do_exit(uint64_t pages)
+static double exit_once(uint64_t pages)
 {
-	struct result r = { 0 };
 	volatile uint64_t *stamp = mmap(NULL, BENCH_PAGE, PROT_READ | PROT_WRITE,
 					MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (stamp == MAP_FAILED)
@@ -307,19 +324,105 @@ static struct result do_exit(uint64_t pages)
 		die("host: exit case: pipe: %s", strerror(errno));
 	reap(pid);
 	uint64_t t1 = now_ns();
-	r.v[0] = (double)(t1 - *stamp);
+	double ns = (double)(t1 - *stamp);
 	close(ready[0]);
 	close(ready[1]);
 	close(go[0]);
 	close(go[1]);
 	munmap((void *)stamp, BENCH_PAGE);
-	return r;
+	return ns;
 }
 
-/* A plain load and store, 8 bytes at a time within one page: the hardware's TLB hit. */
-static struct result do_tlb_hit(uint64_t accesses)
+/* v[0] ns per page (minus the empty process's exit), v[1] the empty process's exit in us. */
+void host_exit(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	(void)env;
+	double empty = exit_once(0), full = exit_once(pages);
+	out->v[0] = (full - empty) / (double)pages;
+	out->v[1] = empty / 1e3;
+}
+
+/*
+ * A fork tree of `processes` processes (this one included): each process forks children
+ * until the tree is complete (a binary tree in creation order), touches one page of its own,
+ * and waits; the last one to be ready wakes the root.  v[0] us per process to build the tree
+ * (fork, the child's first page), v[1] us per process to tear it down (every process exits,
+ * each parent reaps its children).  The processes count themselves in a shared page.
+ */
+struct tree_shared {
+	_Atomic uint64_t ready;
+	_Atomic uint64_t t_built;       /* written by the last process ready, after counting */
+};
+
+static void tree_node(uint64_t id, uint64_t total, struct tree_shared *sh, int release_fd, char *page)
+{
+	pid_t kids[2];
+	int nkids = 0;
+	for (uint64_t k = 2 * id + 1; k <= 2 * id + 2 && k < total; k++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			_exit(2);
+		if (pid == 0) {
+			tree_node(k, total, sh, release_fd, page);
+			_exit(0); /* not reached */
+		}
+		kids[nkids++] = pid;
+	}
+	page[id % 512 * 8] = 1; /* one private page written (COW-broken) per process */
+	if (atomic_fetch_add(&sh->ready, 1) + 1 == total)
+		sh->t_built = now_ns();
+	char c;
+	while (read(release_fd, &c, 1) < 0 && errno == EINTR)
+		;
+	int status, bad = 0;
+	for (int i = 0; i < nkids; i++)
+		if (waitpid(kids[i], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+			bad = 1;
+	if (id != 0)
+		_exit(bad);
+}
+
+void host_fork_tree(const struct bench_env *env, uint64_t processes, struct sample *out)
+{
+	(void)env;
+	struct tree_shared *sh = mmap(NULL, BENCH_PAGE, PROT_READ | PROT_WRITE,
+				      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		die("host: mmap: %s", strerror(errno));
+	char *page = map_region(1);
+	touch_pages(page, 1);
+	int fd[2];
+	make_pipe(fd);
+	uint64_t t0 = now_ns();
+	pid_t root = fork();
+	if (root < 0)
+		die("host: fork: %s", strerror(errno));
+	if (root == 0) {
+		close(fd[1]);
+		tree_node(0, processes, sh, fd[0], page);
+		_exit(0);
+	}
+	close(fd[0]);
+	while (atomic_load(&sh->ready) < processes || atomic_load(&sh->t_built) == 0)
+		usleep(200);
+	uint64_t t1 = atomic_load(&sh->t_built);
+	uint64_t t2 = now_ns();
+	close(fd[1]); /* every process's read returns 0: the tree exits bottom-up */
+	reap(root);
+	uint64_t t3 = now_ns();
+	out->v[0] = (double)(t1 - t0) / 1e3 / (double)processes;
+	out->v[1] = (double)(t3 - t2) / 1e3 / (double)processes;
+	bench_check(out, "host fork tree: processes ready", atomic_load(&sh->ready), processes);
+	unmap_region(page, 1);
+	munmap(sh, BENCH_PAGE);
+}
+
+/* ---- the MMU -------------------------------------------------------------------------------- */
+
+/* A plain load and store, 8 bytes at a time within one page: the hardware's TLB hit. */
+void host_tlb_hit(const struct bench_env *env, uint64_t accesses, struct sample *out)
+{
+	(void)env;
 	char *p = map_region(1);
 	touch_pages(p, 1);
 	uint64_t sum = 0;
@@ -331,10 +434,15 @@ static struct result do_tlb_hit(uint64_t accesses)
 		*(volatile uint64_t *)(p + ((i * 8) & (BENCH_PAGE - 1))) = i;
 	uint64_t t2 = now_ns();
 	unmap_region(p, 1);
-	r.v[0] = (double)(t1 - t0) / (double)accesses;
-	r.v[1] = (double)(t2 - t1) / (double)accesses;
-	r.count[0] = sum;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)accesses;
+	out->v[1] = (double)(t2 - t1) / (double)accesses;
+	/* the first word is 1 (touch_pages), the rest 0: 1 per pass over the page */
+	bench_check(out, "host TLB hit: sum of what it read", sum, (accesses + 511) / 512);
+}
+
+uint64_t tlb_miss_passes(const struct bench_env *env)
+{
+	return env->quick ? 4 : 16;
 }
 
 /*
@@ -342,9 +450,9 @@ static struct result do_tlb_hit(uint64_t accesses)
  * line within the page varying so the data spreads over the cache: the latency of a load
  * whose translation misses, as the software MMU's walk is measured on the cowvm side.
  */
-static struct result do_tlb_miss(uint64_t pages, uint64_t passes)
+void host_tlb_miss(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	uint64_t passes = tlb_miss_passes(env);
 	host_warm_pages(pages);
 	char *p = map_region(pages);
 	for (uint64_t i = 0; i < pages; i++)
@@ -358,9 +466,8 @@ static struct result do_tlb_miss(uint64_t pages, uint64_t passes)
 		idx = *(volatile uint64_t *)(p + idx * BENCH_PAGE + ((idx * 64) & (BENCH_PAGE - 1)));
 	uint64_t t1 = now_ns();
 	unmap_region(p, pages);
-	r.v[0] = (double)(t1 - t0) / (double)(pages * passes);
-	r.count[0] = idx;
-	return r;
+	out->v[0] = (double)(t1 - t0) / (double)(pages * passes);
+	bench_check(out, "host TLB miss: the chain ends where it started", idx, 0);
 }
 
 /* VmPTE of /proc/self/status, in bytes. */
@@ -383,76 +490,95 @@ static uint64_t vm_pte_bytes(void)
 	return kb * 1024;
 }
 
-static struct result do_pagetable(uint64_t pages)
+/* v[0] page-table bytes per mapped page; v[1] struct page bytes (Linux x86-64: 64, not measured). */
+void host_pagetable(const struct bench_env *env, uint64_t pages, struct sample *out)
 {
-	struct result r = { 0 };
+	(void)env;
 	host_warm_pages(pages);
 	uint64_t before = vm_pte_bytes();
 	char *p = map_region(pages);
 	touch_pages(p, pages);
 	uint64_t after = vm_pte_bytes();
 	unmap_region(p, pages);
-	r.v[0] = (double)(after - before) / (double)pages;
-	return r;
+	out->v[0] = (double)(after - before) / (double)pages;
+	out->v[1] = 64.0;
 }
 
-static void fill_words(char *p, uint64_t pages)
+uint64_t host_mem_available(void)
 {
+	FILE *f = fopen("/proc/meminfo", "r");
+	if (!f)
+		return 0;
+	char line[256];
+	unsigned long long kb = 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+/* ---- the floors ------------------------------------------------------------------------------ */
+
+/* `pages` mapped, backed and written one word each; huge: transparent huge pages if it can. */
+static char *floor_region(uint64_t pages, bool huge, void **raw, size_t *rawlen)
+{
+	size_t len = pages * BENCH_PAGE, align = 2 * MIB;
+	*rawlen = len + align;
+	*raw = mmap(NULL, *rawlen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (*raw == MAP_FAILED)
+		die("host: mmap of %llu pages: %s", (unsigned long long)pages, strerror(errno));
+	char *p = (char *)(((uintptr_t)*raw + align - 1) & ~(uintptr_t)(align - 1));
+	if (madvise(p, len, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) && huge)
+		madvise(p, len, MADV_NOHUGEPAGE);
+	madvise(p, len, MADV_POPULATE_WRITE); /* where it is not supported, the writes fault it in */
 	for (uint64_t i = 0; i < pages; i++)
 		*(volatile uint64_t *)(p + i * BENCH_PAGE) = i + 1;
+	return p;
 }
 
-/*
- * The floors: copy or clear whole 4 KiB pages that are mapped (no fault in the timing) but
- * not in the cache, as the pages a fault hands out are.  The regions are larger than the
- * last-level cache in the full run; the loop starts with the pages touched longest ago.
- */
-static struct result do_floor_memcpy(uint64_t pages)
+static double floor_once(enum floor_kind kind, uint64_t pages, bool huge)
 {
-	struct result r = { 0 };
-	char *src = map_region(pages), *dst = map_region(pages);
-	fill_words(src, pages);
-	fill_words(dst, pages);
+	void *raw_dst, *raw_src = NULL;
+	size_t len_dst, len_src = 0;
+	char *src = kind == FLOOR_MEMCPY ? floor_region(pages, huge, &raw_src, &len_src) : NULL;
+	char *dst = floor_region(pages, huge, &raw_dst, &len_dst);
 	uint64_t t0 = now_ns();
-	for (uint64_t i = 0; i < pages; i++)
-		memcpy(dst + i * BENCH_PAGE, src + i * BENCH_PAGE, BENCH_PAGE);
+	if (kind == FLOOR_MEMCPY)
+		for (uint64_t i = 0; i < pages; i++)
+			memcpy(dst + i * BENCH_PAGE, src + i * BENCH_PAGE, BENCH_PAGE);
+	else
+		for (uint64_t i = 0; i < pages; i++)
+			memset(dst + i * BENCH_PAGE, 0, BENCH_PAGE);
 	__asm__ volatile("" ::: "memory");
 	uint64_t t1 = now_ns();
-	unmap_region(src, pages);
-	unmap_region(dst, pages);
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	return r;
+	munmap(raw_dst, len_dst);
+	if (raw_src)
+		munmap(raw_src, len_src);
+	return (double)(t1 - t0) / (double)pages;
 }
 
-static struct result do_floor_memset(uint64_t pages)
+static void floor_run(enum floor_kind kind, uint64_t pages, bool huge_backing, struct sample *out)
 {
-	struct result r = { 0 };
-	char *dst = map_region(pages);
-	fill_words(dst, pages);
-	uint64_t t0 = now_ns();
-	for (uint64_t i = 0; i < pages; i++)
-		memset(dst + i * BENCH_PAGE, 0, BENCH_PAGE);
-	__asm__ volatile("" ::: "memory");
-	uint64_t t1 = now_ns();
-	unmap_region(dst, pages);
-	r.v[0] = (double)(t1 - t0) / (double)pages;
-	return r;
+	out->v[0] = floor_once(kind, pages, false);
+	out->v[1] = huge_backing ? floor_once(kind, pages, true) : out->v[0];
 }
 
 /* ---- the worker --------------------------------------------------------------------------- */
 
-enum host_op {
-	OP_QUIT, OP_COW_BREAK, OP_FIRST_TOUCH, OP_ZERO_READ, OP_REUSE, OP_FORK, OP_MUNMAP,
-	OP_EXIT, OP_TLB_HIT, OP_TLB_MISS, OP_PAGETABLE, OP_WARM, OP_FLOOR_MEMCPY, OP_FLOOR_MEMSET
-};
+enum host_op { OP_QUIT, OP_CASE, OP_FLOOR, OP_WARM };
 
 struct host_request {
 	int op;
-	uint64_t a, b;
+	int index;              /* OP_CASE: the case; OP_FLOOR: the floor kind */
+	int round;
+	int huge;               /* OP_FLOOR: cowvm's memory has huge pages */
+	uint64_t param;
 };
 
 static int request_fd = -1, reply_fd = -1;
 static pid_t worker_pid = -1;
+static bool worker_quick;
 
 static void read_all(int fd, void *buf, size_t len, const char *who)
 {
@@ -482,23 +608,21 @@ static void write_all(int fd, const void *buf, size_t len, const char *who)
 	}
 }
 
-static struct result dispatch(const struct host_request *req)
+static void dispatch(const struct host_request *req, struct sample *out)
 {
-	struct result r = { 0 };
+	struct bench_env env = { .quick = worker_quick, .round = req->round };
 	switch (req->op) {
-	case OP_COW_BREAK: return do_cow_break(req->a);
-	case OP_FIRST_TOUCH: return do_first_touch(req->a);
-	case OP_ZERO_READ: return do_zero_read(req->a);
-	case OP_REUSE: return do_reuse(req->a);
-	case OP_FORK: return do_fork(req->a);
-	case OP_MUNMAP: return do_munmap(req->a);
-	case OP_EXIT: return do_exit(req->a);
-	case OP_TLB_HIT: return do_tlb_hit(req->a);
-	case OP_TLB_MISS: return do_tlb_miss(req->a, req->b);
-	case OP_PAGETABLE: return do_pagetable(req->a);
-	case OP_WARM: host_warm_pages(req->a); return r;
-	case OP_FLOOR_MEMCPY: return do_floor_memcpy(req->a);
-	case OP_FLOOR_MEMSET: return do_floor_memset(req->a);
+	case OP_CASE:
+		if (req->index < 0 || req->index >= nr_bench_cases || !bench_cases[req->index].host)
+			die("host worker: no host side for case %d", req->index);
+		bench_cases[req->index].host(&env, req->param, out);
+		return;
+	case OP_FLOOR:
+		floor_run((enum floor_kind)req->index, req->param, req->huge, out);
+		return;
+	case OP_WARM:
+		host_warm_pages(req->param);
+		return;
 	}
 	die("host worker: unknown request %d", req->op);
 }
@@ -513,14 +637,19 @@ static void worker_loop(int in, int out)
 		read_all(in, &req, sizeof(req), "host worker");
 		if (req.op == OP_QUIT)
 			_exit(0);
-		struct result r = dispatch(&req);
-		write_all(out, &r, sizeof(r), "host worker");
+		struct sample s;
+		memset(&s, 0, sizeof(s));
+		for (int k = 0; k < MAX_CASE_METRICS; k++)
+			s.v[k] = __builtin_nan("");
+		dispatch(&req, &s);
+		write_all(out, &s, sizeof(s), "host worker");
 	}
 }
 
-void host_worker_start(void)
+void host_worker_start(bool quick)
 {
 	int to_worker[2], from_worker[2];
+	worker_quick = quick;
 	make_pipe(to_worker);
 	make_pipe(from_worker);
 	fflush(NULL);
@@ -550,25 +679,30 @@ void host_worker_stop(void)
 	worker_pid = -1;
 }
 
-static struct result host_call(int op, uint64_t a, uint64_t b)
+static void host_call(const struct host_request *req, struct sample *out)
 {
-	struct host_request req = { .op = op, .a = a, .b = b };
-	struct result r;
-	write_all(request_fd, &req, sizeof(req), "host worker");
-	read_all(reply_fd, &r, sizeof(r), "host worker");
-	return r;
+	if (worker_pid < 0)
+		die("host worker not running");
+	write_all(request_fd, req, sizeof(*req), "host worker");
+	read_all(reply_fd, out, sizeof(*out), "host worker");
 }
 
-struct result host_cow_break(uint64_t pages) { return host_call(OP_COW_BREAK, pages, 0); }
-struct result host_first_touch(uint64_t pages) { return host_call(OP_FIRST_TOUCH, pages, 0); }
-struct result host_zero_read(uint64_t pages) { return host_call(OP_ZERO_READ, pages, 0); }
-struct result host_reuse(uint64_t pages) { return host_call(OP_REUSE, pages, 0); }
-struct result host_fork(uint64_t pages) { return host_call(OP_FORK, pages, 0); }
-struct result host_munmap(uint64_t pages) { return host_call(OP_MUNMAP, pages, 0); }
-struct result host_exit(uint64_t pages) { return host_call(OP_EXIT, pages, 0); }
-struct result host_tlb_hit(uint64_t accesses) { return host_call(OP_TLB_HIT, accesses, 0); }
-struct result host_tlb_miss(uint64_t pages, uint64_t passes) { return host_call(OP_TLB_MISS, pages, passes); }
-struct result host_pagetable(uint64_t pages) { return host_call(OP_PAGETABLE, pages, 0); }
-struct result host_warm(uint64_t pages) { return host_call(OP_WARM, pages, 0); }
-struct result floor_memcpy(uint64_t pages) { return host_call(OP_FLOOR_MEMCPY, pages, 0); }
-struct result floor_memset(uint64_t pages) { return host_call(OP_FLOOR_MEMSET, pages, 0); }
+void host_run_case(int index, uint64_t param, int round, struct sample *out)
+{
+	struct host_request req = { .op = OP_CASE, .index = index, .round = round, .param = param };
+	host_call(&req, out);
+}
+
+void host_run_floor(enum floor_kind kind, uint64_t pages, bool huge_backing, struct sample *out)
+{
+	struct host_request req = { .op = OP_FLOOR, .index = kind, .huge = huge_backing,
+				    .param = pages };
+	host_call(&req, out);
+}
+
+void host_warm(uint64_t pages)
+{
+	struct host_request req = { .op = OP_WARM, .param = pages };
+	struct sample s;
+	host_call(&req, &s);
+}

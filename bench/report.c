@@ -1,7 +1,8 @@
 /*
  * report.c - what a run prints and keeps: the facts about the machine it ran on (date, kernel,
  * CPU, commit, and how much of the pinned CPU and of the others went to other work), the
- * table of medians with ratios, floors and verdicts, and the JSON file with every sample.
+ * table of medians with their min-max, ratios, floors and verdicts, the cost curve, the JSON
+ * file with every sample (CI keeps it), and the Markdown table the README shows.
  */
 #include <errno.h>
 #include <math.h>
@@ -62,8 +63,22 @@ static double own_cpu_seconds(void)
 	return s;
 }
 
+static double load1(void)
+{
+	double l = 0;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = 0;
+		fclose(f);
+	}
+	return l;
+}
+
 void cpu_share_start(struct cpu_share *cs, int cpu)
 {
+	cs->load1_start = load1();
+	cs->background_s = 0;
 	double all_busy, all_steal;
 	cpu_times(cpu, &cs->busy_s, &cs->steal_s);
 	cpu_times(-1, &all_busy, &all_steal);
@@ -81,7 +96,11 @@ void cpu_share_end(struct cpu_share *cs, int cpu)
 	cs->others_busy_s = (all_busy - busy) - cs->others_busy_s;
 	cs->busy_s = busy - cs->busy_s;
 	cs->steal_s = steal - cs->steal_s;
-	cs->ours_s = own_cpu_seconds() - cs->ours_s;
+	cs->ours_s = own_cpu_seconds() - cs->ours_s - cs->background_s;
+	cs->others_busy_s -= cs->background_s; /* ours too, only elsewhere */
+	if (cs->others_busy_s < 0)
+		cs->others_busy_s = 0;
+	cs->load1_end = load1();
 }
 
 /* Seconds of the pinned CPU that other processes used (clock ticks: about 10 ms resolution). */
@@ -145,30 +164,50 @@ void run_info_init(struct run_info *ri)
 		snprintf(ri->machine, sizeof(ri->machine), "%s", u.machine);
 	}
 	read_cpu_model(ri->cpu_model, sizeof(ri->cpu_model));
+	ri->nr_cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	read_commit(ri);
 }
 
 /* ---- the table -------------------------------------------------------------------------------- */
 
-static void print_value(double v, const char *unit)
+/* Figures in their unit: ns with one decimal (two below 10), us and bytes likewise. */
+static void fmt_value(char *out, size_t len, double v)
 {
 	if (isnan(v))
-		printf(" %10s", "-");
-	else if (strcmp(unit, "ns/access") == 0 || strcmp(unit, "x") == 0)
-		printf(" %10.2f", v);
+		snprintf(out, len, "-");
+	else if (fabs(v) < 10)
+		snprintf(out, len, "%.2f", v);
+	else if (fabs(v) < 100000)
+		snprintf(out, len, "%.1f", v);
 	else
-		printf(" %10.1f", v);
+		snprintf(out, len, "%.0f", v);
 }
 
-static void print_ratio(double r)
+/* "median [min-max]" */
+static void fmt_series(char *out, size_t len, const struct series *s, bool spread)
 {
-	if (isnan(r))
-		printf(" %9s", "-");
-	else
-		printf(" %9.3f", r);
+	char m[24], lo[24], hi[24];
+	fmt_value(m, sizeof(m), s->median);
+	if (!spread || s->n < 2) {
+		snprintf(out, len, "%s", m);
+		return;
+	}
+	fmt_value(lo, sizeof(lo), s->min);
+	fmt_value(hi, sizeof(hi), s->max);
+	snprintf(out, len, "%s [%s-%s]", m, lo, hi);
 }
 
-static void target_text(const struct metric *m, char *out, size_t len)
+static void fmt_ratio(char *out, size_t len, double r)
+{
+	if (isnan(r) || isinf(r))
+		snprintf(out, len, "-");
+	else if (r < 0.1)
+		snprintf(out, len, "%.3f", r);
+	else
+		snprintf(out, len, "%.2f", r);
+}
+
+static void target_text(const struct bench_metric *m, char *out, size_t len)
 {
 	out[0] = 0;
 	size_t used = 0;
@@ -177,82 +216,114 @@ static void target_text(const struct metric *m, char *out, size_t len)
 	if (m->max_floor_ratio)
 		used += (size_t)snprintf(out + used, len - used, "%s<=%gx floor", used ? ", " : "",
 					 m->max_floor_ratio);
-	if (m->max_cowvm && strcmp(m->unit, "x") == 0)
-		snprintf(out + used, len - used, "%s<=%gx", used ? ", " : "", m->max_cowvm);
-	else if (m->max_cowvm)
-		snprintf(out + used, len - used, "%s<=%g %s", used ? ", " : "", m->max_cowvm,
-			 strcmp(m->unit, "bytes") == 0 ? "B" : "ns");
+	if (m->max_value && strcmp(m->unit, "x") == 0)
+		snprintf(out + used, len - used, "%s<=%gx", used ? ", " : "", m->max_value);
+	else if (m->max_value)
+		snprintf(out + used, len - used, "%s<=%g %s", used ? ", " : "", m->max_value,
+			 strcmp(m->unit, "bytes") == 0 ? "B" : strcmp(m->unit, "%") == 0 ? "%" :
+			 strcmp(m->unit, "us") == 0 ? "us" : "ns");
 }
 
-static bool metric_used(const struct metric *m)
+static const char *floor_name(enum floor_kind k)
 {
-	return m->nhost > 0 || m->ncowvm > 0;
+	return k == FLOOR_MEMCPY ? "memcpy" : k == FLOOR_MEMSET ? "memset" : "";
+}
+
+static bool machine_noisy(const struct cpu_share *cs, double wall_s)
+{
+	return cpu_share_others(cs) + cs->steal_s > 0.02 * wall_s ||
+	       cs->others_busy_s > 0.10 * wall_s * cs->nr_other_cpus;
+}
+
+static const char *backing_name(int backing)
+{
+	switch (backing) {
+	case COWVM_BACKING_HUGETLB: return "hugetlbfs 2 MiB pages";
+	case COWVM_BACKING_THP: return "transparent huge pages";
+	default: return "4 KiB pages";
+	}
 }
 
 void print_table(const struct config *c, const struct run_info *ri,
-			const struct cpu_share *cs, double wall_s)
+		 const struct cpu_share *cs, double wall_s)
 {
+	const struct cowvm_machine_info *mi = &c->machine;
 	printf("cowvm-bench  %s  commit %s%s\n", ri->date, ri->commit, ri->dirty ? " (modified)" : "");
-	printf("host: Linux %s %s, %s, pinned to CPU %d\n", ri->kernel, ri->machine, ri->cpu_model,
-	       c->cpu);
-	printf("%s run: %llu pages (%llu MiB) per fault/munmap/exit/dput case, %d repetitions, medians; "
-	       "cowvm machine %llu MiB, NO_POISON|PREFAULT\n",
-	       c->quick ? "quick" : "full", (unsigned long long)c->pages,
-	       (unsigned long long)(c->pages * BENCH_PAGE / MIB), c->reps,
-	       (unsigned long long)(c->phys_bytes / MIB));
-	printf("floor: bare 4 KiB memcpy (COW) / memset (new page) over as many cache-cold pages\n\n");
-	printf("%-52s %-9s %10s %10s %9s %10s %9s  %-26s %s\n", "metric", "unit", "host", "cowvm",
-	       "cowvm/host", "floor", "cowvm/flr", "target", "result");
-	for (int id = 0; id < NR_METRICS; id++) {
-		const struct metric *m = &metrics[id];
-		if (!metric_used(m))
-			continue;
-		char target[64];
-		target_text(m, target, sizeof(target));
-		printf("%-52s %-9s", m->label, m->unit);
-		print_value(m->host_med, m->unit);
-		print_value(m->cowvm_med, m->unit);
-		print_ratio(m->cowvm_med / m->host_med);
-		print_value(m->floor_med, m->unit);
-		print_ratio(m->floor ? m->cowvm_med / m->floor_med : NAN);
-		printf("  %-26s %s\n", target, m->status);
+	printf("host: Linux %s %s, %s, %d CPUs, pinned to CPU %d\n", ri->kernel, ri->machine,
+	       ri->cpu_model, ri->nr_cpus, c->cpu);
+	printf("%s run: %d interleaved rounds, medians [min-max]; cowvm machine %llu MiB, "
+	       "flags %#x, physical memory on %s (%llu MiB of it huge)\n",
+	       c->quick ? "quick" : "full", c->reps, (unsigned long long)(c->phys_bytes / MIB),
+	       c->vm_flags, backing_name(mi->host_backing),
+	       (unsigned long long)(mi->host_huge_bytes / MIB));
+	printf("floors: bare 4 KiB memcpy/memset over as many cold, backed pages; 'floor' is on "
+	       "memory backed as cowvm's (%s), the 4 KiB-page floor is in the JSON\n\n",
+	       c->huge_backing ? "huge pages" : "4 KiB pages");
+	printf("%-52s %-9s %-22s %-22s %8s %9s %8s  %-24s %s\n", "metric", "unit", "host",
+	       "cowvm", "cow/host", "floor", "cow/flr", "target", "result");
+	for (int i = 0; i < nr_figures; i++) {
+		const struct figure *f = &figures[i];
+		char h[80], v[80], r[16], fl[32], fr[16], target[64];
+		fmt_series(h, sizeof(h), &f->host, true);
+		fmt_series(v, sizeof(v), &f->cowvm, true);
+		fmt_ratio(r, sizeof(r), f->ratio);
+		fmt_value(fl, sizeof(fl), f->m->floor ? f->floor_vm.median : NAN);
+		fmt_ratio(fr, sizeof(fr), f->floor_ratio);
+		target_text(f->m, target, sizeof(target));
+		printf("%-52s %-9s %-22s %-22s %8s %9s %8s  %-24s %s\n", f->m->label, f->m->unit,
+		       f->c->host ? h : "-", v, r, fl, fr, target, f->status);
 	}
-	printf("\nhost struct page: %s.\n", metrics[M_STRUCT_PAGE].host_note);
-	printf("dput/dget rows: cowvm only, %s: no host figure ('-').\n",
-	       metrics[M_DPUT_COW].host_note);
-	if (metric_used(&metrics[M_MERGE_SMALL])) {
-		printf("MERGE (median of %d per repetition, each after a fresh dput COPY and SNAP of "
-		       "the %llu MiB to a child that writes one page), last report:\n",
-		       c->merge_iters, (unsigned long long)(c->merge_pages * BENCH_PAGE / MIB));
-		for (int i = 1; i >= 0; i--) {
-			const struct cowvm_merge_report *r = &merge_reports[i];
-			uint64_t pages = i ? c->merge_pages : c->merge_small_pages;
-			printf("  %5llu MiB: tables_skipped %llu of %llu, pages_skipped %llu, "
-			       "pages_shared %llu, pages_copied %llu, pages_merged %llu, conflicts %llu\n",
-			       (unsigned long long)(pages * BENCH_PAGE / MIB),
-			       (unsigned long long)r->tables_skipped, (unsigned long long)(pages / 512),
-			       (unsigned long long)r->pages_skipped, (unsigned long long)r->pages_shared,
-			       (unsigned long long)r->pages_copied, (unsigned long long)r->pages_merged,
-			       (unsigned long long)r->conflicts);
+	if (nr_curve) {
+		printf("\ncost curve: first touch of an eighth of the machine, fork, COW break of it all, "
+		       "exit; ns per touched page, medians of %d; machines lazily backed (flags %#x)\n",
+		       c->reps, c->vm_flags & ~COWVM_CONFIG_PREFAULT);
+		printf("%10s %9s %10s %10s %10s %10s %10s %8s %10s %10s\n", "machine", "pages", "touch",
+		       "fork", "cow", "exit", "work", "x first", "create ms", "destroy ms");
+		double base = NAN;
+		for (int i = 0; i < nr_curve; i++) {
+			const struct curve_series *p = &curve[i];
+			if (!p->work.n)
+				continue;
+			if (isnan(base))
+				base = p->work.median;
+			printf("%7llu MiB %9llu %10.1f %10.1f %10.1f %10.1f %10.1f %8.2f %10.1f %10.1f\n",
+			       (unsigned long long)(p->phys_bytes / MIB), (unsigned long long)p->pages,
+			       p->touch.median, p->fork.median, p->cow.median, p->exit.median,
+			       p->work.median, p->work.median / base, p->create_ms.median,
+			       p->destroy_ms.median);
 		}
+		if (!isnan(curve_spread))
+			printf("work per page, largest / smallest over the sizes: %.2f (target <= 1.25: %s)\n",
+			       curve_spread, curve_spread <= 1.25 ? "met" : "missed");
 	}
-	double others = cpu_share_others(cs);
-	bool noisy = others + cs->steal_s > 0.02 * wall_s ||
-		     cs->others_busy_s > 0.10 * wall_s * cs->nr_other_cpus;
+	printf("\n");
+	for (int i = 0; i < nr_figures; i++)
+		if (figures[i].m->host_note && (i == 0 || figures[i - 1].m->host_note != figures[i].m->host_note))
+			printf("no host figure for '%s'...: %s.\n", figures[i].m->label, figures[i].m->host_note);
+	for (int i = 0; i < nskips; i++)
+		printf("skipped: %s\n", skip_reasons[i]);
+	printf("time per case (s):");
+	for (int i = 0; i < nr_bench_cases; i++)
+		if (case_seconds[i] > 0)
+			printf(" %s %.2f", bench_cases[i].name, case_seconds[i]);
+	if (nr_curve)
+		printf(" curve %.2f", curve_seconds);
+	printf("\n");
+	printf("background: the library's own threads used %.2f s of CPU (not on the pinned CPU)\n",
+	       cs->background_s);
 	printf("over the %.1f s run: pinned CPU %d %.1f s ours, %.1f s other processes, %.1f s steal; "
-	       "other CPUs busy %.1f s of %.1f s\n",
-	       wall_s, c->cpu, cs->ours_s, others, cs->steal_s, cs->others_busy_s,
-	       wall_s * cs->nr_other_cpus);
-	if (noisy)
+	       "other CPUs busy %.1f s of %.1f s; load average %.2f -> %.2f\n",
+	       wall_s, c->cpu, cs->ours_s, cpu_share_others(cs), cs->steal_s, cs->others_busy_s,
+	       wall_s * cs->nr_other_cpus, cs->load1_start, cs->load1_end);
+	if (machine_noisy(cs, wall_s))
 		printf("WARNING: the machine was not idle (shared CPU, cache and memory bandwidth): "
 		       "figures are noisy; rerun when it is\n");
-	printf("fork and exit per page: minus the empty process's median, divided by the pages.\n");
 	if (nfailed == 0) {
 		printf("checks: %d counts (faults, COW copies, reuses, zero-page maps, TLB misses, "
-		       "frames and page tables of dput, MERGE reports) all as expected\n", nchecks);
+		       "frames and page tables, MERGE reports) all as expected\n", nchecks);
 	} else {
-		printf("checks: %d of %d counts differ from what the case meant to cause:\n", nfailed,
-		       nchecks);
+		printf("checks: %d of %d samples had counts that differ from what the case meant to cause:\n",
+		       nfailed, nchecks);
 		for (int i = 0; i < nfailed && i < MAX_CHECK_FAILURES; i++)
 			printf("  %s\n", check_failures[i]);
 	}
@@ -268,33 +339,11 @@ static void json_number(FILE *f, double v)
 		fprintf(f, "%.6g", v);
 }
 
-static void json_merge_report(FILE *f, const struct cowvm_merge_report *r, uint64_t pages)
-{
-	fprintf(f, "{\"pages\": %llu, \"tables\": %llu, \"tables_skipped\": %llu, "
-		   "\"pages_skipped\": %llu, \"pages_shared\": %llu, \"pages_copied\": %llu, "
-		   "\"pages_merged\": %llu, \"conflicts\": %llu}",
-		(unsigned long long)pages, (unsigned long long)(pages / 512),
-		(unsigned long long)r->tables_skipped, (unsigned long long)r->pages_skipped,
-		(unsigned long long)r->pages_shared, (unsigned long long)r->pages_copied,
-		(unsigned long long)r->pages_merged, (unsigned long long)r->conflicts);
-}
-
-static void json_samples(FILE *f, const double *s, int n)
-{
-	fputc('[', f);
-	for (int i = 0; i < n; i++) {
-		if (i)
-			fputs(", ", f);
-		json_number(f, s[i]);
-	}
-	fputc(']', f);
-}
-
 /* Strings written here are ours (labels, uname, cpuinfo): escape quotes and backslashes only. */
 static void json_string(FILE *f, const char *s)
 {
 	fputc('"', f);
-	for (; *s; s++) {
+	for (; s && *s; s++) {
 		if (*s == '"' || *s == '\\')
 			fputc('\\', f);
 		if ((unsigned char)*s >= 0x20)
@@ -303,9 +352,27 @@ static void json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-void write_json(const struct config *c, const struct run_info *ri,
-		       const struct cpu_share *cs, double wall_s)
+static void json_series(FILE *f, const struct series *s)
 {
+	fprintf(f, "{\"median\": ");
+	json_number(f, s->median);
+	fprintf(f, ", \"min\": ");
+	json_number(f, s->min);
+	fprintf(f, ", \"max\": ");
+	json_number(f, s->max);
+	fprintf(f, ", \"samples\": [");
+	for (int i = 0; i < s->n; i++) {
+		if (i)
+			fputs(", ", f);
+		json_number(f, s->s[i]);
+	}
+	fprintf(f, "]}");
+}
+
+void write_json(const struct config *c, const struct run_info *ri,
+		const struct cpu_share *cs, double wall_s)
+{
+	const struct cowvm_machine_info *mi = &c->machine;
 	FILE *f = fopen(c->json_path, "w");
 	if (!f) {
 		fprintf(stderr, "cowvm-bench: cannot write %s: %s\n", c->json_path, strerror(errno));
@@ -319,78 +386,183 @@ void write_json(const struct config *c, const struct run_info *ri,
 	json_string(f, ri->machine);
 	fprintf(f, ",\n  \"cpu_model\": ");
 	json_string(f, ri->cpu_model);
+	fprintf(f, ",\n  \"nr_cpus\": %d", ri->nr_cpus);
 	fprintf(f, ",\n  \"commit\": ");
 	json_string(f, ri->commit);
 	fprintf(f, ",\n  \"modified\": %s", ri->dirty ? "true" : "false");
-	fprintf(f, ",\n  \"quick\": %s,\n  \"reps\": %d,\n  \"cpu\": %d,\n  \"pages\": %llu,\n"
-		   "  \"phys_bytes\": %llu,\n",
-		c->quick ? "true" : "false", c->reps, c->cpu, (unsigned long long)c->pages,
-		(unsigned long long)c->phys_bytes);
+	fprintf(f, ",\n  \"quick\": %s,\n  \"reps\": %d,\n  \"cpu\": %d,\n",
+		c->quick ? "true" : "false", c->reps, c->cpu);
+	fprintf(f, "  \"cowvm_machine\": {\"phys_bytes\": %llu, \"flags\": %u, \"host_backing\": ",
+		(unsigned long long)c->phys_bytes, c->vm_flags);
+	json_string(f, backing_name(mi->host_backing));
+	fprintf(f, ", \"host_huge_bytes\": %llu, \"struct_page_bytes\": %llu, "
+		   "\"mem_map_bytes\": %llu},\n",
+		(unsigned long long)mi->host_huge_bytes, (unsigned long long)mi->struct_page_bytes,
+		(unsigned long long)mi->mem_map_bytes);
 	fprintf(f, "  \"run_seconds\": %.2f,\n  \"pinned_cpu_seconds\": {\"ours\": %.2f, "
 		   "\"other_processes\": %.2f, \"steal\": %.2f},\n"
-		   "  \"other_cpus_busy_seconds\": %.2f,\n",
-		wall_s, cs->ours_s, cpu_share_others(cs), cs->steal_s, cs->others_busy_s);
-	fprintf(f, "  \"floors\": {\"memcpy_ns_per_page\": ");
-	json_number(f, median(floor_samples[FLOOR_MEMCPY], nfloor[FLOOR_MEMCPY]));
-	fprintf(f, ", \"memcpy_samples\": ");
-	json_samples(f, floor_samples[FLOOR_MEMCPY], nfloor[FLOOR_MEMCPY]);
-	fprintf(f, ", \"memset_ns_per_page\": ");
-	json_number(f, median(floor_samples[FLOOR_MEMSET], nfloor[FLOOR_MEMSET]));
-	fprintf(f, ", \"memset_samples\": ");
-	json_samples(f, floor_samples[FLOOR_MEMSET], nfloor[FLOOR_MEMSET]);
-	fprintf(f, "},\n  \"merge_reports\": {\"iters_per_rep\": %d, \"small\": ", c->merge_iters);
-	json_merge_report(f, &merge_reports[0], c->merge_small_pages);
-	fprintf(f, ", \"large\": ");
-	json_merge_report(f, &merge_reports[1], c->merge_pages);
-	fprintf(f, "},\n  \"checks\": {\"total\": %d, \"failed\": %d, \"failures\": [", nchecks, nfailed);
+		   "  \"other_cpus_busy_seconds\": %.2f,\n  \"background_cpu_seconds\": %.2f,\n"
+		   "  \"load_average\": [%.2f, %.2f],\n  \"noisy\": %s,\n",
+		wall_s, cs->ours_s, cpu_share_others(cs), cs->steal_s, cs->others_busy_s,
+		cs->background_s, cs->load1_start, cs->load1_end,
+		machine_noisy(cs, wall_s) ? "true" : "false");
+	fprintf(f, "  \"checks\": {\"total\": %d, \"failed\": %d, \"failures\": [", nchecks, nfailed);
 	for (int i = 0; i < nfailed && i < MAX_CHECK_FAILURES; i++) {
 		if (i)
 			fputs(", ", f);
 		json_string(f, check_failures[i]);
 	}
-	fprintf(f, "]},\n  \"metrics\": {\n");
+	fprintf(f, "]},\n  \"skipped\": [");
+	for (int i = 0; i < nskips; i++) {
+		if (i)
+			fputs(", ", f);
+		json_string(f, skip_reasons[i]);
+	}
+	fprintf(f, "],\n  \"case_seconds\": {");
 	bool first = true;
-	for (int id = 0; id < NR_METRICS; id++) {
-		const struct metric *m = &metrics[id];
-		if (!metric_used(m))
-			continue;
+	for (int i = 0; i < nr_bench_cases; i++)
+		if (case_seconds[i] > 0) {
+			fprintf(f, "%s\"%s\": %.3f", first ? "" : ", ", bench_cases[i].name, case_seconds[i]);
+			first = false;
+		}
+	fprintf(f, "%s\"curve\": %.3f},\n  \"metrics\": {\n", first ? "" : ", ", curve_seconds);
+	for (int i = 0; i < nr_figures; i++) {
+		const struct figure *fg = &figures[i];
+		const struct bench_metric *m = fg->m;
 		char target[64];
 		target_text(m, target, sizeof(target));
-		fprintf(f, "%s    ", first ? "" : ",\n");
-		first = false;
+		fprintf(f, "%s    ", i ? ",\n" : "");
 		json_string(f, m->key);
-		fprintf(f, ": {\"label\": ");
+		fprintf(f, ": {\"case\": ");
+		json_string(f, fg->c->name);
+		fprintf(f, ", \"label\": ");
 		json_string(f, m->label);
 		fprintf(f, ", \"unit\": ");
 		json_string(f, m->unit);
-		fprintf(f, ", \"host\": ");
-		json_number(f, m->host_med);
-		fprintf(f, ", \"cowvm\": ");
-		json_number(f, m->cowvm_med);
-		fprintf(f, ", \"ratio\": ");
-		json_number(f, m->cowvm_med / m->host_med);
-		fprintf(f, ", \"floor\": ");
-		json_number(f, m->floor_med);
-		fprintf(f, ", \"floor_ratio\": ");
-		json_number(f, m->floor ? m->cowvm_med / m->floor_med : NAN);
-		fprintf(f, ", \"target\": ");
+		fprintf(f, ",\n      \"host\": ");
+		if (fg->c->host)
+			json_series(f, &fg->host);
+		else
+			fprintf(f, "null");
+		fprintf(f, ",\n      \"cowvm\": ");
+		json_series(f, &fg->cowvm);
+		fprintf(f, ",\n      \"ratio\": ");
+		json_number(f, fg->ratio);
+		if (m->floor) {
+			fprintf(f, ", \"floor_kind\": ");
+			json_string(f, floor_name(m->floor));
+			fprintf(f, ", \"floor_ratio\": ");
+			json_number(f, fg->floor_ratio);
+			fprintf(f, ",\n      \"floor\": ");
+			json_series(f, &fg->floor_vm);
+			fprintf(f, ",\n      \"floor_4k\": ");
+			json_series(f, &fg->floor_4k);
+		}
+		fprintf(f, ",\n      \"target\": ");
 		json_string(f, target);
 		fprintf(f, ", \"status\": ");
-		json_string(f, m->status);
-		if (m->cowvm_only)
-			fprintf(f, ", \"cowvm_only\": true");
+		json_string(f, fg->status);
 		if (m->host_note) {
 			fprintf(f, ", \"host_note\": ");
 			json_string(f, m->host_note);
 		}
-		fprintf(f, ", \"host_samples\": ");
-		json_samples(f, m->host, m->nhost);
-		fprintf(f, ", \"cowvm_samples\": ");
-		json_samples(f, m->cowvm, m->ncowvm);
 		fputc('}', f);
 	}
-	fprintf(f, "\n  }\n}\n");
+	fprintf(f, "\n  },\n  \"curve\": {\"spread\": ");
+	json_number(f, curve_spread);
+	fprintf(f, ", \"target_spread\": 1.25, \"points\": [");
+	for (int i = 0; i < nr_curve; i++) {
+		const struct curve_series *p = &curve[i];
+		fprintf(f, "%s\n    {\"phys_bytes\": %llu, \"pages\": %llu, \"touch\": ", i ? "," : "",
+			(unsigned long long)p->phys_bytes, (unsigned long long)p->pages);
+		json_series(f, &p->touch);
+		fprintf(f, ",\n     \"fork\": ");
+		json_series(f, &p->fork);
+		fprintf(f, ",\n     \"cow\": ");
+		json_series(f, &p->cow);
+		fprintf(f, ",\n     \"exit\": ");
+		json_series(f, &p->exit);
+		fprintf(f, ",\n     \"work\": ");
+		json_series(f, &p->work);
+		fprintf(f, ",\n     \"create_ms\": ");
+		json_series(f, &p->create_ms);
+		fprintf(f, ",\n     \"destroy_ms\": ");
+		json_series(f, &p->destroy_ms);
+		fputc('}', f);
+	}
+	fprintf(f, "]}\n}\n");
 	if (fclose(f))
 		fprintf(stderr, "cowvm-bench: writing %s: %s\n", c->json_path, strerror(errno));
 }
 
+/* ---- the README's table --------------------------------------------------------------------------- */
+
+void write_markdown(const struct config *c, const struct run_info *ri,
+		    const struct cpu_share *cs, double wall_s)
+{
+	FILE *f = fopen(c->markdown_path, "w");
+	if (!f) {
+		fprintf(stderr, "cowvm-bench: cannot write %s: %s\n", c->markdown_path, strerror(errno));
+		return;
+	}
+	char day[16];
+	snprintf(day, sizeof(day), "%.10s", ri->date);
+	fprintf(f, "`make bench`%s, %s, on %s (%d CPUs, %s, Linux %s), commit %s%s: medians of %d "
+		   "interleaved rounds [min-max], ns per 4 KiB page unless noted.  The cowvm machine's "
+		   "physical memory is on %s.%s\n\n",
+		c->quick ? " (quick)" : "", day, ri->cpu_model, ri->nr_cpus, ri->machine, ri->kernel,
+		ri->commit, ri->dirty ? " (modified)" : "", c->reps,
+		backing_name(c->machine.host_backing),
+		machine_noisy(cs, wall_s) ? "  The machine was not idle during the run: the figures "
+					    "are noisy." : "");
+	fprintf(f, "| metric | unit | host | cowvm | cowvm/host | cowvm/floor | target | holds |\n");
+	fprintf(f, "|---|---|---:|---:|---:|---:|---|---|\n");
+	for (int i = 0; i < nr_figures; i++) {
+		const struct figure *fg = &figures[i];
+		char h[80], v[80], r[16], fr[48], target[64];
+		fmt_series(h, sizeof(h), &fg->host, true);
+		fmt_series(v, sizeof(v), &fg->cowvm, true);
+		fmt_ratio(r, sizeof(r), fg->ratio);
+		if (fg->m->floor) {
+			char x[16];
+			fmt_ratio(x, sizeof(x), fg->floor_ratio);
+			snprintf(fr, sizeof(fr), "%s (%s)", x, floor_name(fg->m->floor));
+		} else {
+			snprintf(fr, sizeof(fr), " ");
+		}
+		target_text(fg->m, target, sizeof(target));
+		fprintf(f, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", fg->m->label, fg->m->unit,
+			fg->c->host ? h : "-", v, fg->c->host ? r : "-", fr, target,
+			strcmp(fg->status, "met") == 0 ? "yes" : strcmp(fg->status, "missed") == 0 ? "**no**" :
+			fg->status);
+	}
+	if (nr_curve) {
+		fprintf(f, "\nCost per page against the machine's size (first touch of an eighth of the "
+			   "machine, fork, COW break, exit; lazily backed machines):\n\n");
+		fprintf(f, "| machine | pages | touch | fork | COW break | exit | work | x smallest |\n");
+		fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+		double base = NAN;
+		for (int i = 0; i < nr_curve; i++) {
+			const struct curve_series *p = &curve[i];
+			if (!p->work.n)
+				continue;
+			if (isnan(base))
+				base = p->work.median;
+			fprintf(f, "| %llu MiB | %llu | %.1f | %.1f | %.1f | %.1f | %.1f | %.2f |\n",
+				(unsigned long long)(p->phys_bytes / MIB), (unsigned long long)p->pages,
+				p->touch.median, p->fork.median, p->cow.median, p->exit.median,
+				p->work.median, p->work.median / base);
+		}
+		if (!isnan(curve_spread))
+			fprintf(f, "\nLargest / smallest work per page: %.2f (target <= 1.25: %s).\n",
+				curve_spread, curve_spread <= 1.25 ? "holds" : "does not hold");
+	}
+	int met = 0, missed = 0;
+	for (int i = 0; i < nr_figures; i++) {
+		met += strcmp(figures[i].status, "met") == 0;
+		missed += strcmp(figures[i].status, "missed") == 0;
+	}
+	fprintf(f, "\nTargets: %d hold, %d do not.\n", met, missed);
+	if (fclose(f))
+		fprintf(stderr, "cowvm-bench: writing %s: %s\n", c->markdown_path, strerror(errno));
+}

@@ -1,7 +1,7 @@
 /*
- * report.h - what main.c (the schedule) and report.c (the table and the JSON file) share:
- * the configuration of a run, the metrics with their samples and targets, the checks, and the
- * facts about the machine the run happened on.
+ * report.h - what main.c (the schedule) and report.c (the table, the JSON and the Markdown)
+ * share: the configuration of a run, the samples of every figure, the curve, the checks, and
+ * the facts about the machine the run happened on.
  */
 #ifndef COWVM_BENCH_REPORT_H
 #define COWVM_BENCH_REPORT_H
@@ -10,73 +10,64 @@
 #include <stdint.h>
 #include <sys/utsname.h>
 
-#include "../include/cowvm.h"
+#include "bench.h"
 
-#define MAX_REPS 31
-#define MAX_FORK_SIZES 3
 #define MAX_CHECK_FAILURES 64
-#define MIB (1ull << 20)
+#define MAX_CURVE_SIZES 16
 
 struct config {
 	bool quick;
 	int reps;
 	int cpu;
-	const char *json_path;
-	uint64_t pages;              /* pages per fault, munmap and exit case */
-	uint64_t fork_bytes[MAX_FORK_SIZES];
-	int nr_fork_sizes;
-	uint64_t tlb_hit_accesses;
-	uint64_t tlb_miss_pages, tlb_miss_passes;
-	uint64_t struct_page_frames;
-	uint64_t phys_bytes;         /* the measured machine */
-	/* dput/dget (cowvm only): COPY and SNAP use `pages`; MERGE a parent of merge_pages, one
-	 * page changed, merged over all of them and over merge_small_pages around the change */
-	uint64_t merge_pages, merge_small_pages;
-	int merge_iters;             /* merges of each size per repetition (their median is kept) */
+	const char *json_path, *markdown_path;
+	uint64_t phys_bytes;            /* the shared machine */
+	unsigned vm_flags;              /* its COWVM_CONFIG_* */
+	bool selected[256];             /* cases that run (by index) */
+	uint64_t curve_sizes[MAX_CURVE_SIZES];
+	int nr_curve_sizes;
+	bool huge_backing;              /* the shared machine got host huge pages */
+	struct cowvm_machine_info machine;
 };
 
-/* ---- metrics: filled by main.c, printed by report.c --------------------------------------- */
-
-enum metric_id {
-	M_FIRST_TOUCH, M_ZERO_READ, M_WRITE_AFTER_READ, M_COW_BREAK, M_REUSE,
-	M_FORK_EMPTY,
-	M_FORK_PAGE, M_FORK_TOTAL = M_FORK_PAGE + MAX_FORK_SIZES,
-	M_MUNMAP = M_FORK_TOTAL + MAX_FORK_SIZES, M_EXIT_EMPTY, M_EXIT,
-	M_TLB_HIT_LOAD, M_TLB_HIT_STORE, M_TLB_MISS,
-	M_STRUCT_PAGE, M_PAGETABLE,
-	M_DPUT_COW, M_DPUT_COW_TOTAL, M_DPUT_BYTES, M_DPUT_BYTES_TOTAL, M_SNAP,
-	M_MERGE_SMALL, M_MERGE_LARGE, M_MERGE_RATIO,
-	NR_METRICS
+/* The samples of one figure on one side, and their statistics. */
+struct series {
+	double s[MAX_REPS];
+	int n;
+	double median, min, max;        /* NAN without samples */
 };
 
-enum floor_kind { FLOOR_NONE, FLOOR_MEMCPY, FLOOR_MEMSET };
-
-struct metric {
-	char key[48];         /* the JSON name */
-	char label[64];
-	const char *unit;
-	enum floor_kind floor;
-	double max_host_ratio;  /* target: cowvm <= this x host (0: none) */
-	double max_floor_ratio; /* target: cowvm <= this x floor (0: none) */
-	double max_cowvm;       /* target: cowvm <= this, in the metric's unit (0: none) */
-	const char *host_note;  /* the host figure is not measured but documented */
-	bool cowvm_only;        /* no host counterpart (dput/dget): the host column is '-' */
-	double host[MAX_REPS], cowvm[MAX_REPS];
-	int nhost, ncowvm;
-	/* medians, filled at the end */
-	double host_med, cowvm_med, floor_med;
-	const char *status;     /* "met", "missed" or "" */
+/* One figure of one case. */
+struct figure {
+	const struct bench_case *c;
+	const struct bench_metric *m;
+	int case_index, k;
+	struct series host, cowvm;
+	struct series floor_4k, floor_vm; /* the case's floor on 4 KiB pages / on cowvm's backing */
+	double ratio, floor_ratio;      /* cowvm median / host median, / floor_vm median */
+	const char *status;             /* "met", "missed", "" (no target), "skipped" */
 };
 
-extern struct metric metrics[NR_METRICS];
-extern double floor_samples[3][MAX_REPS];
-extern int nfloor[3];
-extern char check_failures[MAX_CHECK_FAILURES][128];
+#define MAX_FIGURES 128
+extern struct figure figures[MAX_FIGURES];
+extern int nr_figures;
+
+/* The cost curve: one point per machine size. */
+struct curve_series {
+	uint64_t phys_bytes, pages;
+	struct series touch, fork, cow, exit, work, create_ms, destroy_ms;
+};
+extern struct curve_series curve[MAX_CURVE_SIZES];
+extern int nr_curve;
+extern double curve_spread;     /* max / min of the work medians over the sizes */
+
+extern double case_seconds[256]; /* wall time each case took over the run, both sides */
+extern double curve_seconds;
+extern char check_failures[MAX_CHECK_FAILURES][160];
 extern int nchecks, nfailed;
-/* The last MERGE of each size (0: merge_small_pages, 1: merge_pages): did the shortcut work? */
-extern struct cowvm_merge_report merge_reports[2];
+extern char skip_reasons[8][200];
+extern int nskips;
 
-double median(const double *samples, int n); /* NAN for no samples */
+void series_finish(struct series *s);
 
 /* ---- the machine the run happened on (report.c) ------------------------------------------- */
 
@@ -85,6 +76,7 @@ struct run_info {
 	char kernel[sizeof(((struct utsname *)0)->release)];
 	char machine[sizeof(((struct utsname *)0)->machine)];
 	char cpu_model[128];
+	int nr_cpus;
 	char commit[64];
 	bool dirty;
 };
@@ -94,6 +86,8 @@ struct cpu_share {
 	double busy_s, steal_s, ours_s;
 	double others_busy_s;   /* the other CPUs: they share the caches and memory bandwidth */
 	int nr_other_cpus;
+	double background_s;    /* CPU the library's own threads used (on other CPUs), main.c adds */
+	double load1_start, load1_end;
 };
 void cpu_share_start(struct cpu_share *cs, int cpu);
 void cpu_share_end(struct cpu_share *cs, int cpu);
@@ -104,5 +98,7 @@ void print_table(const struct config *c, const struct run_info *ri, const struct
 		 double wall_s);
 void write_json(const struct config *c, const struct run_info *ri, const struct cpu_share *cs,
 		double wall_s);
+void write_markdown(const struct config *c, const struct run_info *ri, const struct cpu_share *cs,
+		    double wall_s);
 
 #endif

@@ -86,6 +86,20 @@ struct cowvm_config {
 cowvm_t *cowvm_create(const struct cowvm_config *cfg); /* NULL + errno */
 void cowvm_destroy(cowvm_t *vm);                       /* exits every task left */
 
+/* What the machine costs its host, and how its physical memory is backed there. */
+#define COWVM_BACKING_4K      0 /* 4 KiB host pages */
+#define COWVM_BACKING_THP     1 /* transparent huge pages asked for (MADV_HUGEPAGE) */
+#define COWVM_BACKING_HUGETLB 2 /* hugetlbfs pages (MAP_HUGETLB), reserved at create */
+struct cowvm_machine_info {
+	uint64_t phys_bytes, nr_frames;
+	uint64_t struct_page_bytes;   /* sizeof(struct page) */
+	uint64_t mem_map_bytes;       /* host memory reserved for the frame array */
+	int host_backing;             /* COWVM_BACKING_* of the physical memory */
+	uint64_t host_huge_bytes;     /* of it, backed by host huge pages now (/proc/self/smaps) */
+	uint64_t host_rss_bytes;      /* of it, resident in the host now */
+};
+int cowvm_machine_info(cowvm_t *vm, struct cowvm_machine_info *out); /* 0 or -EINVAL */
+
 /* ---- tasks ------------------------------------------------------------------------------ */
 
 cowvm_task_t *cowvm_spawn(cowvm_t *vm);           /* new process, empty mm; NULL + errno */

@@ -1,7 +1,8 @@
 /*
- * cowvm.c - the machine: create it (physical memory, zero page, LRU, counters) and destroy it
- * (every task left exits first, so all frames come back).
+ * cowvm.c - the machine: create it (physical memory, zero page, LRU, counters), destroy it
+ * (every task left exits first, so all frames come back), and say what it costs its host.
  */
+#include <stdio.h>
 #include <unistd.h>
 
 #include "mm.h"
@@ -58,4 +59,50 @@ void cowvm_destroy(cowvm_t *vm)
 	pthread_mutex_destroy(&vm->task_lock);
 	page_alloc_exit(vm);
 	free(vm);
+}
+
+/*
+ * Resident and huge-page bytes of the host mappings that lie within [start, start + len), from
+ * /proc/self/smaps (the physical memory may be several VMAs once parts of it were advised
+ * differently).  Zeros when smaps cannot be read.
+ */
+static void host_backing_of(uint64_t start, uint64_t len, uint64_t *rss, uint64_t *huge)
+{
+	*rss = *huge = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return;
+	char line[512];
+	bool inside = false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi, kb;
+		if (sscanf(line, "%llx-%llx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			inside = lo >= start && hi <= start + len;
+			continue;
+		}
+		if (!inside)
+			continue;
+		if (sscanf(line, "Rss: %llu kB", &kb) == 1)
+			*rss += kb << 10;
+		else if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
+			*huge += kb << 10;
+	}
+	fclose(f);
+}
+
+int cowvm_machine_info(cowvm_t *vm, struct cowvm_machine_info *out)
+{
+	if (!vm || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->phys_bytes = vm->nr_frames << PAGE_SHIFT;
+	out->nr_frames = vm->nr_frames;
+	out->struct_page_bytes = sizeof(struct page);
+	out->mem_map_bytes = vm->nr_frames * sizeof(struct page);
+	out->host_backing = vm->host_backing;
+	host_backing_of((uint64_t)(uintptr_t)vm->phys, out->phys_bytes, &out->host_rss_bytes,
+			&out->host_huge_bytes);
+	if (vm->host_backing == COWVM_BACKING_HUGETLB) /* hugetlbfs pages are not "AnonHuge" */
+		out->host_huge_bytes = out->host_rss_bytes = out->phys_bytes;
+	return 0;
 }

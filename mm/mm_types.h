@@ -249,6 +249,7 @@ struct cowvm {
 	struct page *mem_map;
 	struct page *zero_page;
 	unsigned flags;                 /* COWVM_CONFIG_* */
+	int host_backing;               /* COWVM_BACKING_* of phys */
 	/* the zone: buddy allocator */
 	spinlock_t zone_lock;
 	struct free_area free_area[MAX_ORDER + 1]; /* zone_lock */
