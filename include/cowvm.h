@@ -65,9 +65,20 @@ int cowvm_task_tid(const cowvm_task_t *t);  /* this thread's id */
 
 /* ---- memory calls (Linux semantics and errno) --------------------------------------------- */
 
+/* mmap: MAP_PRIVATE/MAP_SHARED anonymous memory; MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE,
+ * MAP_NORESERVE; MAP_LOCKED (-EPERM with RLIMIT_MEMLOCK 0, -EAGAIN beyond it; populated);
+ * MAP_GROWSDOWN (private only: a stack that grows on a fault below it, keeping a 256-page guard
+ * gap to the mapping under it, within RLIMIT_STACK; mprotect's PROT_GROWSDOWN reaches down to
+ * its bottom).  After mlockall(MCL_FUTURE) every new mapping is locked. */
 int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int flags); /* addr or -errno */
 int cowvm_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len);
 int cowvm_mprotect(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot);
+/* madvise: NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, DONTNEED_LOCKED (24), FREE, COLD,
+ * PAGEOUT (deactivates: no swap), REMOVE (shared memory: frees the pages for every process),
+ * DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK, DONTDUMP/DODUMP, HUGEPAGE/NOHUGEPAGE (flags only),
+ * POPULATE_READ/POPULATE_WRITE (fault in through GUP: -EINVAL where the VMA refuses the access,
+ * -ENOMEM at a hole or out of memory, -EFAULT on SIGBUS, the pages before the failure done).
+ * DONTNEED, FREE, COLD, PAGEOUT and REMOVE on locked memory: -EINVAL. */
 int cowvm_madvise(cowvm_task_t *t, uint64_t addr, uint64_t len, int advice);
 int64_t cowvm_brk(cowvm_task_t *t, uint64_t addr); /* the new break, or the old one on failure */
 
