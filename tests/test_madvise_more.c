@@ -322,6 +322,12 @@ Test(madvise_more, proc_text_has_the_host_kernels_format)
 	TU_ASSERT(strstr(s, "RssAnon:\t       4 kB\n") && strstr(s, "VmData:\t      16 kB\n") &&
 		  strstr(s, "HugetlbPages:\t       0 kB\n"), "%s", s);
 	free(s);
+	/* VmPeak and VmHWM keep the high-water marks after an munmap */
+	EQ(cowvm_munmap(t, 0x10800000, 4 * PG), 0);
+	s = render(cowvm_proc_status, t);
+	TU_ASSERT(strstr(s, "VmPeak:\t      32 kB\nVmSize:\t      16 kB\n") == s, "%s", s);
+	TU_ASSERT(strstr(s, "VmHWM:\t       4 kB\nVmRSS:\t       4 kB\n") != NULL, "%s", s);
+	free(s);
 	char small[8];
 	int64_t n = cowvm_proc_maps(t, small, sizeof small);
 	TU_ASSERT(n > 8 && strlen(small) == 7, "truncated maps");

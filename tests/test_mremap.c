@@ -267,3 +267,38 @@ Test(mremap, growing_a_locked_mapping_populates_the_new_pages)
 	EQ(stats(t).locked_vm, 8);
 	CHECK();
 }
+
+/* Out of frames for the new page tables in the middle of a move: the entries already moved go
+ * back, the new VMA goes, -ENOMEM, and everything is as before (move_vma's error path). */
+Test(mremap, a_move_that_runs_out_of_page_tables_puts_everything_back)
+{
+	cowvm_task_t *t = tu_spawn();
+	/* 2 MiB-crossing source, so the move needs more than one new PTE table */
+	uint64_t src = A + 0x200000 - 2 * PG;
+	map_fixed(t, src, 4, PROT_RW, MAP_PRIV_ANON);
+	for (int i = 0; i < 4; i++)
+		fill_page(t, src + i * PG, (uint8_t)(40 + i));
+	uint64_t pfn3 = pfn_of(t, src + 3 * PG);
+	struct tu_state before = state_of(t);
+	uint64_t far = 0x600000000000ull; /* a new PGD entry: PUD, PMD and PTE tables needed */
+	int failed = 0;
+	for (uint64_t nth = 1; nth <= 6; nth++) {
+		EQ(cowvm_fail_alloc(tu_vm, COWVM_FAIL_NTH, nth), 0);
+		int64_t r = cowvm_mremap(t, src, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, far);
+		EQ(cowvm_fail_alloc(tu_vm, COWVM_FAIL_OFF, 0), 0);
+		CHECK();
+		if (r == (int64_t)far) { /* the n-th allocation was not needed: undo the move */
+			EQ(cowvm_mremap(t, far, 4 * PG, 4 * PG, MREMAP_MAYMOVE | MREMAP_FIXED, src), src);
+			continue;
+		}
+		EQ_WHY(r, -ENOMEM, "a failed page-table allocation");
+		failed++;
+		EQ(tu_has_vma_at(t, far), 0);
+		EQ(pfn_of(t, src + 3 * PG), pfn3);
+		expect_state(t, before, "after a move cut short by -ENOMEM");
+		for (int i = 0; i < 4; i++)
+			expect_page(t, src + i * PG, (uint8_t)(40 + i));
+	}
+	TU_ASSERT(failed >= 3, "only %d of the moves met the failure", failed);
+	CHECK();
+}
