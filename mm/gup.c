@@ -220,10 +220,11 @@ int faultin_page_range(struct task_struct *task, uint64_t start, uint64_t end, b
  * populate_vma_page_range - fault in [start, end) of one VMA for mlock or MAP_POPULATE: write
  * faults for private writable memory (to break COW now), read faults with FOLL_FORCE otherwise
  * (shared memory is not dirtied for nothing; the zero page stays).  VM_LOCKONFAULT VMAs are
- * left as they are; PROT_NONE ones are -EFAULT.  Returns 0 or -errno.
+ * left as they are; PROT_NONE ones are -EFAULT.  mmap_lock held (read or write).  Returns 0 or
+ * -errno.
  */
-static int populate_vma_page_range(struct task_struct *task, struct vm_area_struct *vma,
-				   uint64_t start, uint64_t end)
+int populate_vma_page_range(struct task_struct *task, struct vm_area_struct *vma,
+			    uint64_t start, uint64_t end)
 {
 	if (vma->vm_flags & VM_LOCKONFAULT)
 		return 0;

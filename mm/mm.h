@@ -341,6 +341,8 @@ static inline bool capable(struct mm_struct *mm, uint64_t cap) { return (mm->cap
  * VM_LOCKONFAULT VMAs, not PROT_NONE ones: -EFAULT); takes mmap_lock for reading.
  * With ignore_errors, a failing VMA is skipped.  Returns 0 or -errno. */
 int __mm_populate(struct task_struct *task, uint64_t start, uint64_t len, bool ignore_errors);
+int populate_vma_page_range(struct task_struct *task, struct vm_area_struct *vma, uint64_t start,
+			    uint64_t end); /* gup.c: one VMA, mmap_lock held */
 
 /* ---- reverse mapping (rmap.c) ----------------------------------------------------------------- */
 

@@ -115,10 +115,16 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 		}
 		uint64_t tmp = vma->vm_end < end ? vma->vm_end : end;
 		if (newflags != vma->vm_flags) { /* mprotect_fixup of [nstart, tmp) */
+			unsigned long oldflags = vma->vm_flags;
 			vma = vma_modify_flags(mm, vma, nstart, tmp, newflags);
 			if (!vma)
 				goto out;
 			change_protection(vma, nstart, tmp);
+			/* a locked private mapping made writable breaks COW now, as mlock would
+			 * have: its pages stay in memory without a fault later */
+			if ((oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED &&
+			    (newflags & VM_WRITE))
+				populate_vma_page_range(t, vma, nstart, tmp);
 			vma_merge_neighbours(mm, vma);
 		}
 		nstart = tmp;

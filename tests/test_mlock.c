@@ -237,3 +237,25 @@ Test(mlock, locked_memory_refuses_dontneed_free_cold_pageout_but_takes_dontneed_
 	EQ(vmstat().nr_mlock, 1);
 	CHECK();
 }
+
+/* mprotect of a locked read-only mapping to writable populates it with write faults (host: 2
+ * faults, the zero pages replaced by locked exclusive pages); an unlocked one is left alone. */
+Test(mlock, mprotect_making_locked_memory_writable_breaks_cow_at_once)
+{
+	cowvm_task_t *t = tu_spawn();
+	map_fixed(t, A, 2, PROT_READ, MAP_PRIV_ANON);
+	EQ(cowvm_mlock(t, A, 2 * PG), 0);
+	EQ(pfn_of(t, A), zero_pfn());
+	uint64_t f0 = faults(t);
+	EQ(cowvm_mprotect(t, A, 2 * PG, PROT_RW), 0);
+	EQ(faults(t), f0 + 2);
+	EQ(pm_exclusive(t, A + PG), 1);
+	EQ(frame(pfn_of(t, A)).lru, LRU_UNEVICTABLE);
+	uint64_t S = A + 0x100000;
+	map_fixed(t, S, 2, PROT_READ, MAP_PRIV_ANON);
+	f0 = faults(t);
+	EQ(cowvm_mprotect(t, S, 2 * PG, PROT_RW), 0);
+	EQ(faults(t), f0);
+	EQ(pm_present(t, S), 0);
+	CHECK();
+}
