@@ -899,6 +899,16 @@ static int op_memory_call(struct fuzz_run *r, const struct fuzz_op *op, struct t
 		return 0;
 	case FOP_MADVISE:
 		want = model_madvise(mm, addr, len, op->arg, 0);
+		if (op->arg == MADV_POPULATE_READ || op->arg == MADV_POPULATE_WRITE) {
+			/* faults that allocate: an allocation failure stops it with -ENOMEM */
+			arm(r, op);
+			ret = cowvm_madvise(t, addr, len, op->arg);
+			disarm(r, op);
+			if (ret != want && !(ret == -ENOMEM && absorb(r, op)))
+				return diverge(r, "errno", "madvise(%#llx, %#llx, populate %d) returned %d, model %d",
+					       (unsigned long long)addr, (unsigned long long)len, op->arg, ret, want);
+			return 0;
+		}
 		ret = cowvm_madvise(t, addr, len, op->arg);
 		if (ret != want)
 			return diverge(r, "errno", "madvise(%#llx, %#llx, %d) returned %d, model %d",

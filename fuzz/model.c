@@ -337,10 +337,24 @@ static int advice_known(int advice)
 	switch (advice) {
 	case MADV_NORMAL: case MADV_RANDOM: case MADV_SEQUENTIAL: case MADV_WILLNEED:
 	case MADV_DONTNEED: case MADV_DONTFORK: case MADV_DOFORK: case MADV_WIPEONFORK:
-	case MADV_KEEPONFORK:
+	case MADV_KEEPONFORK: case MADV_POPULATE_READ: case MADV_POPULATE_WRITE:
 		return 1;
 	}
 	return 0; /* the driver asks only about these and about values Linux rejects */
+}
+
+/* MADV_POPULATE_READ / _WRITE: no byte changes; page by page, a hole is -ENOMEM and a page
+ * whose protection refuses the access -EINVAL (madvise_populate), the pages before it done. */
+static int model_populate(struct model_mm *mm, uint64_t addr, uint64_t end, int write)
+{
+	uint64_t next = addr;
+	for (size_t i = lower_bound(mm, addr); next < end; i++, next += MODEL_PAGE) {
+		if (i >= mm->n || mm->pages[i].addr != next)
+			return -ENOMEM;
+		if (!(mm->pages[i].prot & (write ? PROT_WRITE : PROT_READ)))
+			return -EINVAL;
+	}
+	return 0;
 }
 
 int model_madvise(struct model_mm *mm, uint64_t addr, uint64_t len, int advice, int apply)
@@ -355,6 +369,8 @@ int model_madvise(struct model_mm *mm, uint64_t addr, uint64_t len, int advice, 
 		return -EINVAL;
 	if (end == addr)
 		return 0;
+	if (advice == MADV_POPULATE_READ || advice == MADV_POPULATE_WRITE)
+		return model_populate(mm, addr, end, advice == MADV_POPULATE_WRITE);
 	int unmapped_error = 0;
 	uint64_t next = addr;
 	for (size_t i = lower_bound(mm, addr); i < mm->n && mm->pages[i].addr < end; i++) {

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 
 /* The library's own objects are built with hidden visibility; what this header declares is
  * its interface.  (Programs that include it never see the pragma.) */
@@ -76,6 +78,9 @@ typedef struct task_struct cowvm_task_t;
 /* cowvm_config.flags */
 #define COWVM_CONFIG_NO_POISON 0x1u /* do not poison freed frames / fill new ones (benchmarks) */
 #define COWVM_CONFIG_PREFAULT  0x2u /* back all physical memory with host pages at create */
+/* A kernel built without CONFIG_MEM_SOFT_DIRTY (as this project's host kernel is): no VM_SOFTDIRTY
+ * ("sd" in VmFlags), pagemap bit 55 always clear, clear_refs 4 accepted and without effect. */
+#define COWVM_CONFIG_NO_SOFT_DIRTY 0x4u
 
 struct cowvm_config {
 	uint64_t phys_bytes; /* physical memory; a multiple of 4 KiB, 64 KiB .. 1 TiB; 0 = 64 MiB */
@@ -111,11 +116,87 @@ int cowvm_task_tid(const cowvm_task_t *t);  /* this thread's id */
 
 /* ---- memory calls (Linux semantics and errno) --------------------------------------------- */
 
+/* mmap: MAP_PRIVATE/MAP_SHARED anonymous memory; MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE,
+ * MAP_NORESERVE; MAP_LOCKED (-EPERM with RLIMIT_MEMLOCK 0, -EAGAIN beyond it; populated);
+ * MAP_GROWSDOWN (private only: a stack that grows on a fault below it, keeping a 256-page guard
+ * gap to the mapping under it, within RLIMIT_STACK; mprotect's PROT_GROWSDOWN reaches down to
+ * its bottom).  After mlockall(MCL_FUTURE) every new mapping is locked. */
 int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int flags); /* addr or -errno */
 int cowvm_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len);
 int cowvm_mprotect(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot);
+/* madvise: NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, DONTNEED_LOCKED (24), FREE, COLD,
+ * PAGEOUT (deactivates: no swap), REMOVE (shared memory: frees the pages for every process),
+ * DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK, DONTDUMP/DODUMP, HUGEPAGE/NOHUGEPAGE (flags only),
+ * POPULATE_READ/POPULATE_WRITE (fault in through GUP: -EINVAL where the VMA refuses the access,
+ * -ENOMEM at a hole or out of memory, -EFAULT on SIGBUS, the pages before the failure done).
+ * DONTNEED, FREE, COLD, PAGEOUT and REMOVE on locked memory: -EINVAL. */
 int cowvm_madvise(cowvm_task_t *t, uint64_t addr, uint64_t len, int advice);
 int64_t cowvm_brk(cowvm_task_t *t, uint64_t addr); /* the new break, or the old one on failure */
+
+/*
+ * mremap(2): shrink, grow in place, MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP (values of
+ * <linux/mman.h>: 1, 2, 4).  Returns the (new) address or -errno.  A move takes the page-table
+ * entries along (no fault, no copy: pages shared copy-on-write with another process stay shared,
+ * and keep their rmap index because the moved VMA keeps vm_pgoff); the old range's TLB entries
+ * are flushed.  Growing a VM_LOCKED mapping populates the new part.  old_len 0 duplicates a
+ * shared mapping (MAYMOVE needed); on a private one it is -EINVAL.
+ */
+#ifndef MREMAP_MAYMOVE
+#define MREMAP_MAYMOVE 1
+#define MREMAP_FIXED 2
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+int64_t cowvm_mremap(cowvm_task_t *t, uint64_t old_addr, uint64_t old_len, uint64_t new_len,
+		     int flags, uint64_t new_addr);
+
+/*
+ * mlock(2) family, as mm/mlock.c: the range's VMAs get VM_LOCKED (VM_LOCKONFAULT with
+ * MLOCK_ONFAULT / MCL_ONFAULT) and, unless on-fault, are populated (write faults for private
+ * writable memory, read faults otherwise: the zero page stays).  Locked pages are on the
+ * unevictable list (reclaim never takes them).  Limits: RLIMIT_MEMLOCK 0 without
+ * COWVM_CAP_IPC_LOCK -> -EPERM; beyond it -> -ENOMEM (mlock) / -EAGAIN (mmap MAP_LOCKED,
+ * mlockall(MCL_FUTURE) mappings).  A hole in the range: -ENOMEM after the part before it.
+ * fork: the child's VMAs are not locked and it does not inherit MCL_FUTURE.
+ */
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 1u
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+int cowvm_mlock(cowvm_task_t *t, uint64_t addr, uint64_t len);
+int cowvm_mlock2(cowvm_task_t *t, uint64_t addr, uint64_t len, unsigned flags);
+int cowvm_munlock(cowvm_task_t *t, uint64_t addr, uint64_t len);
+int cowvm_mlockall(cowvm_task_t *t, int flags);  /* MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT */
+int cowvm_munlockall(cowvm_task_t *t);
+
+/*
+ * process_madvise(2): caller advises target's memory over the ranges of vec (as a pidfd of
+ * target would).  On another process only MADV_WILLNEED, MADV_COLD and MADV_PAGEOUT are allowed
+ * (-EINVAL otherwise), and the caller needs COWVM_CAP_SYS_NICE (-EPERM), and may not reach a
+ * process with capabilities it lacks itself (ptrace's rule: -EACCES).  On itself any advice.
+ * Returns the bytes of the ranges advised before the first failure, or that failure's -errno
+ * when none was; flags must be 0; vlen at most 1024 (UIO_MAXIOV).  target NULL: -EBADF.
+ */
+int64_t cowvm_process_madvise(cowvm_task_t *caller, cowvm_task_t *target, const struct iovec *vec,
+			      size_t vlen, int advice, unsigned flags);
+
+/* ---- credentials and limits of a process (inherited at fork) ------------------------------- */
+/* Capabilities by Linux's numbers; a new process (cowvm_spawn) has none, as an unprivileged one. */
+#define COWVM_CAP_IPC_LOCK     (1ull << 14) /* mlock beyond RLIMIT_MEMLOCK */
+#define COWVM_CAP_SYS_RAWIO    (1ull << 17) /* MAP_FIXED below vm.mmap_min_addr */
+#define COWVM_CAP_SYS_PTRACE   (1ull << 19) /* reach any process (process_madvise) */
+#define COWVM_CAP_SYS_NICE     (1ull << 23) /* process_madvise on another process */
+#define COWVM_CAP_SYS_RESOURCE (1ull << 24) /* raise a hard rlimit */
+int cowvm_set_caps(cowvm_task_t *t, uint64_t caps); /* 0 or -EINVAL (unknown bits) */
+uint64_t cowvm_get_caps(cowvm_task_t *t);
+/* RLIMIT_MEMLOCK (default 8 MiB, Linux's MLOCK_LIMIT) and RLIMIT_STACK (8 MiB soft, unlimited
+ * hard).  setrlimit: -EINVAL (other resource, cur > max), -EPERM (raising max without
+ * COWVM_CAP_SYS_RESOURCE). */
+int cowvm_setrlimit(cowvm_task_t *t, int resource, const struct rlimit *rlim);
+int cowvm_getrlimit(cowvm_task_t *t, int resource, struct rlimit *rlim);
 
 /* ---- user accesses through the software MMU ------------------------------------------------
  * These are the task's own loads and stores.  A fault that handle_mm_fault cannot resolve is the
@@ -240,6 +321,7 @@ struct cowvm_task_stats {
 	uint64_t total_vm;          /* mapped pages */
 	uint64_t nr_vmas;
 	uint64_t tlb_misses;        /* this thread's software-TLB misses (page walks) */
+	uint64_t locked_vm;         /* VmLck, in pages */
 };
 int cowvm_task_stats(cowvm_task_t *t, struct cowvm_task_stats *out);
 
@@ -261,6 +343,9 @@ struct cowvm_vmstat {
 	uint64_t tlb_flushes;       /* flush_tlb_* calls that invalidated entries of some task */
 	uint64_t nr_pinned;         /* pages held by pins (FOLL_PIN) right now */
 	uint64_t gup_fast_fallbacks; /* pages the lockless walk left to the slow path */
+	uint64_t nr_unevictable;    /* pages on the unevictable list */
+	uint64_t nr_mlock;          /* mlocked pages (Mlocked in /proc/meminfo) */
+	uint64_t unevictable_pgs_mlocked, unevictable_pgs_munlocked; /* events */
 };
 int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out);
 
@@ -270,6 +355,8 @@ struct cowvm_smaps {
 	uint64_t size, rss, pss;
 	uint64_t shared_clean, shared_dirty, private_clean, private_dirty;
 	uint64_t referenced, anonymous, swap, swap_pss;
+	uint64_t locked;            /* Pss of VM_LOCKED VMAs */
+	uint64_t pss_dirty, pss_anon, pss_file, pss_shmem;
 };
 int cowvm_smaps(cowvm_task_t *t, uint64_t addr, uint64_t len, struct cowvm_smaps *out);
 
@@ -296,8 +383,10 @@ struct cowvm_frame_info {
 	int state;          /* COWVM_FRAME_* */
 	int refcount, mapcount;
 	int anon_exclusive; /* PageAnonExclusive */
-	int lru;            /* 0 none, 1 inactive anon, 2 active anon */
+	int lru;            /* 0 none, 1 inactive anon, 2 active anon, 3 unevictable */
 	uint64_t index;     /* page->index */
+	int mlocked;        /* PG_mlocked (KPF_MLOCKED) */
+	int mlock_count;    /* PTEs of VM_LOCKED VMAs that map it */
 };
 #define COWVM_FRAME_FREE     0
 #define COWVM_FRAME_RESERVED 1
@@ -314,6 +403,20 @@ int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out);
  * with the child's pid negated. */
 typedef int (*cowvm_rmap_fn)(void *arg, int pid, uint64_t addr);
 int cowvm_rmap_walk(cowvm_t *vm, uint64_t pfn, cowvm_rmap_fn fn, void *arg);
+
+/* ---- /proc text, in the host kernel's exact format ----------------------------------------
+ * Each writes the text of the file into buf (at most size bytes, NUL-terminated when size > 0)
+ * and returns its full length, as snprintf does, or -EINVAL.
+ *  - status: the memory lines of /proc/PID/status, VmPeak: .. HugetlbPages:
+ *  - smaps: every VMA's header and fields, ending with VmFlags (no "sd" without soft-dirty);
+ *    a shared anonymous mapping is named "/dev/zero (deleted)", the heap "[heap]"
+ *  - smaps_rollup: the [rollup] header and the summed fields
+ *  - maps: the VMA lines of /proc/PID/maps
+ */
+int64_t cowvm_proc_status(cowvm_task_t *t, char *buf, size_t size);
+int64_t cowvm_proc_smaps(cowvm_task_t *t, char *buf, size_t size);
+int64_t cowvm_proc_smaps_rollup(cowvm_task_t *t, char *buf, size_t size);
+int64_t cowvm_proc_maps(cowvm_task_t *t, char *buf, size_t size);
 
 /* ---- tracing: one event per completed fault -------------------------------------------------- */
 

@@ -8,7 +8,10 @@
  * map it and refcount = mapcount + the cache's reference; the page's mapping and index agree
  * with every VMA that maps it; a writable private PTE maps an exclusive page; the zero page is
  * never writable; RSS counters, page-table counts and vmstat agree with what the walk found;
- * no frame is lost; no TLB entry grants more than its PTE.
+ * no frame is lost; no TLB entry grants more than its PTE.  mlock: a page is PG_mlocked, with
+ * mlock_count = n, exactly when n > 0 PTEs of VM_LOCKED VMAs map it, and exactly the mlocked
+ * pages are on the unevictable list; each mm's locked_vm is its locked VMAs' pages (plus what
+ * MREMAP_DONTUNMAP left counted); VM_LOCKONFAULT comes with VM_LOCKED.
  */
 #include <stdarg.h>
 
@@ -25,7 +28,8 @@ struct checker {
 	uint32_t *ptes;          /* PTEs found mapping each frame */
 	uint32_t *cache_refs;    /* shmem cache references found */
 	uint32_t *pin_refs;      /* references held by pins and GUP references */
-	uint64_t nfree, nzero_ptes, npgtables, anon_mapped, shmem_cached;
+	uint32_t *locked_ptes;   /* PTEs of VM_LOCKED VMAs found mapping each frame */
+	uint64_t nfree, nzero_ptes, npgtables, anon_mapped, shmem_cached, mlocked;
 	char *why;
 	size_t whylen;
 	bool failed;
@@ -103,6 +107,8 @@ static void check_pte(struct checker *c, struct mm_struct *mm, uint64_t addr, pt
 	}
 	struct page *page = pfn_to_page(vm, pfn);
 	c->ptes[pfn]++;
+	if (vma->vm_flags & VM_LOCKED)
+		c->locked_ptes[pfn]++;
 	if (PageAnon(page)) {
 		(*rss_anon)++;
 		if (vma->vm_file)
@@ -216,6 +222,23 @@ static void check_vmas(struct checker *c, struct mm_struct *mm)
 	if (!c->failed && total != mm->total_vm)
 		fail(c, "pid %d: total_vm %llu, VMAs sum to %llu", mm->tgid,
 		     (unsigned long long)mm->total_vm, (unsigned long long)total);
+	uint64_t locked = 0;
+	for (size_t i = 0; i < mm->nr_vmas && !c->failed; i++) {
+		struct vm_area_struct *v = mm->vmas[i];
+		if ((v->vm_flags & VM_LOCKONFAULT) && !(v->vm_flags & VM_LOCKED))
+			fail(c, "pid %d: VMA %#llx is VM_LOCKONFAULT without VM_LOCKED", mm->tgid,
+			     (unsigned long long)v->vm_start);
+		if ((v->vm_flags & VM_GROWSDOWN) && v->vm_file)
+			fail(c, "pid %d: shared VMA %#llx grows down", mm->tgid, (unsigned long long)v->vm_start);
+		if (v->vm_flags & VM_LOCKED)
+			locked += (v->vm_end - v->vm_start) >> PAGE_SHIFT;
+	}
+	if (!c->failed && mm->locked_vm != locked + mm->locked_vm_stale)
+		fail(c, "pid %d: locked_vm (VmLck) %llu pages, locked VMAs hold %llu (+%llu left by "
+		     "MREMAP_DONTUNMAP)", mm->tgid, (unsigned long long)mm->locked_vm,
+		     (unsigned long long)locked, (unsigned long long)mm->locked_vm_stale);
+	if (!c->failed && (mm->def_flags & ~VM_LOCKED_MASK))
+		fail(c, "pid %d: def_flags %#lx beyond VM_LOCKED|VM_LOCKONFAULT", mm->tgid, mm->def_flags);
 }
 
 static void check_shmem_objects(struct checker *c, struct mm_struct *mm)
@@ -297,6 +320,21 @@ static void check_frames(struct checker *c)
 				fail(c, "pinned frame %llu is mapped shared (mapcount %d, exclusive %d): "
 				     "the pin and the process could part ways", (unsigned long long)pfn,
 				     page_mapcount(page), PageAnonExclusive(page));
+			if (!c->failed) {
+				bool mlocked = PageFlag(page, PG_mlocked);
+				if (mlocked != (c->locked_ptes[pfn] > 0) ||
+				    (mlocked && page->mlock_count != c->locked_ptes[pfn]))
+					fail(c, "frame %llu: mlocked %d with mlock_count %u, but %u PTEs of "
+					     "locked VMAs map it", (unsigned long long)pfn, mlocked,
+					     mlocked ? page->mlock_count : 0, c->locked_ptes[pfn]);
+				else if (PageFlag(page, PG_unevictable) != mlocked)
+					fail(c, "frame %llu: mlocked %d but unevictable %d", (unsigned long long)pfn,
+					     mlocked, PageFlag(page, PG_unevictable));
+				else if (PageFlag(page, PG_unevictable) && PageFlag(page, PG_active))
+					fail(c, "frame %llu is unevictable and active", (unsigned long long)pfn);
+				else if (mlocked)
+					c->mlocked++;
+			}
 			if (c->state[pfn] == F_ANON && page_mapcount(page) > 0)
 				c->anon_mapped++;
 			lru_pages++;
@@ -311,6 +349,8 @@ static void check_frames(struct checker *c)
 					     (unsigned long long)pfn, page_ref_count(page), c->pin_refs[pfn]);
 				else if (!PageLRU(page))
 					fail(c, "pinned frame %llu is off the LRU", (unsigned long long)pfn);
+				else if (PageFlag(page, PG_mlocked) || PageFlag(page, PG_unevictable))
+					fail(c, "pinned unmapped frame %llu is still mlocked", (unsigned long long)pfn);
 				lru_pages++;
 				break;
 			}
@@ -331,9 +371,29 @@ static void check_frames(struct checker *c)
 			fail(c, "frame %llu on the active list lacks PG_lru/PG_active",
 			     (unsigned long long)page_to_pfn(vm, page));
 	}
-	list_for_each_entry(page, &vm->lru_inactive_anon, lru)
+	list_for_each_entry(page, &vm->lru_inactive_anon, lru) {
 		on_lists++;
+		if (!PageLRU(page) || PageFlag(page, PG_active) || PageFlag(page, PG_unevictable))
+			fail(c, "frame %llu on the inactive list has the flags of another list",
+			     (unsigned long long)page_to_pfn(vm, page));
+	}
+	uint64_t unevictable = 0;
+	list_for_each_entry(page, &vm->lru_unevictable, lru) {
+		on_lists++;
+		unevictable++;
+		if (!PageLRU(page) || !PageFlag(page, PG_unevictable) || !PageFlag(page, PG_mlocked))
+			fail(c, "frame %llu on the unevictable list is not an mlocked page",
+			     (unsigned long long)page_to_pfn(vm, page));
+	}
 	spin_unlock(&vm->lru_lock);
+	if (!c->failed && unevictable != c->mlocked)
+		fail(c, "unevictable list holds %llu pages, %llu are mlocked", (unsigned long long)unevictable,
+		     (unsigned long long)c->mlocked);
+	if (!c->failed && (global_node_page_state(vm, NR_UNEVICTABLE) != (long)unevictable ||
+			   global_node_page_state(vm, NR_MLOCK) != (long)c->mlocked))
+		fail(c, "nr_unevictable %ld and nr_mlock %ld, lists show %llu and %llu",
+		     global_node_page_state(vm, NR_UNEVICTABLE), global_node_page_state(vm, NR_MLOCK),
+		     (unsigned long long)unevictable, (unsigned long long)c->mlocked);
 	if (!c->failed && on_lists != lru_pages)
 		fail(c, "LRU lists hold %llu pages, %llu user pages exist", (unsigned long long)on_lists,
 		     (unsigned long long)lru_pages);
@@ -350,7 +410,9 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	c.ptes = calloc(vm->nr_frames, sizeof(uint32_t));
 	c.cache_refs = calloc(vm->nr_frames, sizeof(uint32_t));
 	c.pin_refs = calloc(vm->nr_frames, sizeof(uint32_t));
-	if (!c.state || !c.ptes || !c.cache_refs || !c.pin_refs) {
+	c.locked_ptes = calloc(vm->nr_frames, sizeof(uint32_t));
+	if (!c.state || !c.ptes || !c.cache_refs || !c.pin_refs || !c.locked_ptes) {
+		free(c.locked_ptes);
 		free(c.state);
 		free(c.ptes);
 		free(c.cache_refs);
@@ -431,5 +493,6 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	free(c.ptes);
 	free(c.cache_refs);
 	free(c.pin_refs);
+	free(c.locked_ptes);
 	return c.failed ? -EUCLEAN : 0;
 }

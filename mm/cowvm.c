@@ -15,7 +15,7 @@ cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 	uint64_t bytes = cfg->phys_bytes ? cfg->phys_bytes : 64ull << 20;
 	if (!PAGE_ALIGNED(bytes) || bytes < (64ull << 10) || bytes > (1ull << 40) ||
 	    cfg->nr_cpus > MAX_CPUS ||
-	    (cfg->flags & ~(COWVM_CONFIG_NO_POISON | COWVM_CONFIG_PREFAULT))) {
+	    (cfg->flags & ~(COWVM_CONFIG_NO_POISON | COWVM_CONFIG_PREFAULT | COWVM_CONFIG_NO_SOFT_DIRTY))) {
 		errno = EINVAL;
 		return NULL;
 	}
@@ -38,6 +38,7 @@ cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 	spin_lock_init(&vm->lru_lock);
 	INIT_LIST_HEAD(&vm->lru_active_anon);
 	INIT_LIST_HEAD(&vm->lru_inactive_anon);
+	INIT_LIST_HEAD(&vm->lru_unevictable);
 	pthread_mutex_init(&vm->task_lock, NULL);
 	INIT_LIST_HEAD(&vm->tasks);
 	INIT_LIST_HEAD(&vm->mms);

@@ -65,6 +65,12 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)
 	mm->start_brk = oldmm->start_brk;
 	mm->brk = oldmm->brk;
 	mm->mmap_base = oldmm->mmap_base;
+	/* credentials and limits are inherited; mlock is not (def_flags and locked_vm start 0) */
+	mm->caps = oldmm->caps;
+	memcpy(mm->rlim_memlock, oldmm->rlim_memlock, sizeof(mm->rlim_memlock));
+	memcpy(mm->rlim_stack, oldmm->rlim_stack, sizeof(mm->rlim_stack));
+	mm->hiwater_vm = oldmm->hiwater_vm;
+	mm->hiwater_rss = oldmm->hiwater_rss;
 	for (size_t i = 0; i < oldmm->nr_vmas; i++) {
 		struct vm_area_struct *mpnt = oldmm->vmas[i];
 		if (mpnt->vm_flags & VM_DONTCOPY)

@@ -21,6 +21,7 @@
 #define GUP_PIN_COUNTING_BIAS 1024
 #define FOLL_FORCE  0x00008u /* internal: access_remote_vm */
 #define FOLL_REMOTE 0x02000u /* internal: the caller is not the task */
+#define FOLL_TOUCH  0x00004u /* internal: mark the page accessed, dirty for a write (populate) */
 
 /* check_vma_flags: may this VMA be accessed the way foll asks?  0 or -EFAULT. */
 static int check_vma_flags(struct vm_area_struct *vma, unsigned foll)
@@ -131,8 +132,15 @@ static enum follow_result follow_page_pte(struct vm_area_struct *vma, uint64_t a
 	}
 	if (!page)
 		page = vm->zero_page;
-	try_grab_page(vm, page, foll);
-	*pagep = page;
+	if ((foll & FOLL_TOUCH) && !PageZero(page)) {
+		if ((foll & COWVM_FOLL_WRITE) && !pte_dirty(pte))
+			SetPageDirty(page); /* folio_mark_dirty: the populated page will be written */
+		SetPageFlag(page, PG_referenced); /* folio_mark_accessed */
+	}
+	if (pagep) {
+		try_grab_page(vm, page, foll);
+		*pagep = page;
+	}
 	res = FOLLOW_OK;
 out:
 	spin_unlock(&mm->page_table_lock);
@@ -143,6 +151,7 @@ out:
  * __get_user_pages - the slow path: follow each page, faulting (WRITE or UNSHARE) until the
  * PTE allows the hold.  Called with mmap_lock held for reading.  Returns the pages held (from
  * the first), or -EFAULT / -ENOMEM when not even the first could be.  Faults count as task's.
+ * pages NULL: fault in only, hold nothing (populate).
  */
 static long __get_user_pages(struct task_struct *task, uint64_t start, size_t nr, unsigned foll,
 			     struct page **pages)
@@ -156,7 +165,7 @@ static long __get_user_pages(struct task_struct *task, uint64_t start, size_t nr
 		if (err)
 			return i ? (long)i : err;
 		for (;;) {
-			enum follow_result r = follow_page_pte(vma, addr, foll, &pages[i]);
+			enum follow_result r = follow_page_pte(vma, addr, foll, pages ? &pages[i] : NULL);
 			if (r == FOLLOW_OK)
 				break;
 			/* faultin_page */
@@ -172,6 +181,99 @@ static long __get_user_pages(struct task_struct *task, uint64_t start, size_t nr
 		}
 	}
 	return (long)nr;
+}
+
+/*
+ * faultin_page_range - MADV_POPULATE_READ / _WRITE (madvise_populate): fault in [start, end)
+ * through GUP without holding the pages, as reads or writes, without FOLL_FORCE.  A present PTE
+ * that allows the access is left alone (no fault); a write populate of a clean writable page
+ * marks it dirty (FOLL_TOUCH).  Stops at the first error, the pages before it populated:
+ * -ENOMEM for a hole or no memory, -EINVAL for a VMA that does not allow the access (PROT_NONE,
+ * a write to read-only memory, a read of write- or exec-only memory), -EFAULT for SIGBUS /
+ * SIGSEGV.  mmap_lock held for reading.
+ */
+int faultin_page_range(struct task_struct *task, uint64_t start, uint64_t end, bool write)
+{
+	struct mm_struct *mm = task->mm;
+	unsigned foll = FOLL_TOUCH | (write ? COWVM_FOLL_WRITE : 0);
+	for (uint64_t addr = start; addr < end;) {
+		struct vm_area_struct *vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start > addr)
+			return -ENOMEM;
+		if (check_vma_flags(vma, foll))
+			return -EINVAL;
+		uint64_t vend = vma->vm_end < end ? vma->vm_end : end;
+		size_t nr = (vend - addr) >> PAGE_SHIFT;
+		long got = __get_user_pages(task, addr, nr, foll, NULL);
+		if (got < 0)
+			return (int)got;
+		addr += (uint64_t)got << PAGE_SHIFT;
+		if ((size_t)got < nr) { /* the page after the last one got failed: its error */
+			got = __get_user_pages(task, addr, 1, foll, NULL);
+			return got < 0 ? (int)got : -EFAULT;
+		}
+	}
+	return 0;
+}
+
+/*
+ * populate_vma_page_range - fault in [start, end) of one VMA for mlock or MAP_POPULATE: write
+ * faults for private writable memory (to break COW now), read faults with FOLL_FORCE otherwise
+ * (shared memory is not dirtied for nothing; the zero page stays).  VM_LOCKONFAULT VMAs are
+ * left as they are; PROT_NONE ones are -EFAULT.  mmap_lock held (read or write).  Returns 0 or
+ * -errno.
+ */
+int populate_vma_page_range(struct task_struct *task, struct vm_area_struct *vma,
+			    uint64_t start, uint64_t end)
+{
+	if (vma->vm_flags & VM_LOCKONFAULT)
+		return 0;
+	if (!(vma->vm_flags & VM_ACCESS_FLAGS))
+		return -EFAULT;
+	unsigned foll = FOLL_TOUCH;
+	if ((vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE)
+		foll |= COWVM_FOLL_WRITE;
+	else
+		foll |= FOLL_FORCE;
+	size_t nr = (end - start) >> PAGE_SHIFT;
+	long got = __get_user_pages(task, start, nr, foll, NULL);
+	if (got < 0)
+		return (int)got;
+	if ((size_t)got < nr) {
+		got = __get_user_pages(task, start + ((uint64_t)got << PAGE_SHIFT), 1, foll, NULL);
+		return got < 0 ? (int)got : -EFAULT;
+	}
+	return 0;
+}
+
+/*
+ * __mm_populate - populate every VMA that meets [start, start + len) (holes are skipped).
+ * Takes mmap_lock for reading.  With ignore_errors (mm_populate) a failing VMA is skipped;
+ * otherwise the first error is returned.
+ */
+int __mm_populate(struct task_struct *task, uint64_t start, uint64_t len, bool ignore_errors)
+{
+	struct mm_struct *mm = task->mm;
+	uint64_t end = start + len;
+	int ret = 0;
+	down_read(&mm->mmap_lock);
+	for (uint64_t nstart = start; nstart < end;) {
+		struct vm_area_struct *vma = find_vma(mm, nstart);
+		if (!vma || vma->vm_start >= end)
+			break;
+		if (nstart < vma->vm_start)
+			nstart = vma->vm_start;
+		uint64_t nend = vma->vm_end < end ? vma->vm_end : end;
+		ret = populate_vma_page_range(task, vma, nstart, nend);
+		if (ret < 0) {
+			if (!ignore_errors)
+				break;
+			ret = 0;
+		}
+		nstart = nend;
+	}
+	up_read(&mm->mmap_lock);
+	return ret;
 }
 
 /*

@@ -1,8 +1,12 @@
 /*
- * madvise.c - advice on a range: MADV_DONTNEED drops its pages (the next touch faults in the
- * zero page or a fresh page); MADV_DONTFORK/DOFORK and WIPEONFORK/KEEPONFORK set what fork
- * does with the VMA; the access-pattern and huge-page hints only set their VMA flags (which
- * splits VMAs as in Linux).  Holes in the range: the mapped parts are advised, then -ENOMEM.
+ * madvise.c - advice on a range: MADV_DONTNEED (and DONTNEED_LOCKED) drops its pages (the next
+ * touch faults in the zero page or a fresh page); MADV_FREE cleans them for lazy freeing;
+ * MADV_COLD and MADV_PAGEOUT age them to the inactive list (no swap: nothing is paged out);
+ * MADV_REMOVE punches a hole in shared memory; MADV_POPULATE_READ/WRITE fault the range in
+ * through GUP; MADV_DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK, DONTDUMP/DODUMP, the access-pattern
+ * and huge-page hints only set their VMA flags (which splits VMAs as in Linux).  Holes in the
+ * range: the mapped parts are advised, then -ENOMEM.  process_madvise applies advice to the
+ * ranges of an iovec, in the caller's or another process.
  */
 #include "mm.h"
 
@@ -14,8 +18,13 @@ _Static_assert(COWVM_MADV_NORMAL == MADV_NORMAL && COWVM_MADV_RANDOM == MADV_RAN
 	       COWVM_MADV_WIPEONFORK == MADV_WIPEONFORK && COWVM_MADV_KEEPONFORK == MADV_KEEPONFORK,
 	       "include/cowvm.h's COWVM_MADV_* are Linux's");
 
-#define VM_SEQ_READ  0x00008000ul
-#define VM_RAND_READ 0x00010000ul
+
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+#ifndef UIO_MAXIOV
+#define UIO_MAXIOV 1024
+#endif
 
 static bool madvise_behavior_valid(int behavior)
 {
@@ -23,6 +32,19 @@ static bool madvise_behavior_valid(int behavior)
 	case MADV_NORMAL: case MADV_RANDOM: case MADV_SEQUENTIAL: case MADV_WILLNEED:
 	case MADV_DONTNEED: case MADV_FREE: case MADV_DONTFORK: case MADV_DOFORK:
 	case MADV_WIPEONFORK: case MADV_KEEPONFORK: case MADV_HUGEPAGE: case MADV_NOHUGEPAGE:
+	case MADV_REMOVE: case MADV_DONTDUMP: case MADV_DODUMP: case MADV_COLD: case MADV_PAGEOUT:
+	case MADV_POPULATE_READ: case MADV_POPULATE_WRITE: case MADV_DONTNEED_LOCKED:
+		return true;
+	}
+	return false;
+}
+
+/* Advice that works on pages, under the read lock (madvise_need_mmap_write is false). */
+static bool madvise_read_lock(int behavior)
+{
+	switch (behavior) {
+	case MADV_DONTNEED: case MADV_DONTNEED_LOCKED: case MADV_WILLNEED: case MADV_FREE:
+	case MADV_COLD: case MADV_PAGEOUT: case MADV_REMOVE:
 		return true;
 	}
 	return false;
@@ -45,6 +67,8 @@ static long madvise_new_flags(struct vm_area_struct *vma, int behavior)
 	case MADV_KEEPONFORK: return (long)(f & ~VM_WIPEONFORK);
 	case MADV_HUGEPAGE: return (long)((f & ~VM_NOHUGEPAGE) | VM_HUGEPAGE);
 	case MADV_NOHUGEPAGE: return (long)((f & ~VM_HUGEPAGE) | VM_NOHUGEPAGE);
+	case MADV_DONTDUMP: return (long)(f | VM_DONTDUMP);
+	case MADV_DODUMP: return (long)(f & ~VM_DONTDUMP);
 	}
 	return (long)f;
 }
@@ -81,11 +105,70 @@ static int madvise_free_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 	return 0;
 }
 
+/* MADV_COLD / MADV_PAGEOUT (madvise_cold_or_pageout_pte_range): old PTEs, inactive pages. */
+static int madvise_cold_pte_range(pte_t *ptep, uint64_t addr, void *varg)
+{
+	struct madvise_free_arg *a = varg;
+	pte_t old = ptep_get(ptep), new;
+	if (!pte_present(old))
+		return 0;
+	struct page *page = vm_normal_page(a->vma, addr, old);
+	if (!page)
+		return 0;
+	do {
+		new = pte_mkold(old);
+	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
+							   __ATOMIC_ACQUIRE));
+	if (new != old)
+		a->need_flush = true;
+	ClearPageFlag(page, PG_referenced);
+	lru_deactivate(a->vma->vm_mm->vm, page);
+	return 0;
+}
+
+/* can_madv_lru_vma: the LRU advice (DONTNEED, FREE, COLD, PAGEOUT) is for unlocked memory. */
+static bool can_madv_lru_vma(struct vm_area_struct *vma)
+{
+	return !(vma->vm_flags & VM_LOCKED);
+}
+
+/*
+ * madvise_remove - MADV_REMOVE: free the backing of a shared mapping's range.  Private memory
+ * has none (-EINVAL), nor may a locked VMA lose its pages (-EINVAL); the mapping must be one
+ * that may be written (VM_SHARED and VM_MAYWRITE, else -EACCES).
+ */
+static int madvise_remove(struct mm_struct *mm, struct vm_area_struct *vma, uint64_t start, uint64_t end)
+{
+	if (vma->vm_flags & VM_LOCKED)
+		return -EINVAL;
+	if (!vma->vm_file)
+		return -EINVAL;
+	if ((vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) != (VM_SHARED | VM_MAYWRITE))
+		return -EACCES;
+	uint64_t pgoff = linear_page_index(vma, start);
+	shmem_punch_hole(mm->vm, vma->vm_file, pgoff, pgoff + ((end - start) >> PAGE_SHIFT));
+	return 0;
+}
+
 /* One VMA's part [start, end).  Returns 0 or -errno. */
 static int madvise_vma_behavior(struct mm_struct *mm, struct vm_area_struct *vma,
 				uint64_t start, uint64_t end, int behavior)
 {
-	if (behavior == MADV_DONTNEED) {
+	if (behavior == MADV_REMOVE)
+		return madvise_remove(mm, vma, start, end);
+	if ((behavior == MADV_DONTNEED || behavior == MADV_FREE || behavior == MADV_COLD ||
+	     behavior == MADV_PAGEOUT) && !can_madv_lru_vma(vma))
+		return -EINVAL;
+	if (behavior == MADV_COLD || behavior == MADV_PAGEOUT) {
+		/* PAGEOUT would reclaim the pages; with no swap device anonymous pages stay (as on
+		 * the host, which has none), so both deactivate. */
+		struct madvise_free_arg a = { .vma = vma };
+		walk_page_range(mm, start, end, madvise_cold_pte_range, &a);
+		if (a.need_flush)
+			flush_tlb_mm_range(mm, start, end);
+		return 0;
+	}
+	if (behavior == MADV_DONTNEED || behavior == MADV_DONTNEED_LOCKED) {
 		struct mmu_gather tlb;
 		tlb_gather_mmu(&tlb, mm);
 		unmap_page_range(&tlb, vma, start, end);
@@ -118,26 +201,37 @@ static int madvise_vma_behavior(struct mm_struct *mm, struct vm_area_struct *vma
 	return 0;
 }
 
-int cowvm_madvise(cowvm_task_t *t, uint64_t start, uint64_t len_in, int behavior)
+/* is_valid_madvise: known advice, aligned start, a length that does not wrap. */
+static bool is_valid_madvise(uint64_t start, uint64_t len_in, int behavior)
 {
-	if (!t)
-		return -EINVAL;
-	current = t;
-	struct mm_struct *mm = t->mm;
 	if (!madvise_behavior_valid(behavior) || !PAGE_ALIGNED(start))
-		return -EINVAL;
+		return false;
 	uint64_t len = PAGE_ALIGN(len_in);
 	if (len_in && !len)
-		return -EINVAL;
-	uint64_t end = start + len;
-	if (end < start)
-		return -EINVAL;
+		return false;
+	return start + len >= start;
+}
+
+/*
+ * madvise_do_behavior - advice on [start, start + len_in) of task's mm (already validated).
+ * POPULATE goes straight to GUP (errors as madvise_populate maps them); everything else walks
+ * the VMAs.  Takes and drops the mm's mmap_lock.
+ */
+static int madvise_do_behavior(struct task_struct *task, uint64_t start, uint64_t len_in, int behavior)
+{
+	struct mm_struct *mm = task->mm;
+	uint64_t end = start + PAGE_ALIGN(len_in);
 	if (end == start)
 		return 0;
-
+	if (behavior == MADV_POPULATE_READ || behavior == MADV_POPULATE_WRITE) {
+		down_read(&mm->mmap_lock);
+		int ret = faultin_page_range(task, start, end, behavior == MADV_POPULATE_WRITE);
+		up_read(&mm->mmap_lock);
+		return ret;
+	}
 	/* Dropping pages needs only the read lock (as in Linux, so it can race with faults and
 	 * GUP); changing VMA flags needs the write lock. */
-	bool read_lock = behavior == MADV_DONTNEED || behavior == MADV_WILLNEED || behavior == MADV_FREE;
+	bool read_lock = madvise_read_lock(behavior);
 	if (read_lock)
 		down_read(&mm->mmap_lock);
 	else
@@ -164,4 +258,73 @@ int cowvm_madvise(cowvm_task_t *t, uint64_t start, uint64_t len_in, int behavior
 	else
 		up_write(&mm->mmap_lock);
 	return error ? error : unmapped_error;
+}
+
+int cowvm_madvise(cowvm_task_t *t, uint64_t start, uint64_t len_in, int behavior)
+{
+	if (!t)
+		return -EINVAL;
+	current = t;
+	if (!is_valid_madvise(start, len_in, behavior))
+		return -EINVAL;
+	return madvise_do_behavior(t, start, len_in, behavior);
+}
+
+/* process_madvise_remote_valid: the advice one process may give another (non-destructive). */
+static bool process_madvise_remote_valid(int behavior)
+{
+	return behavior == MADV_COLD || behavior == MADV_PAGEOUT || behavior == MADV_WILLNEED;
+}
+
+/*
+ * cowvm_process_madvise - process_madvise(2) in Linux 6.x's order: flags, the iovec count,
+ * the target (pidfd), ptrace access (mm_access: the target's capabilities must be the caller's
+ * too, or CAP_SYS_PTRACE), the remote advice set, CAP_SYS_NICE for a remote target, then
+ * vector_madvise: each range in turn until one fails.  Returns the bytes (iov_len summed) of
+ * the ranges done, or the first range's -errno.  MADV_COLLAPSE is refused: cowvm has no THP.
+ */
+int64_t cowvm_process_madvise(cowvm_task_t *caller, cowvm_task_t *target, const struct iovec *vec,
+			      size_t vlen, int advice, unsigned flags)
+{
+	if (!caller)
+		return -EINVAL;
+	if (flags != 0)
+		return -EINVAL;
+	if (vlen > UIO_MAXIOV || (vlen && !vec))
+		return -EINVAL;
+	if (!target)
+		return -EBADF;
+	current = caller;
+	struct mm_struct *mm = target->mm;
+	bool remote = mm != caller->mm;
+	if (remote) {
+		down_read(&caller->mm->mmap_lock);
+		uint64_t ccaps = caller->mm->caps;
+		up_read(&caller->mm->mmap_lock);
+		down_read(&mm->mmap_lock);
+		uint64_t tcaps = mm->caps;
+		up_read(&mm->mmap_lock);
+		if ((tcaps & ~ccaps) && !(ccaps & COWVM_CAP_SYS_PTRACE))
+			return -EACCES;
+		if (!process_madvise_remote_valid(advice))
+			return -EINVAL;
+		if (!(ccaps & COWVM_CAP_SYS_NICE))
+			return -EPERM;
+	}
+	uint64_t total = 0;
+	int64_t ret = 0;
+	for (size_t i = 0; i < vlen; i++) {
+		uint64_t start = (uint64_t)(uintptr_t)vec[i].iov_base;
+		uint64_t len = vec[i].iov_len;
+		if (!is_valid_madvise(start, len, advice)) {
+			ret = -EINVAL;
+			break;
+		}
+		/* faults of a remote populate would be the caller's; only our own can populate */
+		ret = madvise_do_behavior(remote ? target : caller, start, len, advice);
+		if (ret < 0)
+			break;
+		total += len;
+	}
+	return total ? (int64_t)total : ret;
 }

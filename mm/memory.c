@@ -588,11 +588,11 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 			}
 			get_page(page);
 			ClearPageAnonExclusive(page);
-			page_dup_rmap(page);
+			page_dup_rmap(page, dst_vma);
 			add_mm_counter(dst_mm, MM_ANONPAGES, 1);
 		} else if (page) {
 			get_page(page);
-			page_dup_rmap(page);
+			page_dup_rmap(page, dst_vma);
 			add_mm_counter(dst_mm, MM_SHMEMPAGES, 1);
 		} else {
 			mod_node_page_state(vm, NR_ZERO_MAPPED, 1);

@@ -315,6 +315,35 @@ void lru_cache_add_active(struct cowvm *vm, struct page *page);
 void lru_cache_del(struct cowvm *vm, struct page *page);
 void lru_deactivate(struct cowvm *vm, struct page *page);
 
+/* ---- mlock and the unevictable list (mlock.c) ------------------------------------------------- */
+
+/* mlock_page / munlock_page: one more / one fewer PTE of a VM_LOCKED VMA maps the page (the
+ * PTE's PTL held).  The first moves it to the unevictable list, the last back to the inactive. */
+void mlock_page(struct cowvm *vm, struct page *page);
+void munlock_page(struct cowvm *vm, struct page *page);
+/* The same for a mapping that is being made or removed in vma (rmap's hook). */
+static inline void mlock_vma_page(struct cowvm *vm, struct page *page, struct vm_area_struct *vma)
+{
+	if (unlikely(vma->vm_flags & VM_LOCKED))
+		mlock_page(vm, page);
+}
+static inline void munlock_vma_page(struct cowvm *vm, struct page *page, struct vm_area_struct *vma)
+{
+	if (unlikely(vma->vm_flags & VM_LOCKED))
+		munlock_page(vm, page);
+}
+/* The present pages of [start, end) of vma join (lock) or leave the unevictable list. */
+void mlock_vma_pages_range(struct vm_area_struct *vma, uint64_t start, uint64_t end, bool lock);
+bool can_do_mlock(struct mm_struct *mm);
+bool mlock_future_ok(struct mm_struct *mm, unsigned long vm_flags, uint64_t bytes);
+static inline bool capable(struct mm_struct *mm, uint64_t cap) { return (mm->caps & cap) != 0; }
+/* __mm_populate: fault in [start, start + len) of every VMA as mlock and MAP_POPULATE do (not
+ * VM_LOCKONFAULT VMAs, not PROT_NONE ones: -EFAULT); takes mmap_lock for reading.
+ * With ignore_errors, a failing VMA is skipped.  Returns 0 or -errno. */
+int __mm_populate(struct task_struct *task, uint64_t start, uint64_t len, bool ignore_errors);
+int populate_vma_page_range(struct task_struct *task, struct vm_area_struct *vma, uint64_t start,
+			    uint64_t end); /* gup.c: one VMA, mmap_lock held */
+
 /* ---- reverse mapping (rmap.c) ----------------------------------------------------------------- */
 
 int anon_vma_prepare(struct vm_area_struct *vma);
@@ -323,7 +352,7 @@ int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma);
 void unlink_anon_vmas(struct vm_area_struct *vma);
 void page_add_new_anon_rmap(struct page *page, struct vm_area_struct *vma, uint64_t address,
 			    bool exclusive);
-void page_dup_rmap(struct page *page);
+void page_dup_rmap(struct page *page, struct vm_area_struct *vma);
 void page_add_file_rmap(struct page *page, struct vm_area_struct *vma);
 void page_remove_rmap(struct cowvm *vm, struct page *page, struct vm_area_struct *vma);
 void page_move_anon_rmap(struct page *page, struct vm_area_struct *vma);
@@ -346,6 +375,7 @@ unsigned shmem_fault(struct vm_fault *vmf, struct page **pagep);
 struct page *shmem_find_get_page(struct shmem_inode *inode, uint64_t pgoff);
 void shmem_link_vma(struct vm_area_struct *vma);
 void shmem_unlink_vma(struct vm_area_struct *vma);
+void shmem_punch_hole(struct cowvm *vm, struct shmem_inode *inode, uint64_t start, uint64_t end);
 
 /* ---- VMAs (mmap.c) ----------------------------------------------------------------------------- */
 
@@ -367,6 +397,18 @@ int copy_vma_cow(struct mm_struct *dst, struct vm_area_struct *src, uint64_t del
 void destroy_snapshot(struct mm_struct *snap); /* dput.c */
 void exit_mmap(struct mm_struct *mm);
 int populate_range(struct task_struct *task, uint64_t start, uint64_t end);
+/* faultin_page_range (gup.c): fault in [start, end) as MADV_POPULATE_READ/WRITE do; mmap_lock
+ * held for reading.  Returns 0 or -ENOMEM (hole, OOM), -EINVAL (VMA refuses the access),
+ * -EFAULT (SIGBUS/SIGSEGV). */
+int faultin_page_range(struct task_struct *task, uint64_t start, uint64_t end, bool write);
+#define STACK_GUARD_GAP (256ull << PAGE_SHIFT) /* stack_guard_gap: 256 pages */
+uint64_t mmap_min_addr(struct mm_struct *mm);
+int expand_downwards(struct vm_area_struct *vma, uint64_t address);
+void vm_stat_account(struct mm_struct *mm, unsigned long flags, long npages);
+int64_t get_unmapped_area(struct mm_struct *mm, uint64_t hint, uint64_t len, bool fixed);
+struct vm_area_struct *vma_merge_new_range(struct mm_struct *mm, struct vm_area_struct *vma);
+void update_hiwater_rss(struct mm_struct *mm);
+void update_hiwater_vm(struct mm_struct *mm);
 struct mm_struct *mm_alloc(struct cowvm *vm);
 void mm_free(struct mm_struct *mm);
 

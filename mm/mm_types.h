@@ -38,13 +38,18 @@ enum pageflags {
 	PG_active,         /* on the active list */
 	PG_dirty,          /* data page: dirty; page-table page: a PTE changed since the last SNAP */
 	PG_referenced,
+	PG_mlocked,        /* mapped by a VM_LOCKED VMA: mlock_count says by how many PTEs (lru_lock) */
+	PG_unevictable,    /* on the unevictable list (lru_lock); in cowvm exactly the mlocked pages */
 };
 
 struct page {
 	_Atomic uint32_t flags;     /* 1 << PG_*; atomic bit operations */
 	_Atomic int32_t _refcount;  /* references: one per mapping, plus cache, pins, temporaries */
 	_Atomic int32_t _mapcount;  /* PTEs that map this page (Linux stores this minus one) */
-	uint32_t order;             /* PG_buddy: block order (zone lock); PG_pgtable: entries used (ptl) */
+	union {
+		uint32_t order;         /* PG_buddy: block order (zone lock); PG_pgtable: entries used (ptl) */
+		uint32_t mlock_count;   /* PG_mlocked user page: PTEs of VM_LOCKED VMAs mapping it (lru_lock) */
+	};
 	void *mapping;              /* anon: struct anon_vma; shmem: struct shmem_inode (page lock or new) */
 	uint64_t index;             /* linear page index in the mapping (set before first map) */
 	struct list_head lru;       /* free lists (zone/pcp lock) or LRU lists (lru_lock) */
@@ -65,14 +70,23 @@ _Static_assert(sizeof(struct page) <= 64, "struct page must stay within 64 bytes
 #define VM_MAYWRITE    0x00000020ul
 #define VM_MAYEXEC     0x00000040ul
 #define VM_MAYSHARE    0x00000080ul
+#define VM_GROWSDOWN   0x00000100ul
+#define VM_LOCKED      0x00002000ul
+#define VM_SEQ_READ    0x00008000ul
+#define VM_RAND_READ   0x00010000ul
 #define VM_DONTCOPY    0x00020000ul
+#define VM_DONTEXPAND  0x00040000ul
+#define VM_LOCKONFAULT 0x00080000ul
 #define VM_ACCOUNT     0x00100000ul
 #define VM_NORESERVE   0x00200000ul
 #define VM_WIPEONFORK  0x02000000ul
+#define VM_DONTDUMP    0x04000000ul
 #define VM_SOFTDIRTY   0x08000000ul
 #define VM_HUGEPAGE    0x20000000ul
 #define VM_NOHUGEPAGE  0x40000000ul
 #define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
+#define VM_LOCKED_MASK  (VM_LOCKED | VM_LOCKONFAULT)
+#define VM_STACK        VM_GROWSDOWN /* x86: stacks grow down */
 
 struct anon_vma;
 struct shmem_inode;
@@ -114,6 +128,17 @@ struct mm_struct {
 	struct mm_struct *snapshot;     /* dput SNAP: a COW image of this mm; mmap_lock */
 	bool is_snapshot;               /* this mm is such an image (no threads) */
 	struct cowvm_merge_report merge; /* the last MERGE into this mm; mmap_lock */
+	/* mlock (mm/mlock.c) */
+	uint64_t locked_vm;             /* pages of VM_LOCKED VMAs (VmLck), plus locked_vm_stale; mmap_lock */
+	uint64_t locked_vm_stale;       /* what MREMAP_DONTUNMAP left counted, as Linux leaves it; mmap_lock */
+	unsigned long def_flags;        /* VM_LOCKED[ONFAULT] for new VMAs after mlockall(MCL_FUTURE); mmap_lock */
+	/* high-water marks for VmPeak and VmHWM (hiwater_vm, hiwater_rss); mmap_lock */
+	uint64_t hiwater_vm, hiwater_rss;
+	/* The process's credentials and limits (task->cred and signal->rlim in Linux; one per process
+	 * here, inherited at fork).  mmap_lock (write to change). */
+	uint64_t caps;                  /* effective capabilities, 1 << CAP_* */
+	uint64_t rlim_memlock[2];       /* RLIMIT_MEMLOCK soft, hard (bytes) */
+	uint64_t rlim_stack[2];         /* RLIMIT_STACK soft, hard (bytes) */
 };
 
 /* ---- reverse mapping ------------------------------------------------------------------------ */
@@ -217,12 +242,12 @@ struct per_cpu_pages {
 
 enum vm_event_item {
 	PGFAULT, PGMAJFAULT, PGREUSE, PGALLOC, PGFREE, COW_COPY, ZERO_PAGE_MAP, ZERO_PAGE_COW,
-	TLB_FLUSH, GUP_FAST_FALLBACK, NR_VM_EVENTS
+	TLB_FLUSH, GUP_FAST_FALLBACK, UNEVICTABLE_PGMLOCKED, UNEVICTABLE_PGMUNLOCKED, NR_VM_EVENTS
 };
 
 enum node_stat_item {
 	NR_ANON_MAPPED, NR_SHMEM, NR_PAGETABLE, NR_ACTIVE_ANON, NR_INACTIVE_ANON, NR_ZERO_MAPPED,
-	NR_FOLL_PIN,
+	NR_FOLL_PIN, NR_UNEVICTABLE, NR_MLOCK,
 	NR_VM_NODE_STAT_ITEMS
 };
 
@@ -260,6 +285,7 @@ struct cowvm {
 	/* LRU */
 	spinlock_t lru_lock;
 	struct list_head lru_inactive_anon, lru_active_anon; /* lru_lock */
+	struct list_head lru_unevictable; /* mlocked pages, which reclaim never takes; lru_lock */
 	/* counters: one slot per host thread (vm_event_states is per CPU in Linux), summed on read */
 	struct vm_stat_slot stats[NR_STAT_SLOTS + 1];
 	/* tasks */

@@ -282,7 +282,8 @@ struct vm_area_struct *vma_modify_flags(struct mm_struct *mm, struct vm_area_str
  * copy-on-write (fork, dput's COPY middle, dput's SNAP).  The twin keeps src's vm_pgoff, so
  * each page keeps its index, and gets an anon_vma forked from src's, so rmap finds it.  With
  * wipe the twin starts empty (VM_WIPEONFORK).  Both mmap_locks held for writing; the caller
- * flushes src's TLB.  Returns 0 or -ENOMEM (a twin already inserted stays, partly copied).
+ * flushes src's TLB.  The twin is never VM_LOCKED (fork does not pass mlock on).  Returns 0 or
+ * -ENOMEM (a twin already inserted stays, partly copied).
  */
 int copy_vma_cow(struct mm_struct *dst, struct vm_area_struct *src, uint64_t delta, bool wipe)
 {
@@ -292,6 +293,7 @@ int copy_vma_cow(struct mm_struct *dst, struct vm_area_struct *src, uint64_t del
 	tmp->vm_mm = dst;
 	tmp->vm_start += delta;
 	tmp->vm_end += delta;
+	tmp->vm_flags &= ~VM_LOCKED_MASK; /* dup_mmap: a child does not inherit mlock */
 	if (wipe) {
 		tmp->anon_vma = NULL; /* faults in fresh, as a new mapping would */
 	} else if (anon_vma_fork(tmp, src)) {
@@ -326,17 +328,53 @@ static bool range_is_free(struct mm_struct *mm, uint64_t addr, uint64_t len)
 	return !vma || vma->vm_start >= addr + len;
 }
 
-/* Highest free gap below mmap_base that fits len, else bottom-up from TASK_UNMAPPED_BASE. */
-static int64_t get_unmapped_area(struct mm_struct *mm, uint64_t hint, uint64_t len)
+/* vm_start_gap: where a VMA's claim starts, the stack guard gap below a growsdown one included. */
+static uint64_t vm_start_gap(const struct vm_area_struct *vma)
 {
+	uint64_t start = vma->vm_start;
+	if (vma->vm_flags & VM_GROWSDOWN)
+		start = start > STACK_GUARD_GAP ? start - STACK_GUARD_GAP : 0;
+	return start;
+}
+
+uint64_t mmap_min_addr(struct mm_struct *mm)
+{
+	return capable(mm, COWVM_CAP_SYS_RAWIO) ? 0 : MMAP_MIN_ADDR; /* cap_mmap_addr */
+}
+
+/*
+ * get_unmapped_area - a hint that fits is taken (not within a stack's guard gap); else the
+ * highest free gap below mmap_base that fits len, else bottom-up from TASK_UNMAPPED_BASE.
+ * With fixed, the address is checked only (range, alignment, vm.mmap_min_addr: -ENOMEM,
+ * -EINVAL, -EPERM).  Returns the address or -errno.
+ */
+int64_t get_unmapped_area(struct mm_struct *mm, uint64_t hint, uint64_t len, bool fixed)
+{
+	if (len > TASK_SIZE_MAX)
+		return -ENOMEM;
+	if (fixed) {
+		if (hint > TASK_SIZE_MAX - len)
+			return -ENOMEM;
+		if (!PAGE_ALIGNED(hint))
+			return -EINVAL;
+		if (hint < mmap_min_addr(mm))
+			return -EPERM; /* security_mmap_addr */
+		return (int64_t)hint;
+	}
 	if (hint) { /* already rounded by round_hint_to_min */
-		if (hint <= TASK_SIZE_MAX - len && range_is_free(mm, hint, len))
+		size_t i = vma_index(mm, hint);
+		struct vm_area_struct *next = i < mm->nr_vmas ? mm->vmas[i] : NULL;
+		struct vm_area_struct *prev = i > 0 ? mm->vmas[i - 1] : NULL;
+		if (hint <= TASK_SIZE_MAX - len && (!next || hint + len <= vm_start_gap(next)) &&
+		    (!prev || hint >= prev->vm_end))
 			return (int64_t)hint;
 	}
 	uint64_t top = mm->mmap_base;
 	for (size_t i = vma_index(mm, top); ; i--) {
-		/* gap between vmas[i-1] (or MMAP_MIN_ADDR) and min(top, vmas[i]) */
-		uint64_t gap_end = i < mm->nr_vmas && mm->vmas[i]->vm_start < top ? mm->vmas[i]->vm_start : top;
+		/* gap between vmas[i-1] (or MMAP_MIN_ADDR) and min(top, vmas[i]'s claim) */
+		uint64_t gap_end = top;
+		if (i < mm->nr_vmas && vm_start_gap(mm->vmas[i]) < top)
+			gap_end = vm_start_gap(mm->vmas[i]);
 		uint64_t gap_start = i > 0 ? mm->vmas[i - 1]->vm_end : MMAP_MIN_ADDR;
 		if (gap_end >= gap_start + len && gap_end - len >= MMAP_MIN_ADDR)
 			return (int64_t)(gap_end - len);
@@ -347,7 +385,7 @@ static int64_t get_unmapped_area(struct mm_struct *mm, uint64_t hint, uint64_t l
 	}
 	uint64_t addr = TASK_UNMAPPED_BASE;
 	for (size_t i = vma_index(mm, addr); addr + len <= TASK_SIZE_MAX; i++) {
-		if (i >= mm->nr_vmas || mm->vmas[i]->vm_start >= addr + len)
+		if (i >= mm->nr_vmas || vm_start_gap(mm->vmas[i]) >= addr + len)
 			return (int64_t)addr;
 		addr = mm->vmas[i]->vm_end;
 	}
@@ -380,6 +418,8 @@ int mmap_region(struct mm_struct *mm, uint64_t addr, uint64_t len, unsigned long
 	if (vma->vm_file)
 		shmem_link_vma(vma);
 	mm->total_vm += len >> PAGE_SHIFT;
+	if (vm_flags & VM_LOCKED)
+		mm->locked_vm += len >> PAGE_SHIFT;
 	vma_merge_neighbours(mm, vma);
 	return 0;
 free_file:
@@ -421,20 +461,14 @@ int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int f
 	len = PAGE_ALIGN(len);
 	if (!len || len > TASK_SIZE_MAX)
 		return -ENOMEM;
-	/* __get_unmapped_area's checks of a fixed address: range, then alignment, then the
-	 * security minimum; MAP_FIXED_NOREPLACE's overlap and the mapping type come after. */
-	if (flags & MAP_FIXED) {
-		if (addr > TASK_SIZE_MAX - len)
-			return -ENOMEM;
-		if (!PAGE_ALIGNED(addr))
-			return -EINVAL;
-		if (addr < MMAP_MIN_ADDR)
-			return -EPERM; /* security_mmap_addr for an unprivileged process */
-	}
 	int type = flags & MAP_TYPE;
 	bool type_ok = type == MAP_SHARED || type == MAP_PRIVATE; /* SHARED_VALIDATE: not for anon */
 	unsigned long vm_flags = calc_vm_prot_bits(prot) | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC |
 				 VM_SOFTDIRTY;
+	if (flags & MAP_GROWSDOWN)
+		vm_flags |= VM_GROWSDOWN; /* calc_vm_flag_bits */
+	if (flags & MAP_LOCKED)
+		vm_flags |= VM_LOCKED;
 	if (type == MAP_SHARED)
 		vm_flags |= VM_SHARED | VM_MAYSHARE;
 	else if (vm_flags & VM_WRITE)
@@ -443,19 +477,27 @@ int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int f
 		vm_flags |= VM_NORESERVE;
 
 	down_write(&mm->mmap_lock);
+	vm_flags |= mm->def_flags; /* mlockall(MCL_FUTURE) */
 	int64_t ret;
-	if (flags & MAP_FIXED) {
-		if (noreplace && !range_is_free(mm, addr, len)) {
-			ret = -EEXIST;
-			goto out;
-		}
-	} else {
-		ret = get_unmapped_area(mm, addr, len);
-		if (ret < 0)
-			goto out;
-		addr = (uint64_t)ret;
+	/* __get_unmapped_area: a fixed address is checked for range, alignment and the security
+	 * minimum; MAP_FIXED_NOREPLACE's overlap, mlock's limits and the type come after. */
+	ret = get_unmapped_area(mm, addr, len, flags & MAP_FIXED);
+	if (ret < 0)
+		goto out;
+	addr = (uint64_t)ret;
+	if (noreplace && !range_is_free(mm, addr, len)) {
+		ret = -EEXIST;
+		goto out;
 	}
-	if (!type_ok) {
+	if ((flags & MAP_LOCKED) && !can_do_mlock(mm)) {
+		ret = -EPERM;
+		goto out;
+	}
+	if (!mlock_future_ok(mm, vm_flags, len)) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	if (!type_ok || (type == MAP_SHARED && (vm_flags & VM_GROWSDOWN))) {
 		ret = -EINVAL;
 		goto out;
 	}
@@ -469,7 +511,8 @@ int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int f
 		ret = (int64_t)addr;
 out:
 	up_write(&mm->mmap_lock);
-	if (ret >= 0 && (flags & MAP_POPULATE) && !(flags & MAP_NONBLOCK))
+	/* do_mmap's populate: MAP_POPULATE (without MAP_NONBLOCK), or a locked mapping */
+	if (ret >= 0 && ((vm_flags & VM_LOCKED) || (flags & (MAP_POPULATE | MAP_NONBLOCK)) == MAP_POPULATE))
 		populate_range(t, addr, addr + len); /* errors ignored, as mm_populate's */
 	return ret;
 }
@@ -507,6 +550,11 @@ int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len)
 	uint64_t ceiling = j < mm->nr_vmas ? mm->vmas[j]->vm_start : USER_TOP;
 
 	struct mmu_gather tlb;
+	update_hiwater_rss(mm);
+	update_hiwater_vm(mm);
+	for (size_t k = i; k < j; k++) /* out of i_mmap before the tables go (shmem_punch_hole) */
+		if (mm->vmas[k]->vm_file)
+			shmem_unlink_vma(mm->vmas[k]);
 	tlb_gather_mmu(&tlb, mm);
 	for (size_t k = i; k < j; k++)
 		unmap_page_range(&tlb, mm->vmas[k], mm->vmas[k]->vm_start, mm->vmas[k]->vm_end);
@@ -515,6 +563,8 @@ int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len)
 	while (j > i) {
 		struct vm_area_struct *v = mm->vmas[--j];
 		mm->total_vm -= (v->vm_end - v->vm_start) >> PAGE_SHIFT;
+		if (v->vm_flags & VM_LOCKED)
+			mm->locked_vm -= (v->vm_end - v->vm_start) >> PAGE_SHIFT;
 		vma_remove(mm, v);
 		remove_vma(v);
 	}
@@ -543,7 +593,9 @@ int cowvm_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len)
 static int do_brk_flags(struct mm_struct *mm, uint64_t addr, uint64_t len)
 {
 	unsigned long flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC |
-			      VM_ACCOUNT | VM_SOFTDIRTY;
+			      VM_ACCOUNT | VM_SOFTDIRTY | mm->def_flags;
+	if (!mlock_future_ok(mm, flags, len))
+		return -EAGAIN;
 	size_t i = vma_index(mm, addr);
 	struct vm_area_struct *prev = i > 0 ? mm->vmas[i - 1] : NULL;
 	if (prev && prev->vm_end == addr && !prev->vm_file &&
@@ -551,6 +603,8 @@ static int do_brk_flags(struct mm_struct *mm, uint64_t addr, uint64_t len)
 	    (!prev->anon_vma || prev->anon_vma_chain.next == prev->anon_vma_chain.prev)) {
 		prev->vm_end = addr + len;
 		mm->total_vm += len >> PAGE_SHIFT;
+		if (flags & VM_LOCKED)
+			mm->locked_vm += len >> PAGE_SHIFT;
 		return 0;
 	}
 	return mmap_region(mm, addr, len, flags);
@@ -562,6 +616,7 @@ int64_t cowvm_brk(cowvm_task_t *t, uint64_t brk)
 		return -EINVAL;
 	current = t;
 	struct mm_struct *mm = t->mm;
+	bool populate = false;
 	down_write(&mm->mmap_lock);
 	uint64_t newbrk = PAGE_ALIGN(brk), oldbrk = PAGE_ALIGN(mm->brk);
 	if (brk < mm->start_brk || brk > TASK_SIZE_MAX)
@@ -581,45 +636,90 @@ int64_t cowvm_brk(cowvm_task_t *t, uint64_t brk)
 	struct vm_area_struct *next = find_vma(mm, oldbrk);
 	if (next && newbrk + PAGE_SIZE > next->vm_start)
 		goto out;
-	if (do_brk_flags(mm, oldbrk, newbrk - oldbrk) == 0)
+	if (do_brk_flags(mm, oldbrk, newbrk - oldbrk) == 0) {
 		mm->brk = brk;
+		populate = mm->def_flags & VM_LOCKED; /* a locked heap is populated, as brk does */
+	}
 out:;
 	int64_t ret = (int64_t)mm->brk;
 	up_write(&mm->mmap_lock);
+	if (populate)
+		populate_range(t, oldbrk, newbrk);
 	return ret;
 }
 
 /* ---- populate and teardown ---------------------------------------------------------------------- */
 
-/*
- * populate_range - fault in [start, end) as get_user_pages does for MAP_POPULATE: a write fault
- * for private writable memory (so it gets its own pages), a read fault otherwise; PTEs that
- * already allow the access are left alone.  Takes mmap_lock for reading.  Returns 0 or -ENOMEM.
- */
+/* populate_range - MAP_POPULATE's mm_populate over [start, end): errors ignored. */
 int populate_range(struct task_struct *task, uint64_t start, uint64_t end)
 {
-	struct mm_struct *mm = task->mm;
-	int ret = 0;
-	down_read(&mm->mmap_lock);
-	for (uint64_t addr = start; addr < end; addr += PAGE_SIZE) {
-		struct vm_area_struct *vma = find_vma(mm, addr);
-		if (!vma || vma->vm_start > addr)
-			break;
-		if (!(vma->vm_flags & VM_ACCESS_FLAGS))
-			continue;
-		bool write = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
-		pte_t *pte = pte_offset_map(mm, addr);
-		pte_t e = pte ? ptep_get(pte) : 0;
-		if (pte_present(e) && (!write || pte_write(e)))
-			continue;
-		unsigned r = handle_mm_fault(vma, addr, write ? FAULT_FLAG_WRITE : 0, task);
-		if (r & VM_FAULT_ERROR) {
-			ret = -ENOMEM;
-			break;
-		}
-	}
-	up_read(&mm->mmap_lock);
-	return ret;
+	return __mm_populate(task, start, end - start, true);
+}
+
+/* The high-water marks, taken before memory goes (Linux's update_hiwater_*). */
+void update_hiwater_rss(struct mm_struct *mm)
+{
+	uint64_t rss = (uint64_t)(get_mm_counter(mm, MM_ANONPAGES) + get_mm_counter(mm, MM_FILEPAGES) +
+				  get_mm_counter(mm, MM_SHMEMPAGES));
+	if (rss > mm->hiwater_rss)
+		mm->hiwater_rss = rss;
+}
+
+void update_hiwater_vm(struct mm_struct *mm)
+{
+	if (mm->total_vm > mm->hiwater_vm)
+		mm->hiwater_vm = mm->total_vm;
+}
+
+/* ---- stacks -------------------------------------------------------------------------------- */
+
+/*
+ * expand_downwards - grow a VM_GROWSDOWN VMA down to cover address (expand_stack_locked), as
+ * the fault handler does for an access below a stack:
+ *
+ *      prev->vm_end        address            vm_start            vm_end
+ *   ...----|      >= 256 pages      |<- grow ->|======= stack =======|
+ *
+ * The gap to the VMA below must stay at least stack_guard_gap (256 pages), unless that VMA is
+ * a stack itself or PROT_NONE; the new size may not exceed RLIMIT_STACK, nor a locked stack's
+ * growth RLIMIT_MEMLOCK.  vm_pgoff moves down with vm_start, so every page keeps its index.
+ * mmap_lock held for writing.  Returns 0, -EFAULT (not a stack), -EPERM (below
+ * vm.mmap_min_addr) or -ENOMEM.
+ */
+int expand_downwards(struct vm_area_struct *vma, uint64_t address)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	if (!(vma->vm_flags & VM_GROWSDOWN))
+		return -EFAULT;
+	address &= PAGE_MASK;
+	if (address < mmap_min_addr(mm))
+		return -EPERM;
+	if (address >= vma->vm_start)
+		return 0;
+	size_t i = vma_index(mm, vma->vm_start);
+	struct vm_area_struct *prev = i > 0 ? mm->vmas[i - 1] : NULL;
+	if (prev && !(prev->vm_flags & VM_GROWSDOWN) && (prev->vm_flags & VM_ACCESS_FLAGS) &&
+	    (address < prev->vm_end || address - prev->vm_end < STACK_GUARD_GAP))
+		return -ENOMEM;
+	if (prev && address < prev->vm_end)
+		return -ENOMEM;
+	if (anon_vma_prepare(vma))
+		return -ENOMEM;
+	uint64_t size = vma->vm_end - address;
+	uint64_t grow = (vma->vm_start - address) >> PAGE_SHIFT;
+	if (grow > vma->vm_pgoff)
+		return -ENOMEM;
+	/* acct_stack_growth */
+	if (size > mm->rlim_stack[0])
+		return -ENOMEM;
+	if (!mlock_future_ok(mm, vma->vm_flags, grow << PAGE_SHIFT))
+		return -ENOMEM;
+	if (vma->vm_flags & VM_LOCKED)
+		mm->locked_vm += grow;
+	mm->total_vm += grow;
+	vma->vm_start = address; /* the array stays sorted: the gap below was free */
+	vma->vm_pgoff -= grow;
+	return 0;
 }
 
 /* exit_mmap - the last user is gone: unmap everything, free every table and VMA. */
@@ -627,6 +727,9 @@ void exit_mmap(struct mm_struct *mm)
 {
 	struct mmu_gather tlb;
 	down_write(&mm->mmap_lock);
+	for (size_t i = 0; i < mm->nr_vmas; i++)
+		if (mm->vmas[i]->vm_file)
+			shmem_unlink_vma(mm->vmas[i]);
 	tlb_gather_mmu(&tlb, mm);
 	for (size_t i = 0; i < mm->nr_vmas; i++)
 		unmap_page_range(&tlb, mm->vmas[i], mm->vmas[i]->vm_start, mm->vmas[i]->vm_end);
@@ -638,6 +741,7 @@ void exit_mmap(struct mm_struct *mm)
 		remove_vma(v);
 	}
 	mm->total_vm = 0;
+	mm->locked_vm = mm->locked_vm_stale = 0;
 	up_write(&mm->mmap_lock);
 }
 
@@ -653,6 +757,9 @@ struct mm_struct *mm_alloc(struct cowvm *vm)
 	INIT_LIST_HEAD(&mm->mmlist);
 	mm->mmap_base = MMAP_BASE;
 	mm->start_brk = mm->brk = START_BRK;
+	mm->rlim_memlock[0] = mm->rlim_memlock[1] = 8ull << 20; /* MLOCK_LIMIT */
+	mm->rlim_stack[0] = 8ull << 20;                         /* _STK_LIM */
+	mm->rlim_stack[1] = RLIM_INFINITY;
 	struct page *pgd = alloc_zeroed_user_page(vm);
 	if (!pgd) {
 		destroy_rwsem(&mm->mmap_lock);

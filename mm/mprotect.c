@@ -67,7 +67,11 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 		return -EINVAL;
 	current = t;
 	struct mm_struct *mm = t->mm;
-	/* do_mprotect_pkey's order: alignment, empty, wrap, then the protection bits */
+	/* do_mprotect_pkey's order: both growth bits, alignment, empty, wrap, the other bits */
+	int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+	prot &= ~grows;
+	if (grows == (PROT_GROWSDOWN | PROT_GROWSUP))
+		return -EINVAL;
 	if (!PAGE_ALIGNED(start))
 		return -EINVAL;
 	if (!len)
@@ -77,15 +81,32 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 	if (end <= start)
 		return -ENOMEM;
 	if (prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM))
-		return -EINVAL; /* PROT_GROWSDOWN/UP need a stack VMA, which cowvm never makes */
+		return -EINVAL;
 	unsigned long rights = ((prot & PROT_READ) ? VM_READ : 0) | ((prot & PROT_WRITE) ? VM_WRITE : 0) |
 			       ((prot & PROT_EXEC) ? VM_EXEC : 0);
 
 	down_write(&mm->mmap_lock);
 	int error = -ENOMEM;
 	struct vm_area_struct *vma = find_vma(mm, start);
-	if (!vma || vma->vm_start > start)
+	if (!vma)
 		goto out;
+	if (grows & PROT_GROWSDOWN) {
+		/* the change reaches down to the bottom of the stack the range starts in */
+		if (vma->vm_start >= end)
+			goto out;
+		start = vma->vm_start;
+		error = -EINVAL;
+		if (!(vma->vm_flags & VM_GROWSDOWN))
+			goto out;
+		error = -ENOMEM;
+	} else {
+		if (vma->vm_start > start)
+			goto out;
+		if (grows & PROT_GROWSUP) { /* x86 has no upward-growing stacks */
+			error = -EINVAL;
+			goto out;
+		}
+	}
 	for (uint64_t nstart = start;;) {
 		unsigned long newflags = (vma->vm_flags & ~VM_ACCESS_FLAGS) | rights;
 		if ((newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS) { /* a right without its MAY bit */
@@ -94,10 +115,16 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 		}
 		uint64_t tmp = vma->vm_end < end ? vma->vm_end : end;
 		if (newflags != vma->vm_flags) { /* mprotect_fixup of [nstart, tmp) */
+			unsigned long oldflags = vma->vm_flags;
 			vma = vma_modify_flags(mm, vma, nstart, tmp, newflags);
 			if (!vma)
 				goto out;
 			change_protection(vma, nstart, tmp);
+			/* a locked private mapping made writable breaks COW now, as mlock would
+			 * have: its pages stay in memory without a fault later */
+			if ((oldflags & (VM_WRITE | VM_SHARED | VM_LOCKED)) == VM_LOCKED &&
+			    (newflags & VM_WRITE))
+				populate_vma_page_range(t, vma, nstart, tmp);
 			vma_merge_neighbours(mm, vma);
 		}
 		nstart = tmp;

@@ -276,18 +276,22 @@ void page_add_new_anon_rmap(struct page *page, struct vm_area_struct *vma, uint6
 		__SetPageFlag(page, PG_anon_exclusive);
 	atomic_store_explicit(&page->_mapcount, 1, memory_order_relaxed);
 	mod_node_page_state(vma->vm_mm->vm, NR_ANON_MAPPED, 1);
+	mlock_vma_page(vma->vm_mm->vm, page, vma); /* mlock_new_folio, before the LRU add */
 }
 
-/* fork: one more PTE maps the page.  Caller holds a new reference for it. */
-void page_dup_rmap(struct page *page)
+/* fork (and dput): one more PTE maps the page in vma.  Caller holds a new reference for it and
+ * the PTL; a VM_LOCKED vma mlocks it. */
+void page_dup_rmap(struct page *page, struct vm_area_struct *vma)
 {
 	page_mapcount_inc(page);
+	mlock_vma_page(vma->vm_mm->vm, page, vma);
 }
 
+/* A shmem page gets one more mapping in vma (PTL held). */
 void page_add_file_rmap(struct page *page, struct vm_area_struct *vma)
 {
-	(void)vma;
 	page_mapcount_inc(page);
+	mlock_vma_page(vma->vm_mm->vm, page, vma);
 }
 
 /*
@@ -296,7 +300,7 @@ void page_add_file_rmap(struct page *page, struct vm_area_struct *vma)
  */
 void page_remove_rmap(struct cowvm *vm, struct page *page, struct vm_area_struct *vma)
 {
-	(void)vma;
+	munlock_vma_page(vm, page, vma); /* munlock_vma_folio: one fewer locked mapping */
 	int left = page_mapcount_dec(page);
 	if (left == 0 && PageAnon(page))
 		mod_node_page_state(vm, NR_ANON_MAPPED, -1);

@@ -58,11 +58,61 @@ void shmem_link_vma(struct vm_area_struct *vma)
 	up_write(&vma->vm_file->i_mmap_rwsem);
 }
 
+/* Idempotent: munmap unlinks a VMA before it frees its page tables, remove_vma again later. */
 void shmem_unlink_vma(struct vm_area_struct *vma)
 {
 	down_write(&vma->vm_file->i_mmap_rwsem);
-	list_del(&vma->shared);
+	if (!list_empty(&vma->shared)) {
+		list_del(&vma->shared);
+		INIT_LIST_HEAD(&vma->shared);
+	}
 	up_write(&vma->vm_file->i_mmap_rwsem);
+}
+
+/*
+ * shmem_punch_hole - MADV_REMOVE's fallocate(PUNCH_HOLE) over the object's offsets
+ * [start, end): unmap them from every VMA that maps the object, in every process
+ * (unmap_mapping_range), then drop the pages from the cache, so the next touch finds a new
+ * zeroed page.  Caller holds its own mmap_lock for reading; this takes task_lock (which keeps
+ * every mm's thread list still for the TLB flushes), then i_mmap_rwsem for reading, then each
+ * mm's PTL.  A VMA still linked in i_mmap has its page tables: munmap and exit unlink it first.
+ */
+void shmem_punch_hole(struct cowvm *vm, struct shmem_inode *inode, uint64_t start, uint64_t end)
+{
+	if (end > inode->size_pages)
+		end = inode->size_pages;
+	if (start >= end)
+		return;
+	pthread_mutex_lock(&vm->task_lock);
+	down_read(&inode->i_mmap_rwsem);
+	struct vm_area_struct *vma;
+	list_for_each_entry(vma, &inode->i_mmap, shared) {
+		uint64_t vs = vma->vm_pgoff, ve = vs + ((vma->vm_end - vma->vm_start) >> PAGE_SHIFT);
+		uint64_t s = start > vs ? start : vs, e = end < ve ? end : ve;
+		if (s >= e)
+			continue;
+		struct mmu_gather tlb;
+		tlb_gather_mmu(&tlb, vma->vm_mm);
+		unmap_page_range(&tlb, vma, vma->vm_start + ((s - vs) << PAGE_SHIFT),
+				 vma->vm_start + ((e - vs) << PAGE_SHIFT));
+		tlb_finish_mmu(&tlb);
+	}
+	up_read(&inode->i_mmap_rwsem);
+	pthread_mutex_unlock(&vm->task_lock);
+	for (uint64_t idx = start; idx < end; idx++) {
+		spin_lock(&inode->lock);
+		struct page *page = inode->pages[idx];
+		if (page) {
+			inode->pages[idx] = NULL;
+			inode->nrpages--;
+		}
+		spin_unlock(&inode->lock);
+		if (!page)
+			continue;
+		ClearPageFlag(page, PG_shmem);
+		mod_node_page_state(vm, NR_SHMEM, -1);
+		put_page(vm, page); /* the cache's reference; a pin may still hold the page */
+	}
 }
 
 /* The cached page at pgoff with a new reference, or NULL (filemap_map_pages' lookup). */

@@ -3,7 +3,8 @@
  * New anonymous pages join the active list, as lru_cache_add_active in the seed's figure;
  * reclaim (a later subsystem) ages them to the inactive list.
  *
- * Invariant: a page has PG_lru exactly when it is on one list, and PG_active says which.
+ * Invariant: a page has PG_lru exactly when it is on one list; PG_unevictable says it is on the
+ * unevictable list (mm/mlock.c moves mlocked pages there), else PG_active says which.
  * Linux first gathers new pages in a per-CPU batch that holds an extra reference until it
  * drains; cowvm adds them at once, so a page's refcount never carries a batch reference and
  * the COW reuse decision is deterministic (reference/host-kernel-notes.md "Things that bite").
@@ -16,9 +17,15 @@ void lru_cache_add_active(struct cowvm *vm, struct page *page)
 	if (unlikely(PageLRU(page)))
 		bug("frame %llu is on an LRU list already", (unsigned long long)page_to_pfn(vm, page));
 	SetPageFlag(page, PG_lru);
-	SetPageFlag(page, PG_active);
-	list_add(&page->lru, &vm->lru_active_anon);
-	mod_node_page_state(vm, NR_ACTIVE_ANON, 1);
+	if (PageFlag(page, PG_mlocked)) { /* mapped into a VM_LOCKED VMA first (mlock_new_folio) */
+		SetPageFlag(page, PG_unevictable);
+		list_add(&page->lru, &vm->lru_unevictable);
+		mod_node_page_state(vm, NR_UNEVICTABLE, 1);
+	} else {
+		SetPageFlag(page, PG_active);
+		list_add(&page->lru, &vm->lru_active_anon);
+		mod_node_page_state(vm, NR_ACTIVE_ANON, 1);
+	}
 	spin_unlock(&vm->lru_lock);
 }
 
@@ -27,9 +34,11 @@ void lru_cache_del(struct cowvm *vm, struct page *page)
 	spin_lock(&vm->lru_lock);
 	if (PageLRU(page)) {
 		list_del(&page->lru);
-		mod_node_page_state(vm, PageFlag(page, PG_active) ? NR_ACTIVE_ANON : NR_INACTIVE_ANON, -1);
+		mod_node_page_state(vm, PageFlag(page, PG_unevictable) ? NR_UNEVICTABLE :
+				    PageFlag(page, PG_active) ? NR_ACTIVE_ANON : NR_INACTIVE_ANON, -1);
 		ClearPageFlag(page, PG_lru);
 		ClearPageFlag(page, PG_active);
+		ClearPageFlag(page, PG_unevictable);
 	}
 	spin_unlock(&vm->lru_lock);
 }

@@ -4,6 +4,9 @@
  * else; a page with refcount 1 is private with full Pss; otherwise mapcount >= 2 makes it
  * shared with Pss divided by the mapcount.
  */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "mm.h"
 
 /* Run fn on each VMA of t's process; the mm's mmap_lock is held for reading meanwhile. */
@@ -31,7 +34,8 @@ static uint64_t pte_to_pagemap_entry(struct mm_struct *mm, struct vm_area_struct
 		if (page_mapcount(page) == 1)
 			flags |= COWVM_PM_MMAP_EXCLUSIVE;
 	}
-	(void)mm;
+	if (mm->vm->flags & COWVM_CONFIG_NO_SOFT_DIRTY)
+		flags &= ~COWVM_PM_SOFT_DIRTY;
 	return flags;
 }
 
@@ -62,28 +66,50 @@ uint64_t cowvm_pte(cowvm_task_t *t, uint64_t addr)
 	return pte;
 }
 
-/* smaps_account for one present PTE. */
-static void smaps_pte_entry(struct cowvm_smaps *mss, uint64_t *pss_shifted, struct page *page, pte_t pte)
+/*
+ * The smaps counters of one or more VMAs.  Pss sums are kept shifted by PSS_SHIFT (12) as
+ * Linux keeps them, so that shares of a page add up exactly before the final shift.
+ */
+#define PSS_SHIFT 12
+struct mem_size_stats {
+	uint64_t resident, shared_clean, shared_dirty, private_clean, private_dirty;
+	uint64_t referenced, anonymous, lazyfree, swap;
+	uint64_t pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked; /* << PSS_SHIFT */
+};
+
+/* smaps_account + smaps_page_accumulate for one present PTE of vma. */
+static void smaps_pte_entry(struct mem_size_stats *mss, struct vm_area_struct *vma, struct page *page,
+			    pte_t pte)
 {
 	const uint64_t size = PAGE_SIZE;
 	bool dirty = pte_dirty(pte) || PageDirty(page);
-	if (PageAnon(page))
+	if (PageAnon(page)) {
 		mss->anonymous += size;
-	mss->rss += size;
+		if (!dirty)
+			mss->lazyfree += size; /* clean anonymous memory: MADV_FREE made it so */
+	}
+	mss->resident += size;
 	if (pte_young(pte) || PageFlag(page, PG_referenced))
 		mss->referenced += size;
 	int mapcount = page_mapcount(page);
 	bool private = page_ref_count(page) == 1 || mapcount < 2;
-	if (private) {
-		*pss_shifted += size << 12;
-		if (dirty)
+	uint64_t pss = private ? size << PSS_SHIFT : (size << PSS_SHIFT) / (uint64_t)mapcount;
+	mss->pss += pss;
+	if (PageAnon(page))
+		mss->pss_anon += pss;
+	else
+		mss->pss_shmem += pss;
+	if (vma->vm_flags & VM_LOCKED)
+		mss->pss_locked += pss;
+	if (dirty) {
+		mss->pss_dirty += pss;
+		if (private)
 			mss->private_dirty += size;
 		else
-			mss->private_clean += size;
-	} else {
-		*pss_shifted += (size << 12) / (uint64_t)mapcount;
-		if (dirty)
 			mss->shared_dirty += size;
+	} else {
+		if (private)
+			mss->private_clean += size;
 		else
 			mss->shared_clean += size;
 	}
@@ -91,8 +117,7 @@ static void smaps_pte_entry(struct cowvm_smaps *mss, uint64_t *pss_shifted, stru
 
 struct smaps_arg {
 	struct vm_area_struct *vma;
-	struct cowvm_smaps *mss;
-	uint64_t *pss_shifted;
+	struct mem_size_stats *mss;
 };
 
 static int smaps_pte_range(pte_t *ptep, uint64_t addr, void *varg)
@@ -101,8 +126,15 @@ static int smaps_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 	pte_t pte = ptep_get(ptep);
 	struct page *page = pte_present(pte) ? vm_normal_page(a->vma, addr, pte) : NULL;
 	if (page)
-		smaps_pte_entry(a->mss, a->pss_shifted, page, pte);
+		smaps_pte_entry(a->mss, a->vma, page, pte);
 	return 0;
+}
+
+/* smap_gather: add vma's pages to mss.  mmap_lock held for reading. */
+static void smap_gather(struct vm_area_struct *vma, struct mem_size_stats *mss)
+{
+	struct smaps_arg a = { vma, mss };
+	walk_page_range(vma->vm_mm, vma->vm_start, vma->vm_end, smaps_pte_range, &a);
 }
 
 int cowvm_smaps(cowvm_task_t *t, uint64_t addr, uint64_t len, struct cowvm_smaps *out)
@@ -114,19 +146,258 @@ int cowvm_smaps(cowvm_task_t *t, uint64_t addr, uint64_t len, struct cowvm_smaps
 		return -EINVAL;
 	struct mm_struct *mm = t->mm;
 	memset(out, 0, sizeof(*out));
-	uint64_t pss_shifted = 0;
+	struct mem_size_stats mss = { 0 };
 	down_read(&mm->mmap_lock);
 	for (size_t i = 0; i < mm->nr_vmas; i++) {
 		struct vm_area_struct *vma = mm->vmas[i];
 		if (!rollup && (vma->vm_end <= addr || vma->vm_start >= addr + len))
 			continue;
 		out->size += vma->vm_end - vma->vm_start;
-		struct smaps_arg a = { vma, out, &pss_shifted };
-		walk_page_range(mm, vma->vm_start, vma->vm_end, smaps_pte_range, &a);
+		smap_gather(vma, &mss);
 	}
 	up_read(&mm->mmap_lock);
-	out->pss = pss_shifted >> 12;
+	out->rss = mss.resident;
+	out->pss = mss.pss >> PSS_SHIFT;
+	out->shared_clean = mss.shared_clean;
+	out->shared_dirty = mss.shared_dirty;
+	out->private_clean = mss.private_clean;
+	out->private_dirty = mss.private_dirty;
+	out->referenced = mss.referenced;
+	out->anonymous = mss.anonymous;
+	out->locked = mss.pss_locked >> PSS_SHIFT;
+	out->pss_dirty = mss.pss_dirty >> PSS_SHIFT;
+	out->pss_anon = mss.pss_anon >> PSS_SHIFT;
+	out->pss_file = mss.pss_file >> PSS_SHIFT;
+	out->pss_shmem = mss.pss_shmem >> PSS_SHIFT;
 	return 0;
+}
+
+/* ---- /proc text -------------------------------------------------------------------------- */
+
+/* A bounded text buffer that counts what it could not hold (snprintf's contract). */
+struct sbuf {
+	char *buf;
+	size_t size, len;
+};
+
+static void __attribute__((format(printf, 2, 3))) sb_printf(struct sbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	size_t room = sb->len < sb->size ? sb->size - sb->len : 0;
+	int n = vsnprintf(room ? sb->buf + sb->len : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		sb->len += (size_t)n;
+}
+
+static void sb_pad(struct sbuf *sb, size_t line_start, size_t width)
+{
+	while (sb->len - line_start < width)
+		sb_printf(sb, " ");
+}
+
+static int64_t sb_finish(struct sbuf *sb)
+{
+	if (sb->size)
+		sb->buf[sb->len < sb->size ? sb->len : sb->size - 1] = 0;
+	return (int64_t)sb->len;
+}
+
+/* SEQ_PUT_DEC: a 16-column name, an 8-column number of kB */
+static void put_kb(struct sbuf *sb, const char *name, uint64_t bytes)
+{
+	sb_printf(sb, "%-16s%8llu kB\n", name, (unsigned long long)(bytes >> 10));
+}
+
+/* The VmFlags mnemonics of fs/proc/task_mmu.c, by bit. */
+static const char *const vmflag_names[64] = {
+	[0] = "rd", [1] = "wr", [2] = "ex", [3] = "sh", [4] = "mr", [5] = "mw", [6] = "me",
+	[7] = "ms", [8] = "gd", [10] = "pf", [13] = "lo", [14] = "io", [15] = "sr", [16] = "rr",
+	[17] = "dc", [18] = "de", [19] = "lf", [20] = "ac", [21] = "nr", [22] = "ht", [23] = "sf",
+	[25] = "wf", [26] = "dd", [27] = "sd", [28] = "mm", [29] = "hg", [30] = "nh", [31] = "mg",
+};
+
+/* The flags as /proc shows them: without VM_SOFTDIRTY in a kernel built without soft-dirty. */
+static unsigned long shown_vm_flags(struct cowvm *vm, unsigned long flags)
+{
+	return (vm->flags & COWVM_CONFIG_NO_SOFT_DIRTY) ? flags & ~VM_SOFTDIRTY : flags;
+}
+
+static bool vma_is_initial_heap(const struct vm_area_struct *vma)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	return !vma->vm_file && vma->vm_start <= mm->brk && vma->vm_end >= mm->start_brk &&
+	       mm->brk > mm->start_brk;
+}
+
+/* show_map_vma: the maps line of a VMA (show_vma_header_prefix, padded name). */
+static void show_map_vma(struct sbuf *sb, struct vm_area_struct *vma)
+{
+	unsigned long f = vma->vm_flags;
+	size_t start = sb->len;
+	uint64_t pgoff = vma->vm_file ? vma->vm_pgoff << PAGE_SHIFT : 0;
+	unsigned dev_minor = vma->vm_file ? 1 : 0;
+	unsigned long long ino = vma->vm_file ? (unsigned long long)vma->vm_file->id : 0;
+	sb_printf(sb, "%08llx-%08llx %c%c%c%c %08llx %02x:%02x %llu ",
+		  (unsigned long long)vma->vm_start, (unsigned long long)vma->vm_end,
+		  (f & VM_READ) ? 'r' : '-', (f & VM_WRITE) ? 'w' : '-', (f & VM_EXEC) ? 'x' : '-',
+		  (f & VM_MAYSHARE) ? 's' : 'p', (unsigned long long)pgoff, 0u, dev_minor, ino);
+	const char *name = vma->vm_file ? "/dev/zero (deleted)" : vma_is_initial_heap(vma) ? "[heap]" : NULL;
+	if (name) {
+		sb_pad(sb, start, 25 + sizeof(void *) * 6 - 1);
+		sb_printf(sb, " %s", name);
+	}
+	sb_printf(sb, "\n");
+}
+
+/* thp_vma_allowable_order, roughly: MADV_HUGEPAGE private memory holding an aligned 2 MiB. */
+static int thp_eligible(const struct vm_area_struct *vma)
+{
+	if (!(vma->vm_flags & VM_HUGEPAGE) || (vma->vm_flags & VM_NOHUGEPAGE) || vma->vm_file)
+		return 0;
+	uint64_t first = (vma->vm_start + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
+	return first + PMD_SIZE <= vma->vm_end;
+}
+
+static void show_smap_fields(struct sbuf *sb, const struct mem_size_stats *mss, bool rollup)
+{
+	put_kb(sb, "Rss:", mss->resident);
+	put_kb(sb, "Pss:", mss->pss >> PSS_SHIFT);
+	put_kb(sb, "Pss_Dirty:", mss->pss_dirty >> PSS_SHIFT);
+	if (rollup) {
+		put_kb(sb, "Pss_Anon:", mss->pss_anon >> PSS_SHIFT);
+		put_kb(sb, "Pss_File:", mss->pss_file >> PSS_SHIFT);
+		put_kb(sb, "Pss_Shmem:", mss->pss_shmem >> PSS_SHIFT);
+	}
+	put_kb(sb, "Shared_Clean:", mss->shared_clean);
+	put_kb(sb, "Shared_Dirty:", mss->shared_dirty);
+	put_kb(sb, "Private_Clean:", mss->private_clean);
+	put_kb(sb, "Private_Dirty:", mss->private_dirty);
+	put_kb(sb, "Referenced:", mss->referenced);
+	put_kb(sb, "Anonymous:", mss->anonymous);
+	put_kb(sb, "KSM:", 0);
+	put_kb(sb, "LazyFree:", mss->lazyfree);
+	put_kb(sb, "AnonHugePages:", 0);
+	put_kb(sb, "ShmemPmdMapped:", 0);
+	put_kb(sb, "FilePmdMapped:", 0);
+	put_kb(sb, "Shared_Hugetlb:", 0);
+	put_kb(sb, "Private_Hugetlb:", 0);
+	put_kb(sb, "Swap:", mss->swap);
+	put_kb(sb, "SwapPss:", 0);
+	put_kb(sb, "Locked:", mss->pss_locked >> PSS_SHIFT);
+}
+
+int64_t cowvm_proc_maps(cowvm_task_t *t, char *buf, size_t size)
+{
+	if (!t || (size && !buf))
+		return -EINVAL;
+	struct sbuf sb = { buf, size, 0 };
+	struct mm_struct *mm = t->mm;
+	down_read(&mm->mmap_lock);
+	for (size_t i = 0; i < mm->nr_vmas; i++)
+		show_map_vma(&sb, mm->vmas[i]);
+	up_read(&mm->mmap_lock);
+	return sb_finish(&sb);
+}
+
+int64_t cowvm_proc_smaps(cowvm_task_t *t, char *buf, size_t size)
+{
+	if (!t || (size && !buf))
+		return -EINVAL;
+	struct sbuf sb = { buf, size, 0 };
+	struct mm_struct *mm = t->mm;
+	down_read(&mm->mmap_lock);
+	for (size_t i = 0; i < mm->nr_vmas; i++) {
+		struct vm_area_struct *vma = mm->vmas[i];
+		struct mem_size_stats mss = { 0 };
+		smap_gather(vma, &mss);
+		show_map_vma(&sb, vma);
+		put_kb(&sb, "Size:", vma->vm_end - vma->vm_start);
+		put_kb(&sb, "KernelPageSize:", PAGE_SIZE);
+		put_kb(&sb, "MMUPageSize:", PAGE_SIZE);
+		show_smap_fields(&sb, &mss, false);
+		sb_printf(&sb, "%-16s%8d\n", "THPeligible:", thp_eligible(vma));
+		sb_printf(&sb, "%-16s%8d\n", "ProtectionKey:", 0);
+		sb_printf(&sb, "VmFlags: ");
+		unsigned long f = shown_vm_flags(mm->vm, vma->vm_flags);
+		for (int bit = 0; bit < 64; bit++)
+			if ((f & (1ul << bit)) && vmflag_names[bit])
+				sb_printf(&sb, "%s ", vmflag_names[bit]);
+		sb_printf(&sb, "\n");
+	}
+	up_read(&mm->mmap_lock);
+	return sb_finish(&sb);
+}
+
+int64_t cowvm_proc_smaps_rollup(cowvm_task_t *t, char *buf, size_t size)
+{
+	if (!t || (size && !buf))
+		return -EINVAL;
+	struct sbuf sb = { buf, size, 0 };
+	struct mm_struct *mm = t->mm;
+	struct mem_size_stats mss = { 0 };
+	down_read(&mm->mmap_lock);
+	uint64_t first = mm->nr_vmas ? mm->vmas[0]->vm_start : 0;
+	uint64_t last = mm->nr_vmas ? mm->vmas[mm->nr_vmas - 1]->vm_end : 0;
+	for (size_t i = 0; i < mm->nr_vmas; i++)
+		smap_gather(mm->vmas[i], &mss);
+	up_read(&mm->mmap_lock);
+	size_t start = sb.len;
+	sb_printf(&sb, "%08llx-%08llx ---p %08llx %02x:%02x %llu ", (unsigned long long)first,
+		  (unsigned long long)last, 0ull, 0u, 0u, 0ull);
+	sb_pad(&sb, start, 25 + sizeof(void *) * 6 - 1);
+	sb_printf(&sb, " [rollup]\n");
+	show_smap_fields(&sb, &mss, true);
+	return sb_finish(&sb);
+}
+
+/*
+ * task_mem: the memory lines of /proc/PID/status.  data/stack/exec pages are counted from the
+ * VMAs (Linux keeps them as counters with the same rules: data = private writable not stack,
+ * stack = VM_GROWSDOWN, exec = executable not writable not stack); cowvm maps no program text,
+ * so VmExe is 0 and VmLib is all executable memory.  VmPTE counts the PTE, PMD and PUD tables
+ * (mm_pgtables_bytes: the PGD is not counted).  VmPin is pinned_vm, which pin_user_pages does
+ * not charge.
+ */
+int64_t cowvm_proc_status(cowvm_task_t *t, char *buf, size_t size)
+{
+	if (!t || (size && !buf))
+		return -EINVAL;
+	struct sbuf sb = { buf, size, 0 };
+	struct mm_struct *mm = t->mm;
+	down_read(&mm->mmap_lock);
+	uint64_t data = 0, stack = 0, exec = 0;
+	for (size_t i = 0; i < mm->nr_vmas; i++) {
+		unsigned long f = mm->vmas[i]->vm_flags;
+		uint64_t pages = (mm->vmas[i]->vm_end - mm->vmas[i]->vm_start) >> PAGE_SHIFT;
+		if ((f & (VM_WRITE | VM_SHARED | VM_STACK)) == VM_WRITE)
+			data += pages;
+		if ((f & VM_STACK) == VM_STACK)
+			stack += pages;
+		if ((f & (VM_EXEC | VM_WRITE | VM_STACK)) == VM_EXEC)
+			exec += pages;
+	}
+	uint64_t anon = (uint64_t)get_mm_counter(mm, MM_ANONPAGES);
+	uint64_t file = (uint64_t)get_mm_counter(mm, MM_FILEPAGES);
+	uint64_t shmem = (uint64_t)get_mm_counter(mm, MM_SHMEMPAGES);
+	uint64_t rss = anon + file + shmem;
+	uint64_t hiwater_vm = mm->hiwater_vm > mm->total_vm ? mm->hiwater_vm : mm->total_vm;
+	uint64_t hiwater_rss = mm->hiwater_rss > rss ? mm->hiwater_rss : rss;
+	uint64_t ptes = (uint64_t)atomic_load(&mm->pgtables_pages);
+	ptes = ptes ? ptes - 1 : 0;
+	const struct { const char *name; uint64_t pages; } lines[] = {
+		{ "VmPeak:", hiwater_vm }, { "VmSize:", mm->total_vm }, { "VmLck:", mm->locked_vm },
+		{ "VmPin:", 0 }, { "VmHWM:", hiwater_rss }, { "VmRSS:", rss }, { "RssAnon:", anon },
+		{ "RssFile:", file }, { "RssShmem:", shmem }, { "VmData:", data }, { "VmStk:", stack },
+		{ "VmExe:", 0 }, { "VmLib:", exec }, { "VmPTE:", ptes },
+		{ "VmSwap:", (uint64_t)get_mm_counter(mm, MM_SWAPENTS) }, { "HugetlbPages:", 0 },
+	};
+	up_read(&mm->mmap_lock);
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		sb_printf(&sb, "%s\t%8llu kB\n", lines[i].name,
+			  (unsigned long long)(lines[i].pages << (PAGE_SHIFT - 10)));
+	return sb_finish(&sb);
 }
 
 int cowvm_for_each_vma(cowvm_task_t *t, cowvm_vma_fn fn, void *arg)
@@ -146,7 +417,7 @@ int cowvm_for_each_vma(cowvm_task_t *t, cowvm_vma_fn fn, void *arg)
 				((vma->vm_flags & VM_WRITE) ? PROT_WRITE : 0) |
 				((vma->vm_flags & VM_EXEC) ? PROT_EXEC : 0),
 			.shared = !!(vma->vm_flags & VM_SHARED),
-			.flags = vma->vm_flags,
+			.flags = shown_vm_flags(mm->vm, vma->vm_flags),
 			.anon_vma = vma->anon_vma ? vma->anon_vma->id : 0,
 		};
 		ret = fn(arg, &info);
@@ -171,6 +442,7 @@ int cowvm_task_stats(cowvm_task_t *t, struct cowvm_task_stats *out)
 	down_read(&mm->mmap_lock);
 	out->total_vm = mm->total_vm;
 	out->nr_vmas = mm->nr_vmas;
+	out->locked_vm = mm->locked_vm;
 	up_read(&mm->mmap_lock);
 	return 0;
 }
@@ -201,6 +473,10 @@ int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out)
 	out->tlb_flushes = EV(TLB_FLUSH);
 	out->nr_pinned = NS(NR_FOLL_PIN);
 	out->gup_fast_fallbacks = EV(GUP_FAST_FALLBACK);
+	out->nr_unevictable = NS(NR_UNEVICTABLE);
+	out->nr_mlock = NS(NR_MLOCK);
+	out->unevictable_pgs_mlocked = EV(UNEVICTABLE_PGMLOCKED);
+	out->unevictable_pgs_munlocked = EV(UNEVICTABLE_PGMUNLOCKED);
 #undef EV
 #undef NS
 	return 0;
@@ -231,8 +507,10 @@ int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out)
 	out->refcount = page_ref_count(page);
 	out->mapcount = page_mapcount(page);
 	out->anon_exclusive = !!(f & (1u << PG_anon_exclusive));
-	out->lru = (f & (1u << PG_lru)) ? ((f & (1u << PG_active)) ? 2 : 1) : 0;
+	out->lru = (f & (1u << PG_lru)) ? ((f & (1u << PG_unevictable)) ? 3 : (f & (1u << PG_active)) ? 2 : 1) : 0;
 	out->index = page->index;
+	out->mlocked = !!(f & (1u << PG_mlocked));
+	out->mlock_count = out->mlocked ? (int)page->mlock_count : 0;
 	return 0;
 }
 
@@ -271,7 +549,7 @@ int cowvm_rmap_walk(cowvm_t *vm, uint64_t pfn, cowvm_rmap_fn fn, void *arg)
  * clear_refs_write: 1-3 clear the young bits (and PG_referenced) of all, anonymous or
  * file/shmem pages; 4 starts soft-dirty tracking: VM_SOFTDIRTY off, every present PTE
  * write-protected and unmarked, so the next write faults (and reuses) and marks it again;
- * 5 resets the peak RSS (cowvm keeps none).  TLBs are flushed afterwards.
+ * 5 resets the peak RSS (VmHWM) to the current RSS.  TLBs are flushed afterwards.
  */
 struct clear_refs_arg {
 	struct vm_area_struct *vma;
@@ -300,10 +578,17 @@ int cowvm_clear_refs(cowvm_task_t *t, int what)
 	       CLEAR_REFS_MM_HIWATER_RSS };
 	if (!t || what < CLEAR_REFS_ALL || what > CLEAR_REFS_MM_HIWATER_RSS)
 		return -EINVAL;
-	if (what == CLEAR_REFS_MM_HIWATER_RSS)
-		return 0;
 	current = t;
 	struct mm_struct *mm = t->mm;
+	if (what == CLEAR_REFS_MM_HIWATER_RSS) { /* reset_mm_hiwater_rss */
+		down_write(&mm->mmap_lock);
+		mm->hiwater_rss = (uint64_t)(get_mm_counter(mm, MM_ANONPAGES) + get_mm_counter(mm, MM_FILEPAGES) +
+					     get_mm_counter(mm, MM_SHMEMPAGES));
+		up_write(&mm->mmap_lock);
+		return 0;
+	}
+	if (what == CLEAR_REFS_SOFT_DIRTY && (mm->vm->flags & COWVM_CONFIG_NO_SOFT_DIRTY))
+		return 0; /* clear_soft_dirty is empty without CONFIG_MEM_SOFT_DIRTY */
 	bool soft_dirty = what == CLEAR_REFS_SOFT_DIRTY;
 	if (soft_dirty)
 		down_write(&mm->mmap_lock);

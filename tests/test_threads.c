@@ -565,6 +565,83 @@ static void two_threads_racing_to_first_touch_the_same_pages_map_each_page_once(
 	CHECK();
 }
 
+
+/* ---- stack growth and mlock racing with faults ---------------------------------------------- */
+
+struct stack_toucher {
+	cowvm_task_t *t;
+	uint64_t top;     /* the stack's first page; this thread writes below it */
+	int first, step;  /* pages first, first + step, ... below top */
+	int n;
+	int errors;
+};
+
+static void *stack_touch_worker(void *arg)
+{
+	struct stack_toucher *w = arg;
+	for (int i = 0; i < w->n; i++) {
+		uint64_t addr = w->top - (uint64_t)(w->first + i * w->step + 1) * PG;
+		uint8_t v = (uint8_t)(w->first + i * w->step);
+		if (cowvm_write(w->t, addr, &v, 1) != 0)
+			w->errors++;
+	}
+	return NULL;
+}
+
+struct locker {
+	cowvm_task_t *t;
+	uint64_t addr;
+	int rounds, errors;
+};
+
+static void *mlock_churn_worker(void *arg)
+{
+	struct locker *l = arg;
+	for (int i = 0; i < l->rounds; i++) {
+		if (cowvm_mlock(l->t, l->addr, 8 * PG) != 0 || cowvm_munlock(l->t, l->addr, 4 * PG) != 0 ||
+		    cowvm_madvise(l->t, l->addr, 8 * PG, MADV_POPULATE_WRITE) != 0 ||
+		    cowvm_munlockall(l->t) != 0)
+			l->errors++;
+	}
+	return NULL;
+}
+
+/*
+ * Two threads grow one MAP_GROWSDOWN stack at the same time, interleaving their pages (each
+ * fault below the stack takes mmap_lock for writing to expand it, then faults under the read
+ * lock), while a third locks, unlocks and populates another region: every byte lands, the stack
+ * ends where the lowest touch was, and every invariant holds.
+ */
+static void threads_growing_one_stack_and_mlocking_race_without_losing_a_byte(void **state)
+{
+	(void)state;
+	cowvm_task_t *t1 = tu_spawn();
+	cowvm_task_t *t2 = tu_clone_thread(t1);
+	cowvm_task_t *t3 = tu_clone_thread(t1);
+	uint64_t top = TU_BASE + 0x10000000;
+	EQ(cowvm_mmap(t1, top, PG, PROT_RW, MAP_PRIV_ANON | MAP_GROWSDOWN | MAP_FIXED), top);
+	uint64_t region = map_anon(t1, 8, PROT_RW);
+	enum { N = 300 };
+	struct stack_toucher a = { t1, top, 0, 2, N, 0 }, b = { t2, top, 1, 2, N, 0 };
+	struct locker l = { t3, region, 200, 0 };
+	const struct thread_spec spec[] = {
+		{ "stack toucher 1", stack_touch_worker, &a },
+		{ "stack toucher 2", stack_touch_worker, &b },
+		{ "mlock churner", mlock_churn_worker, &l },
+	};
+	int which;
+	int err = run_threads(spec, 3, NULL, &which);
+	EXPECT_STARTED(err, spec, which);
+	EQ(a.errors, 0);
+	EQ(b.errors, 0);
+	EQ(l.errors, 0);
+	EQ(vma_at(t1, top).start, top - 2 * N * PG);
+	for (int i = 0; i < 2 * N; i++)
+		EQ(read_byte(t1, top - (uint64_t)(i + 1) * PG), (uint8_t)i);
+	EQ(stats(t1).locked_vm, 0);
+	CHECK();
+}
+
 #define THREADS_TEST(name) cmocka_unit_test_setup_teardown(name, threads_setup, threads_teardown)
 
 int main(void)
@@ -577,6 +654,7 @@ int main(void)
 		THREADS_TEST(two_threads_keep_their_data_while_a_third_remaps_memory_of_the_same_mm),
 		THREADS_TEST(parent_and_child_break_cow_on_the_same_pages_at_the_same_time),
 		THREADS_TEST(two_threads_racing_to_first_touch_the_same_pages_map_each_page_once),
+		THREADS_TEST(threads_growing_one_stack_and_mlocking_race_without_losing_a_byte),
 	};
 	return cmocka_run_group_tests_name("threads", tests, NULL, NULL);
 }

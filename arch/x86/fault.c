@@ -1,6 +1,7 @@
 /*
- * fault.c - the page-fault trap handler (arch/x86/mm/fault.c): find the VMA, check the access
- * against it (access_error), and call handle_mm_fault.  What it cannot resolve is the task's
+ * fault.c - the page-fault trap handler (arch/x86/mm/fault.c): find the VMA (growing a stack
+ * down to the address, as lock_mm_and_find_vma does), check the access against it
+ * (access_error), and call handle_mm_fault.  What it cannot resolve is the task's
  * SIGSEGV when the task itself made the access, or a kernel fault that uaccess fixes up
  * through the exception table.
  */
@@ -39,6 +40,17 @@ unsigned do_user_addr_fault(struct task_struct *task, uint64_t address, bool wri
 	}
 	down_read(&mm->mmap_lock);
 	struct vm_area_struct *vma = find_vma(mm, address);
+	if (vma && vma->vm_start > address && (vma->vm_flags & VM_GROWSDOWN)) {
+		/* lock_mm_and_find_vma: expand the stack under the write lock, then fault as usual
+		 * under the read lock (the VMA is looked up again: it may have changed between). */
+		up_read(&mm->mmap_lock);
+		down_write(&mm->mmap_lock);
+		vma = find_vma(mm, address);
+		int err = vma && vma->vm_start > address ? expand_downwards(vma, address) : 0;
+		up_write(&mm->mmap_lock);
+		down_read(&mm->mmap_lock);
+		vma = err ? NULL : find_vma(mm, address);
+	}
 	if (!vma || vma->vm_start > address) {
 		up_read(&mm->mmap_lock);
 		why = "bad_area";
