@@ -30,6 +30,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "host/compare.h"
@@ -641,6 +643,126 @@ static void op_remote(struct cmp *c, const struct op *op, int p, struct outcome 
 	free(buf);
 }
 
+/* ---- issue 16: mremap, the mlock family, process_madvise, rlimits ---------------------------- */
+
+/*
+ * mremap: where cowvm moved the mapping the host is told to move it too (MREMAP_MAYMOVE |
+ * MREMAP_FIXED at cowvm's address, which the window keeps free on the host), as op_mmap places
+ * mappings; a resize in place stays one; a call cowvm refused goes to the host as written.
+ */
+static void op_mremap(struct cmp *c, const struct op *op, int p, struct outcome *cw, struct outcome *hs)
+{
+	uint64_t start, len;
+	if (!resolve(c, &op->loc, &start, &len))
+		return;
+	uint64_t old_len = op->has_old_size ? op->old_size : len;
+	if (op->loc.region < 0)
+		add_window(c, start, old_len);
+	if (op->flags & MREMAP_FIXED)
+		add_window(c, op->address, op->size);
+	int64_t addr = cowvm_mremap(c->procs[p].t, start, old_len, op->size, op->flags, op->address);
+	cw->done = true;
+	cw->error = addr < 0 ? (int)-addr : 0;
+	uint64_t new_len = (op->size + PG - 1) & ~(PG - 1);
+	if (addr >= 0) {
+		add_window(c, (uint64_t)addr, new_len);
+		if (op->new_region >= 0) {
+			struct cregion *rg = &c->regions[op->new_region];
+			rg->mapped = true;
+			rg->start = (uint64_t)addr;
+			rg->length = new_len;
+		} else if (location_is_range(&op->loc) && !op->loc.has_pages && !op->loc.size) {
+			c->regions[op->loc.region].start = (uint64_t)addr;
+			c->regions[op->loc.region].length = new_len;
+		}
+	}
+	struct host_cmd cmd = { .op = HOP_MREMAP, .addr = to_host(c, p, start), .len = old_len,
+				.arg0 = (int64_t)op->size, .arg1 = op->flags, .data_len = 8 };
+	uint64_t new_addr = op->address ? to_host(c, p, op->address) : 0;
+	if (addr >= 0 && (uint64_t)addr != start) {
+		cmd.arg1 |= MREMAP_MAYMOVE | MREMAP_FIXED;
+		new_addr = to_host(c, p, (uint64_t)addr);
+	}
+	host_do(c, p, &cmd, &new_addr, hs);
+	if (hs->done && !hs->error && addr >= 0 && from_host(c, p, (uint64_t)hs->value) != (uint64_t)addr) {
+		char a[32], b[32];
+		snprintf(a, sizeof a, "%#" PRIx64, (uint64_t)addr);
+		snprintf(b, sizeof b, "%#" PRIx64, from_host(c, p, (uint64_t)hs->value));
+		add_diff(c, "mremap address", a, b);
+	}
+}
+
+static void op_mlock(struct cmp *c, const struct op *op, int p, struct outcome *cw, struct outcome *hs)
+{
+	cowvm_task_t *t = c->procs[p].t;
+	struct host_cmd cmd = { .op = HOP_MLOCK };
+	int ret;
+	if (op->kind == OP_MLOCKALL || op->kind == OP_MUNLOCKALL) {
+		ret = op->kind == OP_MLOCKALL ? cowvm_mlockall(t, op->flags) : cowvm_munlockall(t);
+		cmd.op = HOP_MLOCKALL;
+		cmd.arg0 = op->flags;
+		cmd.arg1 = op->kind == OP_MUNLOCKALL;
+	} else {
+		uint64_t start, len;
+		if (!resolve(c, &op->loc, &start, &len))
+			return;
+		if (op->loc.region < 0)
+			add_window(c, start, len);
+		ret = op->kind == OP_MLOCK    ? cowvm_mlock(t, start, len)
+		      : op->kind == OP_MLOCK2 ? cowvm_mlock2(t, start, len, (unsigned)op->flags)
+					      : cowvm_munlock(t, start, len);
+		cmd.addr = to_host(c, p, start);
+		cmd.len = len;
+		cmd.arg0 = op->flags;
+		cmd.arg1 = op->kind == OP_MLOCK ? 0 : op->kind == OP_MLOCK2 ? 1 : 2;
+	}
+	cw->done = true;
+	cw->error = -ret;
+	host_do(c, p, &cmd, NULL, hs);
+}
+
+/* process_madvise P Q LOC ADVICE: the result (bytes advised) is compared too.  The faults of
+ * the target are counted by compare_faults as any idle process's. */
+static void op_process_madvise(struct cmp *c, const struct op *op, int p, struct outcome *cw,
+			       struct outcome *hs)
+{
+	uint64_t start, len;
+	int q = c->task_proc[op->child];
+	if (q < 0 || !resolve(c, &op->loc, &start, &len))
+		return;
+	if (op->loc.region < 0)
+		add_window(c, start, len);
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)start, .iov_len = len };
+	int64_t ret = cowvm_process_madvise(c->procs[p].t, c->procs[q].t, &iov, 1, op->advice,
+					    (unsigned)op->flags);
+	cw->done = true;
+	cw->error = ret < 0 ? (int)-ret : 0;
+	cw->has_value = true;
+	cw->value = ret;
+	if (!c->host_on)
+		return;
+	struct host_cmd cmd = { .op = HOP_PROCESS_MADVISE, .addr = to_host(c, q, start), .len = len,
+				.arg0 = op->advice, .arg1 = c->host.procs[c->procs[q].host].pid,
+				.mode = (uint32_t)op->flags };
+	host_do(c, p, &cmd, NULL, hs);
+	hs->has_value = true;
+}
+
+static void op_rlimit(struct cmp *c, const struct op *op, int p, struct outcome *cw, struct outcome *hs)
+{
+	cowvm_task_t *t = c->procs[p].t;
+	struct rlimit rl;
+	cowvm_getrlimit(t, op->mode, &rl);
+	rl.rlim_cur = op->value;
+	if (op->has_old_size)
+		rl.rlim_max = op->old_size;
+	cw->done = true;
+	cw->error = -cowvm_setrlimit(t, op->mode, &rl);
+	struct host_cmd cmd = { .op = HOP_SETRLIMIT, .addr = op->value, .len = op->old_size,
+				.arg0 = op->mode, .arg1 = op->has_old_size };
+	host_do(c, p, &cmd, NULL, hs);
+}
+
 /* Operations the host cannot replay as cowvm means them. */
 static const char *host_cannot(const struct op *op)
 {
@@ -658,6 +780,11 @@ static const char *host_cannot(const struct op *op)
 		return op->mode == COWVM_FAIL_OFF ? NULL : "allocation failures are injected in cowvm only";
 	case OP_CLEAR_REFS:
 		return op->value == 4 ? "soft-dirty: the host kernel is built without it" : NULL;
+	case OP_MLOCKALL:
+		return (op->flags & MCL_CURRENT) ? "mlockall(MCL_CURRENT) would lock and populate the host "
+			"worker's own program, stack and buffers too: its faults and VmLck cannot compare" : NULL;
+	case OP_CAPS:
+		return "capabilities: the host workers run without any (they cannot be given one)";
 	default:
 		return NULL;
 	}
@@ -1234,6 +1361,12 @@ static void run_step(struct cmp *c, const struct op *op)
 	case OP_COPY_FROM_USER: case OP_GET_USER: op_kernel_read(c, op, p, &cw, &hs); break;
 	case OP_COPY_TO_USER: case OP_PUT_USER: op_kernel_write(c, op, p, &cw, &hs); break;
 	case OP_REMOTE_READ: case OP_REMOTE_WRITE: op_remote(c, op, p, &cw, &hs); break;
+	case OP_MREMAP: op_mremap(c, op, p, &cw, &hs); break;
+	case OP_MLOCK: case OP_MLOCK2: case OP_MUNLOCK: case OP_MLOCKALL: case OP_MUNLOCKALL:
+		op_mlock(c, op, p, &cw, &hs);
+		break;
+	case OP_PROCESS_MADVISE: op_process_madvise(c, op, p, &cw, &hs); break;
+	case OP_RLIMIT: op_rlimit(c, op, p, &cw, &hs); break;
 	case OP_CLEAR_REFS: {
 		int ret = cowvm_clear_refs(c->procs[p].t, (int)op->value);
 		cw.done = true;

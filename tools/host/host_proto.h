@@ -34,6 +34,13 @@ enum host_op {
 	HOP_EXIT,         /* reply, then exit_group(0) */
 	HOP_COPY_FROM_USER, /* addr len: write(2) of the bytes to a memfd (the kernel reads them) */
 	HOP_COPY_TO_USER,   /* addr len mode data: pread(2) from a memfd into the memory */
+	HOP_MREMAP,       /* addr = old address, len = old length, arg0 = new length,
+			     arg1 = flags, data: the new address (8 bytes) */
+	HOP_MLOCK,        /* addr len; arg1 = 0: mlock, 1: mlock2(arg0 = flags), 2: munlock */
+	HOP_MLOCKALL,     /* arg0 = flags; arg1 = 1: munlockall */
+	HOP_PROCESS_MADVISE, /* addr len (one iovec) arg0 = advice, arg1 = target pid,
+				mode = flags (the pidfd is opened outside the measurement) */
+	HOP_SETRLIMIT,    /* arg0 = resource, addr = cur, len = max; arg1 = 0: keep the max */
 };
 
 /* HOP_WRITE: where the data goes (the same rules as the scenario runner's write_data) */

@@ -135,6 +135,8 @@ static struct rusage ru_before, ru_after;
 static uint8_t altstack[64 << 10] __attribute__((aligned(64)));
 static volatile uint8_t *scratch;   /* 3 pages: rw, none, rw (for the warm-up) */
 static volatile uint8_t sink;
+static struct iovec pm_iov;         /* process_madvise's one range */
+static struct rlimit rlim;
 extern const char __executable_start[], etext[]; /* the linker's: this program's code */
 
 static uint64_t faults_of(const struct rusage *ru)
@@ -297,6 +299,56 @@ NO_SAN static void run_measured(void)
 		r = sys4(SYS_pread64, memfd, cmd.addr, cmd.len, 0);
 		MEASURE_END();
 		break;
+	case HOP_MREMAP: {
+		uint64_t new_addr;
+		memcpy(&new_addr, data, sizeof new_addr);
+		MEASURE_BEGIN();
+		r = sys6(SYS_mremap, (long)cmd.addr, (long)cmd.len, cmd.arg0, cmd.arg1, (long)new_addr, 0);
+		MEASURE_END();
+		break;
+	}
+	case HOP_MLOCK:
+		MEASURE_BEGIN();
+		if (cmd.arg1 == 0)
+			r = sys2(SYS_mlock, cmd.addr, cmd.len);
+		else if (cmd.arg1 == 1)
+			r = sys3(SYS_mlock2, cmd.addr, cmd.len, cmd.arg0);
+		else
+			r = sys2(SYS_munlock, cmd.addr, cmd.len);
+		MEASURE_END();
+		break;
+	case HOP_MLOCKALL:
+		MEASURE_BEGIN();
+		r = cmd.arg1 ? sys1(SYS_munlockall, 0) : sys1(SYS_mlockall, cmd.arg0);
+		MEASURE_END();
+		break;
+	case HOP_PROCESS_MADVISE: {
+		long pidfd = sys2(SYS_pidfd_open, cmd.arg1, 0);
+		if (pidfd < 0) {
+			r = pidfd;
+			ru_after = ru_before;
+			break;
+		}
+		pm_iov.iov_base = (void *)(uintptr_t)cmd.addr;
+		pm_iov.iov_len = cmd.len;
+		MEASURE_BEGIN();
+		r = sys6(SYS_process_madvise, pidfd, (long)&pm_iov, 1, cmd.arg0, cmd.mode, 0);
+		MEASURE_END();
+		sys1(SYS_close, pidfd);
+		break;
+	}
+	case HOP_SETRLIMIT:
+		if ((r = sys4(SYS_prlimit64, 0, cmd.arg0, 0, &rlim)) != 0) {
+			ru_after = ru_before;
+			break;
+		}
+		rlim.rlim_cur = cmd.addr;
+		if (cmd.arg1)
+			rlim.rlim_max = cmd.len;
+		MEASURE_BEGIN();
+		r = sys4(SYS_prlimit64, 0, cmd.arg0, &rlim, 0);
+		MEASURE_END();
+		break;
 	default:
 		r = -ENOSYS;
 		ru_after = ru_before;
@@ -437,6 +489,8 @@ static void warmup(void)
 	touch((volatile uint8_t *)&reply, sizeof reply);
 	touch((volatile uint8_t *)&cmd, sizeof cmd);
 	touch((volatile uint8_t *)&sink, 1);
+	touch((volatile uint8_t *)&pm_iov, sizeof pm_iov);
+	touch((volatile uint8_t *)&rlim, sizeof rlim);
 	for (int round = 0; round < 2; round++) {
 		/* each operation's code path, on the scratch pages */
 		static const struct host_cmd ops[] = {

@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 
 #include "cowvm.h"
 #include "lang/scenario.h"
@@ -539,12 +541,17 @@ static bool parse_mmap(struct parser *p, struct op *op)
 			op->flags |= MAP_POPULATE;
 		} else if (!strcmp(w, "noreserve")) {
 			op->flags |= MAP_NORESERVE;
+		} else if (!strcmp(w, "growsdown")) {
+			op->flags |= MAP_GROWSDOWN;
+		} else if (!strcmp(w, "locked")) {
+			op->flags |= MAP_LOCKED;
 		} else if (prot_by_name(w) >= 0 && !prot_given) {
 			op->prot = prot_by_name(w);
 			prot_given = true;
 		} else {
 			return parse_fail(p, "unknown mmap option '%s' (expected a protection such as rw, "
-				       "private, shared, at ADDR, hint ADDR, noreplace, populate, noreserve)", w);
+				       "private, shared, at ADDR, hint ADDR, noreplace, populate, noreserve, "
+				       "growsdown, locked)", w);
 		}
 	}
 	if ((op->flags & MAP_FIXED_NOREPLACE) && !op->address)
@@ -569,13 +576,22 @@ static bool parse_mprotect(struct parser *p, struct op *op)
 {
 	const char *w = NULL;
 	uint64_t raw;
+	int keep = 1;
+	const struct token *last = &p->list.tokens[p->list.count - 1];
+	bool grows = last->kind == TOKEN_WORD && (!strcmp(last->text, "growsdown") || !strcmp(last->text, "growsup"));
+	if (grows)
+		keep = 2;
 	if (!use_task(p, &op->task) || !take_location(p, &op->loc) ||
-	    !take_optional_length(p, &op->loc, 1) || !take_word(p, &w, "a protection (none, r, rw, rwx ...)"))
+	    !take_optional_length(p, &op->loc, keep) || !take_word(p, &w, "a protection (none, r, rw, rwx ...)"))
 		return false;
 	if ((op->prot = prot_by_name(w)) < 0) {
 		if (!parse_number(w, &raw) || raw > INT32_MAX)
 			return parse_fail(p, "unknown protection '%s' (none, or letters of rwx such as r, rw, r-x)", w);
 		op->prot = (int)raw;
+	}
+	if (grows) {
+		take_word(p, &w, "growsdown or growsup");
+		op->prot |= w[5] == 'd' ? PROT_GROWSDOWN : PROT_GROWSUP;
 	}
 	return parse_expect_end(p);
 }
@@ -866,6 +882,226 @@ static bool parse_dput(struct parser *p, struct op *op)
 	return parse_expect_end(p);
 }
 
+/* ---- issue 16: mremap, the mlock family, process_madvise, limits and capabilities ----------- */
+
+/* The tokens of a range call (LOC [SIZE]) end `keep` tokens before the end of the line. */
+static bool take_range(struct parser *p, struct location *loc, int keep)
+{
+	return take_location(p, loc) && take_optional_length(p, loc, keep);
+}
+
+/* mremap P LOC [OLDSIZE] NEWSIZE [maymove] [fixed ADDR] [dontunmap] [flags N] [as R] */
+static bool parse_mremap(struct parser *p, struct op *op)
+{
+	uint64_t first;
+	if (!use_task(p, &op->task) || !take_location(p, &op->loc) ||
+	    !take_size(p, &first, "the new size (or the old size, then the new one)"))
+		return false;
+	if (starts_number(parse_peek_word(p))) {
+		op->has_old_size = true;
+		op->old_size = first;
+		if (!take_size(p, &op->size, "the new size"))
+			return false;
+	} else {
+		op->size = first;
+		if (!location_is_range(&op->loc))
+			return parse_fail(p, "mremap of a single address needs the old size before the new one");
+	}
+	const char *w = NULL, *name = NULL;
+	while (!parse_at_end(p)) {
+		uint64_t raw;
+		if (!take_word(p, &w, "an mremap option"))
+			return false;
+		if (!strcmp(w, "maymove")) {
+			op->flags |= MREMAP_MAYMOVE;
+		} else if (!strcmp(w, "fixed")) {
+			op->flags |= MREMAP_FIXED;
+			if (!take_number(p, &op->address, "the new address"))
+				return false;
+		} else if (!strcmp(w, "dontunmap")) {
+			op->flags |= MREMAP_DONTUNMAP;
+		} else if (!strcmp(w, "flags")) {
+			if (!take_number(p, &raw, "the flags") || raw > INT32_MAX)
+				return parse_fail(p, "bad mremap flags");
+			op->flags |= (int)raw;
+		} else if (!strcmp(w, "as")) {
+			if (!take_word(p, &name, "the new region's name after 'as'"))
+				return false;
+		} else {
+			return parse_fail(p, "unknown mremap option '%s' (maymove, fixed ADDR, dontunmap, "
+					  "flags N, as REGION)", w);
+		}
+	}
+	if (!name) {
+		/* the region follows the mapping: its size is known at run time only */
+		if (location_is_range(&op->loc) && !op->loc.has_pages)
+			p->region_pages[op->loc.region] = 0;
+		return true;
+	}
+	if (!is_identifier(name) || !strcmp(name, "heap"))
+		return parse_fail(p, "'%s' is not a name for a region", name);
+	int id = find_name(p->s->region_names, p->s->nr_regions, name);
+	if (id >= 0 && p->region_line[id] > 0)
+		return parse_fail(p, "region '%s' is already defined at line %d", name, p->region_line[id]);
+	if ((id = region_id(p, name)) < 0)
+		return parse_fail(p, "out of memory");
+	p->region_line[id] = p->line;
+	p->region_pages[id] = (op->size + COWVM_PAGE_SIZE - 1) / COWVM_PAGE_SIZE;
+	op->new_region = id;
+	return true;
+}
+
+/* mlock P LOC [SIZE], munlock P LOC [SIZE] */
+static bool parse_mlock(struct parser *p, struct op *op)
+{
+	return use_task(p, &op->task) && take_range(p, &op->loc, 0);
+}
+
+/* mlock2 P LOC [SIZE] [onfault | flags N] */
+static bool parse_mlock2(struct parser *p, struct op *op)
+{
+	int keep = 0;
+	const struct token *last = &p->list.tokens[p->list.count - 1];
+	if (last->kind == TOKEN_WORD && !strcmp(last->text, "onfault"))
+		keep = 1;
+	else if (p->list.count >= 2 && !strcmp(p->list.tokens[p->list.count - 2].text, "flags"))
+		keep = 2;
+	if (!use_task(p, &op->task) || !take_range(p, &op->loc, keep))
+		return false;
+	if (keep == 1) {
+		p->pos++;
+		op->flags = MLOCK_ONFAULT;
+	} else if (keep == 2) {
+		uint64_t raw;
+		p->pos++;
+		if (!take_number(p, &raw, "the flags") || raw > UINT32_MAX)
+			return parse_fail(p, "bad mlock2 flags");
+		op->flags = (int)raw;
+	}
+	return parse_expect_end(p);
+}
+
+/* mlockall P (current | future | onfault)... | mlockall P N */
+static bool parse_mlockall(struct parser *p, struct op *op)
+{
+	if (!use_task(p, &op->task))
+		return false;
+	if (parse_at_end(p))
+		return parse_fail(p, "mlockall needs current, future and/or onfault (or a number)");
+	while (!parse_at_end(p)) {
+		const char *w = NULL;
+		uint64_t raw;
+		take_word(p, &w, "current, future or onfault");
+		if (!strcmp(w, "current"))
+			op->flags |= MCL_CURRENT;
+		else if (!strcmp(w, "future"))
+			op->flags |= MCL_FUTURE;
+		else if (!strcmp(w, "onfault"))
+			op->flags |= MCL_ONFAULT;
+		else if (parse_number(w, &raw) && raw <= INT32_MAX)
+			op->flags |= (int)raw;
+		else
+			return parse_fail(p, "unknown mlockall flag '%s' (current, future, onfault, or a number)", w);
+	}
+	return true;
+}
+
+static bool parse_munlockall(struct parser *p, struct op *op)
+{
+	return use_task(p, &op->task) && parse_expect_end(p);
+}
+
+/* process_madvise P Q LOC [SIZE] ADVICE [flags N]: P advises Q's memory (Q may be P) */
+static bool parse_process_madvise(struct parser *p, struct op *op)
+{
+	int keep = 1;
+	if (p->list.count >= 2 && !strcmp(p->list.tokens[p->list.count - 2].text, "flags"))
+		keep = 3;
+	const char *w = NULL;
+	uint64_t raw;
+	if (!use_task(p, &op->task) || !use_task(p, &op->child) || !take_range(p, &op->loc, keep) ||
+	    !take_word(p, &w, "an advice (willneed, cold, pageout ...)"))
+		return false;
+	if ((op->advice = advice_by_name(w)) < 0) {
+		if (!parse_number(w, &raw) || raw > INT32_MAX)
+			return parse_fail(p, "unknown advice '%s'", w);
+		op->advice = (int)raw;
+	}
+	if (keep == 3) {
+		p->pos++;
+		if (!take_number(p, &raw, "the flags") || raw > UINT32_MAX)
+			return parse_fail(p, "bad process_madvise flags");
+		op->flags = (int)raw;
+	}
+	return parse_expect_end(p);
+}
+
+static bool take_limit(struct parser *p, uint64_t *out, const char *what)
+{
+	if (parse_next_is(p, "unlimited") || parse_next_is(p, "infinity")) {
+		p->pos++;
+		*out = RLIM_INFINITY;
+		return true;
+	}
+	return take_size(p, out, what);
+}
+
+/* rlimit P memlock|stack CUR [MAX] (sizes, or unlimited); without MAX the hard limit stays */
+static bool parse_rlimit(struct parser *p, struct op *op)
+{
+	const char *w = NULL;
+	if (!use_task(p, &op->task) || !take_word(p, &w, "a resource (memlock, stack)"))
+		return false;
+	if (!strcasecmp(w, "memlock") || !strcasecmp(w, "RLIMIT_MEMLOCK"))
+		op->mode = RLIMIT_MEMLOCK;
+	else if (!strcasecmp(w, "stack") || !strcasecmp(w, "RLIMIT_STACK"))
+		op->mode = RLIMIT_STACK;
+	else
+		return parse_fail(p, "unknown resource '%s' (memlock, stack)", w);
+	if (!take_limit(p, &op->value, "the soft limit"))
+		return false;
+	if (!parse_at_end(p)) {
+		op->has_old_size = true;
+		if (!take_limit(p, &op->old_size, "the hard limit"))
+			return false;
+	}
+	return parse_expect_end(p);
+}
+
+/* caps P none | CAP... (ipc_lock sys_rawio sys_ptrace sys_nice sys_resource, or CAP_IPC_LOCK) */
+static bool parse_caps(struct parser *p, struct op *op)
+{
+	static const struct {
+		const char *name;
+		uint64_t cap;
+	} caps[] = {
+		{ "ipc_lock", COWVM_CAP_IPC_LOCK }, { "sys_rawio", COWVM_CAP_SYS_RAWIO },
+		{ "sys_ptrace", COWVM_CAP_SYS_PTRACE }, { "sys_nice", COWVM_CAP_SYS_NICE },
+		{ "sys_resource", COWVM_CAP_SYS_RESOURCE },
+	};
+	if (!use_task(p, &op->task))
+		return false;
+	if (parse_at_end(p))
+		return parse_fail(p, "caps needs 'none' or capability names (ipc_lock, sys_nice ...)");
+	while (!parse_at_end(p)) {
+		const char *w = NULL;
+		take_word(p, &w, "a capability");
+		if (!strcmp(w, "none"))
+			continue;
+		if (!strncasecmp(w, "CAP_", 4))
+			w += 4;
+		size_t i;
+		for (i = 0; i < sizeof caps / sizeof caps[0]; i++)
+			if (!strcasecmp(w, caps[i].name))
+				break;
+		if (i == sizeof caps / sizeof caps[0])
+			return parse_fail(p, "unknown capability '%s' (none, ipc_lock, sys_rawio, sys_ptrace, "
+					  "sys_nice, sys_resource)", w);
+		op->value |= caps[i].cap;
+	}
+	return true;
+}
+
 /* ---- lines ----------------------------------------------------------------------------------- */
 
 /*
@@ -905,6 +1141,15 @@ static const struct command {
 	{ "clear_refs", OP_CLEAR_REFS, CMD_RESULT, parse_clear_refs },
 	{ "dput", OP_DPUT, CMD_RESULT, parse_dput },
 	{ "dget", OP_DGET, CMD_RESULT, parse_dput },
+	{ "mremap", OP_MREMAP, CMD_RESULT, parse_mremap },
+	{ "mlock", OP_MLOCK, CMD_RESULT, parse_mlock },
+	{ "mlock2", OP_MLOCK2, CMD_RESULT, parse_mlock2 },
+	{ "munlock", OP_MUNLOCK, CMD_RESULT, parse_mlock },
+	{ "mlockall", OP_MLOCKALL, CMD_RESULT, parse_mlockall },
+	{ "munlockall", OP_MUNLOCKALL, CMD_RESULT, parse_munlockall },
+	{ "process_madvise", OP_PROCESS_MADVISE, CMD_RESULT, parse_process_madvise },
+	{ "rlimit", OP_RLIMIT, CMD_RESULT, parse_rlimit },
+	{ "caps", OP_CAPS, CMD_RESULT, parse_caps },
 	{ "fail_alloc", OP_FAIL_ALLOC, 0, parse_fail_alloc },
 	{ "mark", OP_MARK, 0, parse_mark },
 	{ "check", OP_CHECK, 0, parse_check },
@@ -994,12 +1239,13 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 		return parse_fail(p, "unknown operation '%s' (spawn, fork, thread, exit, mmap, munmap, "
 			       "mprotect, madvise, brk, read, write, copy_from_user, copy_to_user, "
 			       "get_user, put_user, pin, unpin, pin_write, remote_read, remote_write, "
-			       "clear_refs, dput, dget, fail_alloc, mark, check, show, echo, expect, "
-			       "memory)",
+			       "clear_refs, dput, dget, mremap, mlock, mlock2, munlock, mlockall, "
+			       "munlockall, process_madvise, rlimit, caps, fail_alloc, mark, check, show, "
+			       "echo, expect, memory)",
 			    first->text);
 	p->pos = 1;
 	struct op op = { .kind = commands[i].kind, .line = p->line, .task = -1, .new_task = -1,
-			 .region = -1, .mark = -1, .pin = -1, .child = -1 };
+			 .region = -1, .mark = -1, .pin = -1, .child = -1, .new_region = -1 };
 	op.loc.region = -1;
 	op.child_loc.region = -1;
 	op.expect.loc.region = -1;

@@ -71,6 +71,41 @@ static bool take_counter_value(struct parser *p, int64_t *out, enum counter_unit
 	return true;
 }
 
+/* After `frame`: same as [Q [LOC]] at mark M | differs from [Q [LOC]] at mark M */
+static bool parse_expect_frame(struct parser *p, struct expect *e, bool negated)
+{
+	const char *w = NULL;
+	if (e->has_frame_at)
+		return parse_fail(p, "one 'frame ... at mark' per expect line");
+	if (negated)
+		return parse_fail(p, "'not frame same as' is 'frame differs from'");
+	if (!take_word(p, &w, "'same as' or 'differs from' after 'frame'"))
+		return false;
+	if (!strcmp(w, "same")) {
+		e->frame_differs = false;
+	} else if (!strcmp(w, "differs")) {
+		e->frame_differs = true;
+	} else {
+		return parse_fail(p, "expected 'frame same as ...' or 'frame differs from ...', found '%s'", w);
+	}
+	const char *joint = e->frame_differs ? "from" : "as";
+	if (!take_word(p, &w, joint) || strcmp(w, joint))
+		return parse_fail(p, "expected '%s' after 'frame %s'", joint, e->frame_differs ? "differs" : "same");
+	e->has_frame_at = true;
+	e->frame_task = e->task;
+	e->frame_loc.region = -2;
+	if (!parse_next_is(p, "at")) {
+		if (!use_task(p, &e->frame_task))
+			return false;
+		if (!parse_next_is(p, "at") && !take_location(p, &e->frame_loc))
+			return false;
+	}
+	if (!take_word(p, &w, "'at mark M'") || strcmp(w, "at") || !take_word(p, &w, "'mark M'") ||
+	    strcmp(w, "mark"))
+		return parse_fail(p, "expected 'at mark M' after the frame's page");
+	return use_mark(p, &e->frame_mark);
+}
+
 static bool parse_expect_page(struct parser *p, struct expect *e)
 {
 	static const struct {
@@ -80,6 +115,7 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 		{ "present", PAGE_PRESENT }, { "exclusive", PAGE_EXCLUSIVE }, { "zero", PAGE_ZERO },
 		{ "writable", PAGE_WRITABLE }, { "dirty", PAGE_DIRTY }, { "swapped", PAGE_SWAPPED },
 		{ "anon_exclusive", PAGE_ANON_EXCLUSIVE }, { "soft_dirty", PAGE_SOFT_DIRTY },
+		{ "file", PAGE_FILE },
 	};
 	if (!use_task(p, &e->task) || !take_location(p, &e->loc))
 		return false;
@@ -113,6 +149,11 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 			}
 			continue;
 		}
+		if (!strcmp(w, "frame")) {
+			if (!parse_expect_frame(p, e, negated))
+				return false;
+			continue;
+		}
 		if (!strcmp(w, "held_by")) {
 			if (e->has_held)
 				return parse_fail(p, "one 'held_by' per expect line");
@@ -128,7 +169,8 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 				break;
 		if (i == sizeof props / sizeof props[0])
 			return parse_fail(p, "unknown page property '%s' (present, exclusive, zero, writable, "
-				       "dirty, swapped, anon_exclusive, soft_dirty, same P [LOC], held_by PIN)", w);
+				       "dirty, swapped, anon_exclusive, soft_dirty, file, same P [LOC], held_by PIN, "
+			       "frame same as [P [LOC]] at mark M, frame differs from ... at mark M)", w);
 		if (negated)
 			e->want_clear |= props[i].bit;
 		else
@@ -198,6 +240,7 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 		{ "mapcount", COUNTER_MAPCOUNT, UNIT_COUNT, false },
 		{ "result", COUNTER_RESULT, UNIT_COUNT, false },
 		{ "merge", COUNTER_MERGE, UNIT_COUNT, false },
+		{ "status", COUNTER_STATUS, UNIT_KB, true },
 	};
 	size_t i;
 	for (i = 0; i < sizeof counters / sizeof counters[0]; i++)
@@ -206,7 +249,7 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 	if (i == sizeof counters / sizeof counters[0])
 		return parse_fail(p, "unknown expectation '%s' (error, result, mem, kbuf, pin, page, faults, "
 			       "thread_faults, rss, rss_anon, rss_shmem, rss_swap, vmas, total_vm, "
-			       "page_tables, tlb_misses, vmstat, smaps, refcount, mapcount, merge)", name);
+			       "page_tables, tlb_misses, vmstat, smaps, status, refcount, mapcount, merge)", name);
 	e->kind = EXPECT_COUNTER;
 	e->counter = counters[i].kind;
 	e->mark = -1;
@@ -256,6 +299,14 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 		if (!use_task(p, &e->task) || !take_location(p, &e->loc))
 			return false;
 		break;
+	case COUNTER_STATUS:
+		if (!use_task(p, &e->task) || !take_word(p, &w, "a status field (VmRSS, RssAnon, VmLck ...)"))
+			return false;
+		if ((e->field = status_field_by_name(w)) < 0)
+			return parse_fail(p, "unknown status field '%s' (VmPeak, VmSize, VmLck, VmPin, VmHWM, "
+					  "VmRSS, RssAnon, RssFile, RssShmem, VmData, VmStk, VmExe, VmLib, "
+					  "VmPTE, VmSwap)", w);
+		break;
 	case COUNTER_RESULT:
 		break;
 	default:
@@ -292,6 +343,8 @@ bool parse_expect(struct parser *p, struct op *op)
 		}
 		if (failing && failing->kind == OP_MMAP)
 			p->region_line[failing->region] = -failing->line;
+		if (failing && failing->kind == OP_MREMAP && failing->new_region >= 0)
+			p->region_line[failing->new_region] = -failing->line;
 		if (failing && failing->kind == OP_PIN && p->pin_state[failing->pin] == TASK_ALIVE) {
 			p->pin_state[failing->pin] = TASK_FAILED;
 			p->pin_line[failing->pin] = failing->line;

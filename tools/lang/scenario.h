@@ -49,6 +49,15 @@ enum op_kind {
 	OP_CLEAR_REFS,      /* clear_refs P WHAT (1..5, 4 = soft-dirty) */
 	OP_DPUT,            /* dput P C copy PLOC CLOC [SIZE] | zero CLOC [SIZE] | snap */
 	OP_DGET,            /* dget P C copy PLOC CLOC [SIZE] | zero PLOC [SIZE] | merge PLOC CLOC [SIZE] */
+	OP_MREMAP,          /* mremap P LOC [OLDSIZE] NEWSIZE [maymove] [fixed ADDR] [dontunmap] [as R] */
+	OP_MLOCK,           /* mlock P LOC [SIZE] */
+	OP_MLOCK2,          /* mlock2 P LOC [SIZE] [onfault | FLAGS] */
+	OP_MUNLOCK,         /* munlock P LOC [SIZE] */
+	OP_MLOCKALL,        /* mlockall P current|future|onfault... | FLAGS */
+	OP_MUNLOCKALL,      /* munlockall P */
+	OP_PROCESS_MADVISE, /* process_madvise P Q LOC [SIZE] ADVICE [flags N]: P advises Q's memory */
+	OP_RLIMIT,          /* rlimit P memlock|stack CUR|unlimited [MAX|unlimited] */
+	OP_CAPS,            /* caps P none | ipc_lock sys_nice ... (the process's capabilities) */
 	OP_FAIL_ALLOC,      /* fail_alloc next | after N | nth N | cap N | off */
 	OP_MARK,            /* mark M */
 	OP_CHECK,           /* check */
@@ -111,6 +120,7 @@ enum page_property {
 	PAGE_SWAPPED = 1u << 5,        /* pagemap bit 62 */
 	PAGE_ANON_EXCLUSIVE = 1u << 6, /* the frame has PageAnonExclusive */
 	PAGE_SOFT_DIRTY = 1u << 7,     /* pagemap bit 55 */
+	PAGE_FILE = 1u << 8,           /* pagemap bit 61: file page or shared anonymous memory */
 };
 
 /* A place in what a pin holds: NAME, NAME[I] (page I of it), either +OFF bytes further. */
@@ -133,6 +143,8 @@ enum counter_kind {
 	COUNTER_RESULT,          /* the value the last operation returned */
 	COUNTER_MERGE,           /* field = index into the merge field table (cowvm_merge_report
 				    of task's process); first_conflict compares with loc */
+	COUNTER_STATUS,          /* field = index into the status field table: a line of
+				    /proc/PID/status (cowvm_proc_status), kB */
 };
 
 enum comparison { CMP_EQ, CMP_NE, CMP_LT, CMP_LE, CMP_GT, CMP_GE };
@@ -158,6 +170,10 @@ struct expect {
 	struct location same_loc;       /* region == -2: the same location as loc */
 	bool has_held, held_negated;    /* EXPECT_PAGE: [not] held_by PIN */
 	int held_pin;
+	bool has_frame_at, frame_differs; /* EXPECT_PAGE: frame same as / differs from ... at mark */
+	int frame_task;                 /* whose page at the mark (the expectation's task by default) */
+	struct location frame_loc;      /* region == -2: the same location as loc */
+	int frame_mark;
 	bool of_pin;                    /* EXPECT_COUNTER refcount/mapcount: of the frame pin_ref holds */
 	struct pin_ref pin_ref;         /* EXPECT_PIN, and the counters of_pin */
 	enum counter_kind counter;      /* EXPECT_COUNTER */
@@ -179,20 +195,26 @@ struct op {
 				      count; pin: pages (0 = the location's); dput/dget: bytes
 				      (0 = the length of the source location, a range) */
 	int brk_sign;              /* brk: 0 absolute heap size, +1 grow, -1 shrink */
-	int prot, flags, advice;   /* mmap, mprotect, madvise */
-	uint64_t address;          /* mmap at/hint */
+	int prot, flags, advice;   /* mmap, mprotect, madvise; flags: mremap's MREMAP_*, mlock2's,
+				      mlockall's MCL_*, process_madvise's */
+	uint64_t address;          /* mmap at/hint; mremap fixed ADDR */
 	struct data data;          /* write, copy_to_user, pin_write, remote_write */
-	uint64_t value;            /* put_user value; fail_alloc n; clear_refs what */
+	uint64_t value;            /* put_user value; fail_alloc n; clear_refs what; rlimit cur;
+				      caps: the COWVM_CAP_* mask */
 	unsigned foll;             /* pin: COWVM_FOLL_* */
 	int pin;                   /* pin, unpin: the pin it makes or releases */
 	struct pin_ref pin_ref;    /* pin_write */
-	int mode;                  /* fail_alloc: COWVM_FAIL_* */
+	int mode;                  /* fail_alloc: COWVM_FAIL_*; rlimit: RLIMIT_MEMLOCK or _STACK */
 	int mark;                  /* mark */
 	enum view_kind view;       /* show */
 	bool has_loc;              /* show: a location was given */
-	int child;                 /* dput, dget: the child task (op->task is the parent) */
+	int child;                 /* dput, dget: the child task (op->task is the parent);
+				      process_madvise: the target */
 	int dop;                   /* dput, dget: COWVM_COPY, COWVM_ZERO, COWVM_SNAP, COWVM_MERGE */
 	struct location child_loc; /* dput/dget: the child's (copy, dput zero, merge) */
+	bool has_old_size;         /* mremap: OLDSIZE was given (old_size, may be 0) */
+	uint64_t old_size;         /* mremap: old_len; rlimit: the hard limit */
+	int new_region;            /* mremap `as R`: the region it defines at the new place, -1 */
 	struct expect expect;
 };
 

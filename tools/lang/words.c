@@ -80,6 +80,11 @@ static const struct {
 	{ MADV_DONTFORK, "dontfork" },     { MADV_DOFORK, "dofork" },
 	{ MADV_WIPEONFORK, "wipeonfork" }, { MADV_KEEPONFORK, "keeponfork" },
 	{ MADV_HUGEPAGE, "hugepage" },     { MADV_NOHUGEPAGE, "nohugepage" },
+	/* issue 16: the rest of what programs advise on anonymous memory */
+	{ 9, "remove" },                   { 16, "dontdump" },
+	{ 17, "dodump" },                  { 20, "cold" },
+	{ 21, "pageout" },                 { 22, "populate_read" },
+	{ 23, "populate_write" },          { 24, "dontneed_locked" },
 };
 
 int advice_by_name(const char *name)
@@ -109,6 +114,8 @@ const struct vmstat_field vmstat_fields[] = {
 	VMSTAT(pgalloc),          VMSTAT(pgfree),             VMSTAT(cow_copies),
 	VMSTAT(zero_page_maps),   VMSTAT(zero_page_cows),     VMSTAT(tlb_flushes),
 	VMSTAT(nr_pinned),        VMSTAT(gup_fast_fallbacks),
+	VMSTAT(nr_unevictable),   VMSTAT(nr_mlock),
+	VMSTAT(unevictable_pgs_mlocked), VMSTAT(unevictable_pgs_munlocked),
 };
 #undef VMSTAT
 const int nr_vmstat_fields = sizeof vmstat_fields / sizeof vmstat_fields[0];
@@ -141,6 +148,7 @@ const struct smaps_field smaps_fields[] = {
 	SMAPS(anonymous, "Anonymous:"),
 	SMAPS(swap, "Swap:"),
 	SMAPS(swap_pss, "SwapPss:"),
+	SMAPS(locked, "Locked:"),
 };
 #undef SMAPS
 const int nr_smaps_fields = sizeof smaps_fields / sizeof smaps_fields[0];
@@ -206,6 +214,36 @@ uint64_t merge_value(const struct cowvm_merge_report *mr, int field)
 	uint64_t v;
 	memcpy(&v, (const char *)mr + merge_fields[field].offset, sizeof v);
 	return v;
+}
+
+/* The memory lines of /proc/PID/status that `expect status` reads (all in kB). */
+const char *const status_fields[] = {
+	"VmPeak", "VmSize", "VmLck", "VmPin", "VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem",
+	"VmData", "VmStk", "VmExe", "VmLib", "VmPTE", "VmSwap",
+};
+const int nr_status_fields = sizeof status_fields / sizeof status_fields[0];
+
+int status_field_by_name(const char *name)
+{
+	for (int i = 0; i < nr_status_fields; i++)
+		if (!strcasecmp(status_fields[i], name))
+			return i;
+	return -1;
+}
+
+bool status_value_kb(const char *text, int field, uint64_t *kb)
+{
+	size_t n = strlen(status_fields[field]);
+	for (const char *line = text; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		if (strncmp(line, status_fields[field], n) || line[n] != ':')
+			continue;
+		unsigned long long v;
+		if (sscanf(line + n + 1, "%llu", &v) != 1)
+			return false;
+		*kb = v;
+		return true;
+	}
+	return false;
 }
 
 /* ---- views ------------------------------------------------------------------------------------ */

@@ -6,6 +6,7 @@
 #ifndef COWVM_TOOLS_WORDS_H
 #define COWVM_TOOLS_WORDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,13 @@ extern const struct smaps_field smaps_fields[];
 extern const int nr_smaps_fields;
 int smaps_field_by_name(const char *name); /* index, -1 */
 uint64_t smaps_value_kb(const struct cowvm_smaps *sm, int field);
+
+/* The memory fields of /proc/PID/status ("VmRSS", "RssAnon", "VmLck" ...), for `expect status`. */
+extern const char *const status_fields[];
+extern const int nr_status_fields;
+int status_field_by_name(const char *name); /* index (any case), -1 */
+/* The field's value in kB from the text of a status file; false if the line is not there. */
+bool status_value_kb(const char *text, int field, uint64_t *kb);
 
 /* dput / dget operations: "copy" (or "COPY", "COWVM_COPY") -> COWVM_COPY ...; -1 if unknown */
 int dput_op_by_name(const char *name);

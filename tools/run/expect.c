@@ -257,6 +257,8 @@ static void page_facts(struct run *r, cowvm_task_t *t, uint64_t addr, struct pag
 		f->props |= PAGE_SWAPPED;
 	if (f->word & COWVM_PM_SOFT_DIRTY)
 		f->props |= PAGE_SOFT_DIRTY;
+	if (f->word & COWVM_PM_FILE)
+		f->props |= PAGE_FILE;
 	if ((f->pte & PTE_PRESENT) && (f->pte & PTE_RW))
 		f->props |= PAGE_WRITABLE;
 	if ((f->pte & PTE_PRESENT) && (f->pte & PTE_DIRTY))
@@ -264,7 +266,8 @@ static void page_facts(struct run *r, cowvm_task_t *t, uint64_t addr, struct pag
 }
 
 static const char *const property_names[] = { "present", "exclusive", "zero", "writable",
-					       "dirty", "swapped", "anon_exclusive", "soft_dirty" };
+					       "dirty", "swapped", "anon_exclusive", "soft_dirty",
+					       "file" };
 
 /* "present, not exclusive, read-only, frame 6 (refcount 2, mapcount 2)" */
 static void describe_page(struct run *r, const struct page_facts *f, char *out, size_t outlen)
@@ -288,6 +291,71 @@ static void describe_page(struct run *r, const struct page_facts *f, char *out, 
 	}
 }
 
+
+/*
+ * The pagemap word that task `task`'s process had at mark `mark` for the page of region
+ * `region` with index `page`.  False (reported) when the mark did not see that page.
+ */
+static bool word_at_mark(struct run *r, const struct op *op, int task, int region, uint64_t page,
+			 uint64_t *word)
+{
+	const struct run_mark *m = &r->marks[op->expect.frame_mark];
+	const char *mark = r->s->mark_names[op->expect.frame_mark];
+	if (!m->set) {
+		run_bad_input(r, op->line, "mark '%s' was not set (its line failed)", mark);
+		return false;
+	}
+	int process = r->tasks[task].process;
+	for (int i = 0; i < m->nr_frames; i++) {
+		const struct mark_frames *mf = &m->frames[i];
+		if (mf->process != process || mf->region != region)
+			continue;
+		if (page >= mf->npages)
+			break;
+		*word = mf->words[page];
+		return true;
+	}
+	failed(r, op, "at mark '%s' %s had no page %" PRIu64 " of region '%s'", mark,
+	       r->s->task_names[task], page, r->s->region_names[region]);
+	return false;
+}
+
+/* frame same as / differs from [Q [LOC]] at mark M, for P's page at addr (page `index` of
+ * the expectation's range) */
+static bool check_frame_at_mark(struct run *r, const struct op *op, const struct page_facts *f,
+				uint64_t addr, uint64_t index)
+{
+	const struct expect *e = &op->expect;
+	const struct location *loc = e->frame_loc.region == -2 ? &e->loc : &e->frame_loc;
+	uint64_t start, len;
+	if (loc->region < 0) {
+		run_bad_input(r, op->line, "'frame ... at mark' needs a region's page, not an address");
+		return false;
+	}
+	if (!resolve_location(r, loc, &start, &len))
+		return false;
+	const struct run_region *rg = &r->regions[loc->region];
+	uint64_t page = ((start & ~(PG - 1)) - rg->start) / PG + index;
+	uint64_t then;
+	if (!word_at_mark(r, op, e->frame_task, loc->region, page, &then))
+		return false;
+	bool was = (then & COWVM_PM_PRESENT) != 0;
+	bool same = was && (f->props & PAGE_PRESENT) && (then & COWVM_PM_PFN_MASK) == f->pfn;
+	if (same != e->frame_differs)
+		return true;
+	char what[300];
+	describe_page(r, f, what, sizeof what);
+	if (!was)
+		failed(r, op, "page %#" PRIx64 ": %s's %s[%" PRIu64 "] was not present at mark '%s'; now %s",
+		       addr, r->s->task_names[e->frame_task], r->s->region_names[loc->region], page,
+		       r->s->mark_names[e->frame_mark], what);
+	else
+		failed(r, op, "page %#" PRIx64 " %s the frame %s's %s[%" PRIu64 "] mapped at mark '%s' "
+		       "(frame %" PRIu64 "): now %s", addr, same ? "maps" : "does not map",
+		       r->s->task_names[e->frame_task], r->s->region_names[loc->region], page,
+		       r->s->mark_names[e->frame_mark], (uint64_t)(then & COWVM_PM_PFN_MASK), what);
+	return false;
+}
 
 static bool expect_page(struct run *r, const struct op *op)
 {
@@ -329,6 +397,8 @@ static bool expect_page(struct run *r, const struct op *op)
 				return false;
 			}
 		}
+		if (e->has_frame_at && !check_frame_at_mark(r, op, &f, addr, (addr - first) / PG))
+			return false;
 		if (!e->has_same)
 			continue;
 		uint64_t other_addr = (other_start & ~(PG - 1)) + (addr - first);
@@ -471,6 +541,26 @@ static bool counter_value(struct run *r, const struct op *op, int64_t *out, char
 		*out = (int64_t)merge_value(&m, e->field);
 		if (e->field != MERGE_FIRST_CONFLICT && strncmp(merge_fields[e->field].name, "pages_", 6) == 0)
 			snprintf(unit, unitlen, *out == 1 ? " page" : " pages");
+		return true;
+	}
+	case COUNTER_STATUS: {
+		uint64_t kb;
+		if (!process_status_kb(r, process, e->field, &kb)) {
+			failed(r, op, "/proc/PID/status has no %s line", status_fields[e->field]);
+			return false;
+		}
+		*out = (int64_t)kb;
+		if (m) {
+			uint64_t then = process < m->nr_processes && m->status_kb
+						? m->status_kb[process * nr_status_fields + e->field] : UINT64_MAX;
+			if (then == UINT64_MAX) {
+				failed(r, op, "%s was not known at mark '%s'", status_fields[e->field],
+				       r->s->mark_names[e->mark]);
+				return false;
+			}
+			*out -= (int64_t)then;
+		}
+		snprintf(unit, unitlen, " kB");
 		return true;
 	}
 	case COUNTER_RESULT:

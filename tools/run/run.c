@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
 
 #include "run/runner.h"
 #include "lang/words.h"
@@ -109,6 +111,13 @@ uint64_t process_faults(struct run *r, int process)
 			total += st.min_flt + st.maj_flt;
 	}
 	return total;
+}
+
+bool process_status_kb(struct run *r, int process, int field, uint64_t *kb)
+{
+	char text[4096];
+	cowvm_task_t *t = process_task(r, process);
+	return t && cowvm_proc_status(t, text, sizeof text) > 0 && status_value_kb(text, field, kb);
 }
 
 bool process_stats(struct run *r, int process, struct cowvm_task_stats *out)
@@ -543,6 +552,100 @@ static void run_dput(struct run *r, const struct op *op)
 	set_result(r, op, -ret, ret);
 }
 
+/* ---- issue 16: mremap, the mlock family, process_madvise, limits and capabilities ----------- */
+
+/*
+ * mremap P LOC [OLDSIZE] NEWSIZE [flags] [as R].  The result is the new address.  With `as R`
+ * the region R is defined at the new place (the old region keeps its address: another process
+ * may still have it there, or DONTUNMAP left it); without it a whole region follows the mapping.
+ */
+static void run_mremap(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (op->new_region >= 0)
+		r->regions[op->new_region].made_at = op->line;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	uint64_t old_len = op->has_old_size ? op->old_size : len;
+	int64_t addr = cowvm_mremap(t, start, old_len, op->size, op->flags, op->address);
+	if (addr < 0) {
+		set_result(r, op, (int)-addr, addr);
+		return;
+	}
+	int process = r->tasks[op->task].process;
+	uint64_t new_len = (op->size + PG - 1) & ~(PG - 1);
+	if (op->new_region >= 0) {
+		struct run_region *rg = &r->regions[op->new_region];
+		rg->mapped = true;
+		rg->start = (uint64_t)addr;
+		rg->length = new_len;
+		r->processes[process].knows_region[op->new_region] = true;
+	} else if (location_is_range(&op->loc) && !op->loc.has_pages && !op->loc.size) {
+		struct run_region *rg = &r->regions[op->loc.region];
+		rg->start = (uint64_t)addr;
+		rg->length = new_len;
+	}
+	set_result(r, op, 0, addr);
+}
+
+/* mlock, mlock2, munlock: P LOC [SIZE] */
+static void run_mlock(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	uint64_t start, len;
+	if (!t || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	int ret = op->kind == OP_MLOCK    ? cowvm_mlock(t, start, len)
+		  : op->kind == OP_MLOCK2 ? cowvm_mlock2(t, start, len, (unsigned)op->flags)
+					  : cowvm_munlock(t, start, len);
+	set_result(r, op, -ret, ret);
+}
+
+static void run_mlockall(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	if (!t)
+		return;
+	int ret = op->kind == OP_MLOCKALL ? cowvm_mlockall(t, op->flags) : cowvm_munlockall(t);
+	set_result(r, op, -ret, ret);
+}
+
+/* process_madvise P Q LOC ADVICE: one range; the result is the bytes advised */
+static void run_process_madvise(struct run *r, const struct op *op)
+{
+	cowvm_task_t *caller = task_of(r, op->task), *target = caller ? task_of(r, op->child) : NULL;
+	uint64_t start, len;
+	if (!target || !resolve_location(r, &op->loc, &start, &len))
+		return;
+	struct iovec iov = { .iov_base = (void *)(uintptr_t)start, .iov_len = len };
+	int64_t ret = cowvm_process_madvise(caller, target, &iov, 1, op->advice, (unsigned)op->flags);
+	set_result(r, op, ret < 0 ? (int)-ret : 0, ret);
+}
+
+static void run_rlimit(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	struct rlimit rl;
+	if (!t)
+		return;
+	cowvm_getrlimit(t, op->mode, &rl);
+	rl.rlim_cur = op->value;
+	if (op->has_old_size)
+		rl.rlim_max = op->old_size;
+	int ret = cowvm_setrlimit(t, op->mode, &rl);
+	set_result(r, op, -ret, ret);
+}
+
+static void run_caps(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	if (!t)
+		return;
+	int ret = cowvm_set_caps(t, op->value);
+	set_result(r, op, -ret, ret);
+}
+
 /* Release every pin still held (the end of the run: a pipe closes when its process exits). */
 static void release_pins(struct run *r)
 {
@@ -555,13 +658,52 @@ static void release_pins(struct run *r)
 
 /* ---- marks, checks ---------------------------------------------------------------------------- */
 
-static void run_mark(struct run *r, const struct op *op)
+static void free_mark(struct run_mark *m)
 {
-	struct run_mark *m = &r->marks[op->mark];
 	free(m->process_faults);
 	free(m->process_stats);
 	free(m->task_stats);
+	for (int i = 0; i < m->nr_frames; i++)
+		free(m->frames[i].words);
+	free(m->frames);
+	free(m->status_kb);
 	memset(m, 0, sizeof *m);
+}
+
+/* The frames every live process maps in every mapped region, and the status lines. */
+static bool mark_pages(struct run *r, struct run_mark *m)
+{
+	m->status_kb = malloc(((size_t)r->nr_processes * (size_t)nr_status_fields + 1) * sizeof *m->status_kb);
+	m->frames = calloc((size_t)r->nr_processes * ((size_t)r->s->nr_regions + 1) + 1, sizeof *m->frames);
+	if (!m->status_kb || !m->frames)
+		return false;
+	for (int p = 0; p < r->nr_processes; p++) {
+		for (int f = 0; f < nr_status_fields; f++)
+			if (!process_status_kb(r, p, f, &m->status_kb[p * nr_status_fields + f]))
+				m->status_kb[p * nr_status_fields + f] = UINT64_MAX;
+		cowvm_task_t *t = process_task(r, p);
+		for (int g = 0; t && g < r->s->nr_regions; g++) {
+			const struct run_region *rg = &r->regions[g];
+			if (!rg->mapped || !rg->length)
+				continue;
+			struct mark_frames *mf = &m->frames[m->nr_frames];
+			mf->process = p;
+			mf->region = g;
+			mf->npages = rg->length / PG;
+			if (!(mf->words = malloc(mf->npages * sizeof *mf->words)))
+				return false;
+			m->nr_frames++;
+			for (uint64_t i = 0; i < mf->npages; i++)
+				mf->words[i] = cowvm_pagemap(t, rg->start + i * PG);
+		}
+	}
+	return true;
+}
+
+static void run_mark(struct run *r, const struct op *op)
+{
+	struct run_mark *m = &r->marks[op->mark];
+	free_mark(m);
 	m->process_faults = calloc((size_t)r->nr_processes + 1, sizeof *m->process_faults);
 	m->process_stats = calloc((size_t)r->nr_processes + 1, sizeof *m->process_stats);
 	m->task_stats = calloc((size_t)r->nr_instances + 1, sizeof *m->task_stats);
@@ -579,6 +721,10 @@ static void run_mark(struct run *r, const struct op *op)
 	for (int i = 0; i < r->s->nr_tasks; i++)
 		if (r->tasks[i].task)
 			cowvm_task_stats(r->tasks[i].task, &m->task_stats[r->tasks[i].instance]);
+	if (!mark_pages(r, m)) {
+		run_bad_input(r, op->line, "out of memory");
+		return;
+	}
 	m->set = true;
 }
 
@@ -663,6 +809,12 @@ static void (*const runners[NR_OPS])(struct run *, const struct op *) = {
 	[OP_REMOTE_WRITE] = run_remote_write,
 	[OP_CLEAR_REFS] = run_clear_refs,
 	[OP_DPUT] = run_dput, [OP_DGET] = run_dput,
+	[OP_MREMAP] = run_mremap,
+	[OP_MLOCK] = run_mlock, [OP_MLOCK2] = run_mlock, [OP_MUNLOCK] = run_mlock,
+	[OP_MLOCKALL] = run_mlockall, [OP_MUNLOCKALL] = run_mlockall,
+	[OP_PROCESS_MADVISE] = run_process_madvise,
+	[OP_RLIMIT] = run_rlimit,
+	[OP_CAPS] = run_caps,
 	[OP_FAIL_ALLOC] = run_fail_alloc,
 	[OP_MARK] = run_mark,
 	[OP_CHECK] = run_check,
@@ -856,11 +1008,8 @@ static void free_run(struct run *r)
 	for (int i = 0; i < r->nr_processes; i++)
 		free(r->processes[i].knows_region);
 	free(r->processes);
-	for (int i = 0; r->marks && i < r->s->nr_marks; i++) {
-		free(r->marks[i].process_faults);
-		free(r->marks[i].process_stats);
-		free(r->marks[i].task_stats);
-	}
+	for (int i = 0; r->marks && i < r->s->nr_marks; i++)
+		free_mark(&r->marks[i]);
 	free(r->marks);
 	free(r->pins);
 	free(r->tasks);

@@ -57,6 +57,14 @@ struct run_pin {
 	int made_at;              /* the line that took it */
 };
 
+/* The pagemap words of one region's pages in one process at a mark (frame identity across
+ * steps: `expect page ... frame same as ... at mark M`). */
+struct mark_frames {
+	int process, region;
+	uint64_t npages;
+	uint64_t *words;          /* owned */
+};
+
 /* Counters at a mark, for `since`. */
 struct run_mark {
 	bool set;
@@ -66,6 +74,10 @@ struct run_mark {
 	struct cowvm_task_stats *process_stats; /* rss, vmas, ... of the process at the mark */
 	int nr_instances;
 	struct cowvm_task_stats *task_stats;    /* by task instance */
+	struct mark_frames *frames;             /* every mapped region in every live process */
+	int nr_frames;
+	uint64_t *status_kb;                    /* [process * nr_status_fields + field], or
+						   UINT64_MAX when the line is missing */
 };
 
 struct run {
@@ -124,6 +136,9 @@ void pins_holding(struct run *r, uint64_t pfn, char *out, size_t len);
 
 /* Faults of a process (all its threads, living or exited). */
 uint64_t process_faults(struct run *r, int process);
+
+/* The value in kB of a /proc/PID/status field of a process; false if it has no task left. */
+bool process_status_kb(struct run *r, int process, int field, uint64_t *kb);
 
 /* Stats of any live task of a process (rss and mm counters are per process). */
 bool process_stats(struct run *r, int process, struct cowvm_task_stats *out);
