@@ -129,6 +129,30 @@ Test(compare, a_difference_is_a_row_and_status_1)
 	free(r.out);
 }
 
+/* The same shortage seen through expect lines: each is evaluated on both sides (pagemap bits,
+ * frames at a mark, status changes), and where the two disagree that is a row. */
+Test(compare, expectations_are_evaluated_on_both_sides)
+{
+	const char *text = "memory 64 KiB\n"
+			   "spawn A\n"
+			   "mmap A buf 16 pages\n"
+			   "mark m\n"
+			   "write A buf fill 1\n"
+			   "expect error ENOMEM\n"
+			   "expect page A buf[15] not present\n"
+			   "expect status A RssAnon since m < 64 kB\n"
+			   "write A buf[0] 2\n"
+			   "mark w\n"
+			   "expect page A buf[15] frame same as at mark w\n";
+	struct result r = compare_captured("small.cows", text);
+	cr_assert_eq(r.status, COMPARE_DIVERGE, "%s", r.out);
+	expect_row(&r, 7, "expect page (line 7) holds", "yes", "no");
+	expect_row(&r, 8, "status A RssAnon change kB (line 8)", "40", "64 (fails)");
+	if (host_frames_readable())
+		expect_row(&r, 11, "expect page (line 11) holds", "no", "yes");
+	free(r.out);
+}
+
 /* ---- input --------------------------------------------------------------------------------- */
 
 Test(compare, bad_input_is_status_2)

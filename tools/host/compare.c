@@ -98,6 +98,16 @@ struct slot {
 	uint64_t addr;             /* cowvm address */
 };
 
+/* A mark, on both sides: the pagemap words of every slot of every process, and the status
+ * lines (for `expect page ... frame ... at mark M` and `expect status ... since M`). */
+struct cmark {
+	bool set;
+	struct slot *slots;        /* owned */
+	int nslots, nprocs;
+	uint64_t *words[2];        /* [proc * nslots + i]; 0 cowvm, 1 host */
+	uint64_t *status[2];       /* [proc * nr_status_fields + f], UINT64_MAX unknown */
+};
+
 struct cmp {
 	const struct scenario *s;
 	const struct compare_opts *o;
@@ -135,6 +145,7 @@ struct cmp {
 	uint64_t observations;
 	uint8_t *kbuf;
 	char trace[512];           /* --verbose: this step's fault counts */
+	struct cmark *marks;       /* by mark id */
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -1249,6 +1260,248 @@ static void compare_faults(struct cmp *c, int actor, const struct outcome *hs, i
 	}
 }
 
+/* ---- expectations on both sides ------------------------------------------------------------- */
+
+static void free_marks(struct cmp *c)
+{
+	for (int i = 0; c->marks && i < c->s->nr_marks; i++) {
+		struct cmark *m = &c->marks[i];
+		free(m->slots);
+		for (int k = 0; k < 2; k++) {
+			free(m->words[k]);
+			free(m->status[k]);
+		}
+	}
+	free(c->marks);
+	c->marks = NULL;
+}
+
+/* The status text of process p on one side (0 cowvm, 1 host). */
+static bool side_status(struct cmp *c, int p, int side, char *buf, size_t len)
+{
+	if (side == 0)
+		return cowvm_proc_status(c->procs[p].t, buf, len) > 0;
+	return host_status(&c->host, c->procs[p].host, buf, len);
+}
+
+static void mark_both(struct cmp *c, const struct op *op)
+{
+	struct cmark *m = &c->marks[op->mark];
+	free(m->slots);
+	for (int k = 0; k < 2; k++) {
+		free(m->words[k]);
+		free(m->status[k]);
+	}
+	memset(m, 0, sizeof *m);
+	int ns = build_slots(c, &m->slots);
+	if (ns < 0) {
+		fail_host(c, "out of memory");
+		return;
+	}
+	m->nslots = ns;
+	m->nprocs = c->nr_procs;
+	for (int k = 0; k < 2; k++) {
+		m->words[k] = calloc((size_t)c->nr_procs * (size_t)ns + 1, sizeof *m->words[k]);
+		m->status[k] = malloc(((size_t)c->nr_procs * (size_t)nr_status_fields + 1) * sizeof *m->status[k]);
+		if (!m->words[k] || !m->status[k]) {
+			fail_host(c, "out of memory");
+			return;
+		}
+	}
+	struct obs_page *pages = calloc((size_t)ns + 1, sizeof *pages);
+	if (!pages) {
+		fail_host(c, "out of memory");
+		return;
+	}
+	for (int p = 0; p < c->nr_procs; p++) {
+		for (int k = 0; k < 2; k++) {
+			char text[4096];
+			bool live = c->procs[p].live && side_status(c, p, k, text, sizeof text);
+			for (int f = 0; f < nr_status_fields; f++) {
+				uint64_t kb;
+				m->status[k][p * nr_status_fields + f] =
+					live && status_value_kb(text, f, &kb) ? kb : UINT64_MAX;
+			}
+			if (!c->procs[p].live)
+				continue;
+			if (k == 0)
+				observe_cowvm(c, p, m->slots, ns, pages);
+			else if (!observe_host(c, p, m->slots, ns, pages))
+				break;
+			for (int i = 0; i < ns; i++)
+				m->words[k][p * ns + i] = pages[i].word;
+		}
+	}
+	free(pages);
+	m->set = !c->failed;
+}
+
+/* One page's pagemap word and zero-page state on one side; false if it cannot be read. */
+static bool side_page(struct cmp *c, int p, int side, uint64_t addr, struct obs_page *pg)
+{
+	struct slot sl = { .region = -1, .addr = addr };
+	if (side == 0) {
+		observe_cowvm(c, p, &sl, 1, pg);
+		return true;
+	}
+	return observe_host(c, p, &sl, 1, pg);
+}
+
+/* The word slot (region, page) of process p had at mark m on one side; false if not seen. */
+static bool word_at_cmark(const struct cmark *m, int p, int side, int region, uint64_t page, uint64_t *w)
+{
+	if (!m->set || p >= m->nprocs)
+		return false;
+	for (int i = 0; i < m->nslots; i++)
+		if (m->slots[i].region == region && m->slots[i].page == page) {
+			*w = m->words[side][p * m->nslots + i];
+			return true;
+		}
+	return false;
+}
+
+/*
+ * Whether `expect page` holds on one side, over what both sides can show: the pagemap bits
+ * (present, exclusive, swapped, file), the zero page, and with frame numbers `same` and
+ * `frame ... at mark`.  The PTE bits (writable, dirty), PageAnonExclusive, pins and soft-dirty
+ * (the host is built without it) are cowvm's alone.  -1: it could not be evaluated.
+ */
+static int page_holds(struct cmp *c, const struct op *op, int side)
+{
+	const struct expect *e = &op->expect;
+	int p = c->task_proc[e->task];
+	uint64_t start, len, ostart = 0, olen;
+	if (p < 0 || !resolve(c, &e->loc, &start, &len))
+		return -1;
+	int q = e->has_same ? c->task_proc[e->same_task] : -1;
+	if (e->has_same) {
+		if (q < 0 || !c->frames)
+			return -1;
+		if (e->same_loc.region == -2)
+			ostart = start;
+		else if (!resolve(c, &e->same_loc, &ostart, &olen))
+			return -1;
+	}
+	const struct location *floc = e->frame_loc.region == -2 ? &e->loc : &e->frame_loc;
+	uint64_t fstart = 0;
+	int fp = e->has_frame_at ? c->task_proc[e->frame_task] : -1;
+	if (e->has_frame_at) {
+		if (!c->frames || fp < 0 || floc->region < 0 || !resolve(c, floc, &fstart, &olen))
+			return -1;
+	}
+	static const struct { unsigned prop; uint64_t bit; } bits[] = {
+		{ PAGE_PRESENT, PM_PRESENT }, { PAGE_EXCLUSIVE, PM_EXCLUSIVE }, { PAGE_SWAPPED, PM_SWAP },
+		{ PAGE_FILE, PM_FILE },
+	};
+	uint64_t first = start & ~(PG - 1), end = start + (len ? len : 1);
+	for (uint64_t addr = first; addr < end; addr += PG) {
+		struct obs_page pg, og;
+		if (!side_page(c, p, side, addr, &pg))
+			return -1;
+		for (size_t b = 0; b < sizeof bits / sizeof bits[0]; b++) {
+			bool has = (pg.word & bits[b].bit) != 0;
+			if (((e->want_set & bits[b].prop) && !has) || ((e->want_clear & bits[b].prop) && has))
+				return 0;
+		}
+		if ((e->want_set | e->want_clear) & PAGE_ZERO) {
+			if (pg.zero < 0)
+				return -1;
+			if (((e->want_set & PAGE_ZERO) && !pg.zero) || ((e->want_clear & PAGE_ZERO) && pg.zero))
+				return 0;
+		}
+		bool present = pg.word & PM_PRESENT;
+		uint64_t pfn = pg.word & PM_PFN;
+		if (e->has_same) {
+			if (!side_page(c, q, side, (ostart & ~(PG - 1)) + (addr - first), &og))
+				return -1;
+			bool same = present && (og.word & PM_PRESENT) && (og.word & PM_PFN) == pfn;
+			if (same == e->same_negated)
+				return 0;
+		}
+		if (e->has_frame_at) {
+			const struct cregion *rg = &c->regions[floc->region];
+			uint64_t page = ((fstart & ~(PG - 1)) - rg->start) / PG + (addr - first) / PG, then;
+			if (!word_at_cmark(&c->marks[e->frame_mark], fp, side, floc->region, page, &then))
+				return -1;
+			bool same = present && (then & PM_PRESENT) && (then & PM_PFN) == pfn;
+			if (same == e->frame_differs)
+				return 0;
+		}
+	}
+	return 1;
+}
+
+/* `expect status P FIELD [since M]` on one side: the value (or its change); false if the host
+ * cannot have it: absolute values only of the lines the worker adds nothing to (VmLck, VmPin,
+ * VmSwap), any line since a mark. */
+static bool status_on(struct cmp *c, const struct op *op, int side, int64_t *out)
+{
+	const struct expect *e = &op->expect;
+	int p = c->task_proc[e->task];
+	const char *name = status_fields[e->field];
+	if (p < 0)
+		return false;
+	if (e->mark < 0 && strcmp(name, "VmLck") && strcmp(name, "VmPin") && strcmp(name, "VmSwap"))
+		return false;
+	char text[4096];
+	uint64_t kb;
+	if (!side_status(c, p, side, text, sizeof text) || !status_value_kb(text, e->field, &kb))
+		return false;
+	*out = (int64_t)kb;
+	if (e->mark >= 0) {
+		const struct cmark *m = &c->marks[e->mark];
+		uint64_t then = m->set && p < m->nprocs ? m->status[side][p * nr_status_fields + e->field]
+							 : UINT64_MAX;
+		if (then == UINT64_MAX)
+			return false;
+		*out -= (int64_t)then;
+	}
+	return true;
+}
+
+static bool cmp_holds(int64_t got, enum comparison cmp, int64_t want)
+{
+	switch (cmp) {
+	case CMP_EQ: return got == want;
+	case CMP_NE: return got != want;
+	case CMP_LT: return got < want;
+	case CMP_LE: return got <= want;
+	case CMP_GT: return got > want;
+	case CMP_GE: return got >= want;
+	}
+	return false;
+}
+
+/* An expect line that looks at state: what it says is evaluated on both sides and compared. */
+static void expect_both(struct cmp *c, const struct op *op)
+{
+	const struct expect *e = &op->expect;
+	char what[96];
+	if (e->kind == EXPECT_PAGE) {
+		int cv = page_holds(c, op, 0);
+		int hv = cv >= 0 && !c->failed ? page_holds(c, op, 1) : -1;
+		if (cv < 0 || hv < 0)
+			return;
+		c->observations++;
+		snprintf(what, sizeof what, "expect page (line %d) holds", op->line);
+		if (cv != hv)
+			add_diff(c, what, cv ? "yes" : "no", hv ? "yes" : "no");
+	} else if (e->kind == EXPECT_COUNTER && e->counter == COUNTER_STATUS) {
+		int64_t cv, hv;
+		if (!status_on(c, op, 0, &cv) || !status_on(c, op, 1, &hv))
+			return;
+		c->observations++;
+		snprintf(what, sizeof what, "status %s %s%s kB (line %d)", c->procs[c->task_proc[e->task]].name,
+			 status_fields[e->field], e->mark >= 0 ? " change" : "", op->line);
+		if (cv != hv) {
+			char a[32], b[32];
+			snprintf(a, sizeof a, "%" PRId64 "%s", cv, cmp_holds(cv, e->cmp, e->value) ? "" : " (fails)");
+			snprintf(b, sizeof b, "%" PRId64 "%s", hv, cmp_holds(hv, e->cmp, e->value) ? "" : " (fails)");
+			add_diff(c, what, a, b);
+		}
+	}
+}
+
 static bool changes_state(const struct op *op)
 {
 	switch (op->kind) {
@@ -1264,6 +1517,14 @@ static bool changes_state(const struct op *op)
 static void run_step(struct cmp *c, const struct op *op)
 {
 	c->op = op;
+	if (!c->dry && c->host_on && op->kind == OP_MARK) {
+		mark_both(c, op);
+		return;
+	}
+	if (!c->dry && c->host_on && op->kind == OP_EXPECT && op->expect.kind != EXPECT_MEMORY) {
+		expect_both(c, op);
+		return;
+	}
 	if (!changes_state(op))
 		return;
 	const char *why = host_cannot(op);
@@ -1415,6 +1676,7 @@ static void release(struct cmp *c)
 	if (c->host_ready)
 		host_fini(&c->host);
 	c->host_ready = false;
+	free_marks(c);
 	free(c->task_proc);
 	free(c->procs);
 	free(c->regions);
@@ -1447,11 +1709,12 @@ static bool replay(struct cmp *c, bool dry)
 	c->heap_max = 0;
 	c->task_proc = malloc(((size_t)s->nr_tasks + 1) * sizeof *c->task_proc);
 	c->regions = calloc((size_t)s->nr_regions + 1, sizeof *c->regions);
+	c->marks = calloc((size_t)s->nr_marks + 1, sizeof *c->marks);
 	for (int i = 0; c->task_proc && i < s->nr_tasks; i++)
 		c->task_proc[i] = -1;
 	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : DEFAULT_PHYS_BYTES,
 				    .nr_cpus = 1 };
-	if (c->task_proc && c->regions)
+	if (c->task_proc && c->regions && c->marks)
 		c->vm = cowvm_create(&cfg);
 	if (!c->vm) {
 		fail_host(c, "cannot make a cowvm machine: %s", strerror(errno));

@@ -478,6 +478,21 @@ bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count)
 	return true;
 }
 
+bool host_status(struct host *h, int proc, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", h->procs[proc].pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(h, "cannot open %s: %s", path, strerror(errno));
+	ssize_t n = read(fd, buf, len - 1);
+	close(fd);
+	if (n <= 0)
+		return fail(h, "cannot read %s", path);
+	buf[n] = 0;
+	return true;
+}
+
 bool host_faults(struct host *h, int proc, uint64_t *faults)
 {
 	char path[64], buf[2048];

@@ -87,6 +87,7 @@ bool host_pagemap(struct host *h, int proc, uint64_t addr, uint64_t npages, uint
 bool host_kpageflags(struct host *h, uint64_t pfn, uint64_t *flags); /* false: unreadable */
 bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count); /* free(*vmas) */
 bool host_faults(struct host *h, int proc, uint64_t *faults); /* /proc/PID/stat minflt + majflt */
+bool host_status(struct host *h, int proc, char *buf, size_t len); /* the text of /proc/PID/status */
 /* /proc/PID/mem, as remote_read / remote_write: bytes moved or -errno. */
 int64_t host_mem_access(struct host *h, int proc, uint64_t addr, void *buf, uint64_t len, bool write);
 int host_clear_refs(struct host *h, int proc, int what); /* 0 or -errno */
