@@ -666,12 +666,14 @@ static void op_mremap(struct cmp *c, const struct op *op, int p, struct outcome 
 	uint64_t start, len;
 	if (!resolve(c, &op->loc, &start, &len))
 		return;
-	uint64_t old_len = op->has_old_size ? op->old_size : len;
+	uint64_t old_len = op->has_old_size ? op->old_size : len, target = 0, tlen;
+	if ((op->flags & MREMAP_FIXED) && !resolve(c, &op->child_loc, &target, &tlen))
+		return;
 	if (op->loc.region < 0)
 		add_window(c, start, old_len);
 	if (op->flags & MREMAP_FIXED)
-		add_window(c, op->address, op->size);
-	int64_t addr = cowvm_mremap(c->procs[p].t, start, old_len, op->size, op->flags, op->address);
+		add_window(c, target, op->size);
+	int64_t addr = cowvm_mremap(c->procs[p].t, start, old_len, op->size, op->flags, target);
 	cw->done = true;
 	cw->error = addr < 0 ? (int)-addr : 0;
 	uint64_t new_len = (op->size + PG - 1) & ~(PG - 1);
@@ -689,7 +691,7 @@ static void op_mremap(struct cmp *c, const struct op *op, int p, struct outcome 
 	}
 	struct host_cmd cmd = { .op = HOP_MREMAP, .addr = to_host(c, p, start), .len = old_len,
 				.arg0 = (int64_t)op->size, .arg1 = op->flags, .data_len = 8 };
-	uint64_t new_addr = op->address ? to_host(c, p, op->address) : 0;
+	uint64_t new_addr = target ? to_host(c, p, target) : 0;
 	if (addr >= 0 && (uint64_t)addr != start) {
 		cmd.arg1 |= MREMAP_MAYMOVE | MREMAP_FIXED;
 		new_addr = to_host(c, p, (uint64_t)addr);

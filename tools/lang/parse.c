@@ -890,7 +890,8 @@ static bool take_range(struct parser *p, struct location *loc, int keep)
 	return take_location(p, loc) && take_optional_length(p, loc, keep);
 }
 
-/* mremap P LOC [OLDSIZE] NEWSIZE [maymove] [fixed ADDR] [dontunmap] [flags N] [as R] */
+/* mremap P LOC [OLDSIZE] NEWSIZE [maymove] [fixed LOC] [dontunmap] [flags N] [as R]
+ * (fixed takes a location: an address, or where a region or a page of it is) */
 static bool parse_mremap(struct parser *p, struct op *op)
 {
 	uint64_t first;
@@ -916,7 +917,7 @@ static bool parse_mremap(struct parser *p, struct op *op)
 			op->flags |= MREMAP_MAYMOVE;
 		} else if (!strcmp(w, "fixed")) {
 			op->flags |= MREMAP_FIXED;
-			if (!take_number(p, &op->address, "the new address"))
+			if (!take_location(p, &op->child_loc))
 				return false;
 		} else if (!strcmp(w, "dontunmap")) {
 			op->flags |= MREMAP_DONTUNMAP;
@@ -928,7 +929,7 @@ static bool parse_mremap(struct parser *p, struct op *op)
 			if (!take_word(p, &name, "the new region's name after 'as'"))
 				return false;
 		} else {
-			return parse_fail(p, "unknown mremap option '%s' (maymove, fixed ADDR, dontunmap, "
+			return parse_fail(p, "unknown mremap option '%s' (maymove, fixed LOC, dontunmap, "
 					  "flags N, as REGION)", w);
 		}
 	}

@@ -49,7 +49,7 @@ enum op_kind {
 	OP_CLEAR_REFS,      /* clear_refs P WHAT (1..5, 4 = soft-dirty) */
 	OP_DPUT,            /* dput P C copy PLOC CLOC [SIZE] | zero CLOC [SIZE] | snap */
 	OP_DGET,            /* dget P C copy PLOC CLOC [SIZE] | zero PLOC [SIZE] | merge PLOC CLOC [SIZE] */
-	OP_MREMAP,          /* mremap P LOC [OLDSIZE] NEWSIZE [maymove] [fixed ADDR] [dontunmap] [as R] */
+	OP_MREMAP,          /* mremap P LOC [OLDSIZE] NEWSIZE [maymove] [fixed LOC] [dontunmap] [as R] */
 	OP_MLOCK,           /* mlock P LOC [SIZE] */
 	OP_MLOCK2,          /* mlock2 P LOC [SIZE] [onfault | FLAGS] */
 	OP_MUNLOCK,         /* munlock P LOC [SIZE] */
@@ -197,7 +197,7 @@ struct op {
 	int brk_sign;              /* brk: 0 absolute heap size, +1 grow, -1 shrink */
 	int prot, flags, advice;   /* mmap, mprotect, madvise; flags: mremap's MREMAP_*, mlock2's,
 				      mlockall's MCL_*, process_madvise's */
-	uint64_t address;          /* mmap at/hint; mremap fixed ADDR */
+	uint64_t address;          /* mmap at/hint */
 	struct data data;          /* write, copy_to_user, pin_write, remote_write */
 	uint64_t value;            /* put_user value; fail_alloc n; clear_refs what; rlimit cur;
 				      caps: the COWVM_CAP_* mask */
@@ -211,7 +211,8 @@ struct op {
 	int child;                 /* dput, dget: the child task (op->task is the parent);
 				      process_madvise: the target */
 	int dop;                   /* dput, dget: COWVM_COPY, COWVM_ZERO, COWVM_SNAP, COWVM_MERGE */
-	struct location child_loc; /* dput/dget: the child's (copy, dput zero, merge) */
+	struct location child_loc; /* dput/dget: the child's (copy, dput zero, merge); mremap:
+				      the `fixed` target */
 	bool has_old_size;         /* mremap: OLDSIZE was given (old_size, may be 0) */
 	uint64_t old_size;         /* mremap: old_len; rlimit: the hard limit */
 	int new_region;            /* mremap `as R`: the region it defines at the new place, -1 */

@@ -565,10 +565,13 @@ static void run_mremap(struct run *r, const struct op *op)
 	uint64_t start, len;
 	if (op->new_region >= 0)
 		r->regions[op->new_region].made_at = op->line;
+	uint64_t target = 0, tlen;
 	if (!t || !resolve_location(r, &op->loc, &start, &len))
 		return;
+	if ((op->flags & MREMAP_FIXED) && !resolve_location(r, &op->child_loc, &target, &tlen))
+		return;
 	uint64_t old_len = op->has_old_size ? op->old_size : len;
-	int64_t addr = cowvm_mremap(t, start, old_len, op->size, op->flags, op->address);
+	int64_t addr = cowvm_mremap(t, start, old_len, op->size, op->flags, target);
 	if (addr < 0) {
 		set_result(r, op, (int)-addr, addr);
 		return;
