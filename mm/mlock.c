@@ -212,10 +212,9 @@ static int do_mlock(struct task_struct *t, uint64_t start, uint64_t len, unsigne
 	up_read(&mm->mmap_lock);
 	if (!may)
 		return -EPERM;
-	uint64_t off = start & ~PAGE_MASK;
-	if (len > UINT64_MAX - off - PAGE_SIZE)
-		return -EINVAL;
-	len = PAGE_ALIGN(len + off);
+	/* as Linux: the rounding wraps like the kernel's unsigned long, and a range that wraps is
+	 * apply_vma_lock_flags's EINVAL, after the RLIMIT_MEMLOCK check (ENOMEM comes first) */
+	len = (len + (start & ~PAGE_MASK) + PAGE_SIZE - 1) & PAGE_MASK;
 	start &= PAGE_MASK;
 
 	down_write(&mm->mmap_lock);
@@ -253,10 +252,7 @@ int cowvm_munlock(cowvm_task_t *t, uint64_t start, uint64_t len)
 	if (!t)
 		return -EINVAL;
 	current = t;
-	uint64_t off = start & ~PAGE_MASK;
-	if (len > UINT64_MAX - off - PAGE_SIZE)
-		return -EINVAL;
-	len = PAGE_ALIGN(len + off);
+	len = (len + (start & ~PAGE_MASK) + PAGE_SIZE - 1) & PAGE_MASK; /* wraps as Linux's does */
 	start &= PAGE_MASK;
 	down_write(&t->mm->mmap_lock);
 	int ret = apply_vma_lock_flags(t->mm, start, len, 0);

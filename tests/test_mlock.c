@@ -259,3 +259,21 @@ Test(mlock, mprotect_making_locked_memory_writable_breaks_cow_at_once)
 	EQ(pm_present(t, S), 0);
 	CHECK();
 }
+
+/* A range that wraps: do_mlock checks RLIMIT_MEMLOCK before apply_vma_lock_flags sees the wrap,
+ * so mlock is ENOMEM under the limit and EINVAL only with CAP_IPC_LOCK; munlock is EINVAL; a
+ * length that rounds up past the top wraps to 0 and locks nothing (found by `cowvm compare`,
+ * tests/scenarios/mlock-readonly-zero.cows). */
+Test(mlock, a_range_that_wraps_is_the_limit_first_then_einval)
+{
+	cowvm_task_t *t = tu_spawn();
+	map_fixed(t, A, 2, PROT_RW, MAP_PRIV_ANON);
+	EQ(cowvm_mlock(t, A, 0xfffffffffffff000ull), -ENOMEM);
+	EQ(cowvm_munlock(t, A, 0xfffffffffffff000ull), -EINVAL);
+	EQ(cowvm_mlock(t, A, UINT64_MAX), 0); /* PAGE_ALIGN wraps to 0: nothing to do */
+	EQ(stats(t).locked_vm, 0);
+	EQ(cowvm_set_caps(t, COWVM_CAP_IPC_LOCK), 0);
+	EQ(cowvm_mlock(t, A, 0xfffffffffffff000ull), -EINVAL);
+	EQ(stats(t).locked_vm, 0);
+	CHECK();
+}
