@@ -8,6 +8,7 @@
 #   make compare         replay tests/scenarios/ on the host kernel and compare (as root)
 #   make bench           benchmarks against the host kernel, the cost curve, build/bench.{json,md}
 #   make bench-quick     the same, smaller (a few seconds; CI keeps build/bench.json)
+#   make bench-restore   snapshot/restore loops against a host fork server (build/bench-restore.*)
 #   make fuzz-smoke      seeded random operation sequences against the reference model
 #   make fuzz-libfuzzer  the libFuzzer target (clang), in build/fuzz
 #   make install         header, libcowvm.so.0 + libcowvm.a, cowvm, its man page, cowvm.pc
@@ -146,6 +147,12 @@ bench: $(BUILD)/cowvm-bench
 bench-quick: $(BUILD)/cowvm-bench
 	$(BUILD)/cowvm-bench --quick
 
+# The snapshot fuzzer's loop alone (issue 14): restore at K = 1, 16, 256 dirty pages of a
+# 1 GiB guest, against a host fork server of the same size and memcpy of the pages.
+bench-restore: $(BUILD)/cowvm-bench
+	$(BUILD)/cowvm-bench --case restore_k1,restore_k16,restore_k256 --size none \
+		--json $(BUILD)/bench-restore.json --markdown $(BUILD)/bench-restore.md
+
 # fuzz/: every .c but the two entry points is shared by both.
 FUZZ_COMMON := $(filter-out fuzz/smoke_main.c fuzz/libfuzzer_main.c,$(wildcard fuzz/*.c))
 $(BUILD)/fuzz-smoke: fuzz/smoke_main.c $(FUZZ_COMMON) $(wildcard fuzz/*.h) $(BUILD)/libcowvm.a
@@ -173,4 +180,4 @@ compare: $(BUILD)/cowvm
 clean:
 	rm -rf build
 
-.PHONY: all examples compare tests test asan-test tsan-test demo bench bench-quick fuzz-smoke fuzz-libfuzzer clean install uninstall FORCE
+.PHONY: all examples compare tests test asan-test tsan-test demo bench bench-quick bench-restore fuzz-smoke fuzz-libfuzzer clean install uninstall FORCE

@@ -14,6 +14,8 @@
  *                  the memcpy/memset floors;
  *   cowvm_side.c   the same operations on cowvm, through include/cowvm.h only;
  *   dput_side.c    Determinator's dput/dget (COPY, SNAP, MERGE): cowvm only;
+ *   restore.c      snapshot/restore loops (issue 14), both sides: cowvm_restore against a
+ *                  host fork server;
  *   scale.c        scale: fork trees of thousands of processes, a 16 GiB machine, the cost
  *                  curve over machine sizes (--size), the memory a frame costs;
  *   cases.c        the table;  main.c the schedule;  report.c the table, JSON and Markdown.
@@ -137,6 +139,7 @@ void host_tlb_hit(const struct bench_env *, uint64_t accesses, struct sample *);
 void host_tlb_miss(const struct bench_env *, uint64_t pages, struct sample *);
 void host_pagetable(const struct bench_env *, uint64_t pages, struct sample *);
 void host_fork_tree(const struct bench_env *, uint64_t processes, struct sample *);
+void host_restore(const struct bench_env *, uint64_t k, struct sample *); /* restore.c */
 
 /* ---- cowvm (cowvm_side.c, dput_side.c, scale.c) ------------------------------------------ */
 
@@ -158,6 +161,7 @@ void vm_snap(const struct bench_env *, uint64_t pages, struct sample *);
 void vm_merge(const struct bench_env *, uint64_t pages, struct sample *);
 
 void vm_fork_tree(const struct bench_env *, uint64_t processes, struct sample *);
+void vm_restore(const struct bench_env *, uint64_t k, struct sample *); /* restore.c */
 void vm_big_cow(const struct bench_env *, uint64_t guest_bytes, struct sample *);
 
 /* The cost curve (--size): one machine of phys_bytes, made for the round. */

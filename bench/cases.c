@@ -80,6 +80,21 @@ const struct bench_case bench_cases[] = {
 		{ "big_cow_break", "16 GiB machine: COW break of the 8 GiB guest", "ns/page", FLOOR_NONE, 0, 0, 0, "cowvm at scale: compare with cow_break" },
 		{ "big_exit", "16 GiB machine: exit of parent and child, per page", "ns/page", FLOOR_NONE, 0, 0, 0, "cowvm at scale" },
 	} },
+	/* ---- snapshot and restore (issue 14): K random page writes, then back ---- */
+#define RESTORE_CASE(name, flags, k, restore_target)                                                    \
+	{ name, flags, k, k, host_restore, vm_restore, {                                                 \
+		{ name "_iter_us", "write " #k " random pages + restore, 1 GiB guest (128 MiB quick)", "us",   \
+		  FLOOR_NONE, 0.01, 0, 0, NULL },                                                          \
+		{ name "_us", "restore alone after " #k " dirty pages", "us", FLOOR_NONE, 0, 0, restore_target, \
+		  "fork+exit has no separate restore" },                                                   \
+		{ name "_per_page", "restore per dirty page (vs memcpy of the pages)", "ns/page", FLOOR_MEMCPY, \
+		  0, 1.0, 0, "fork+exit has no separate restore" },                                        \
+		{ name "_size_ratio", "restore at 1 GiB (128 MiB quick) / at 16 MiB", "x", FLOOR_NONE, 0, 0,  \
+		  1.1, "cowvm's own scaling" },                                                            \
+	} }
+	RESTORE_CASE("restore_k1", 0, 1, 0),
+	RESTORE_CASE("restore_k16", BENCH_QUICK, 16, 2.0),
+	RESTORE_CASE("restore_k256", 0, 256, 0),
 	/* ---- Determinator's dput and dget (cowvm only) ---- */
 	{ "dput_copy", BENCH_QUICK, 65536, 8192, NULL, vm_dput_copy_cow, {
 		{ "dput_copy_cow", "dput COPY, page-multiple delta (COW)", "ns/page", FLOOR_NONE, 0, 0, 0, NO_HOST_DPUT },

@@ -299,6 +299,27 @@ struct cowvm_merge_report {
 };
 int cowvm_merge_report(cowvm_task_t *parent, struct cowvm_merge_report *out); /* the last MERGE into parent */
 
+/* ---- snapshots of a process's address space (mm/snapshot.c) ----------------------------------
+ * cowvm_snapshot records the whole address space of t's process: its VMAs, its break and its
+ * private memory, which the snapshot holds copy-on-write the way a fork child would (taking it
+ * costs what a fork costs; afterwards each page's first write faults and copies).  Shared
+ * mappings come back as mappings, their contents are not rolled back (other processes see
+ * them).  Pinned pages are refused: -EBUSY while any private page of the process is pinned.
+ * cowvm_restore brings the process back to that state, in time proportional to what changed
+ * since the last snapshot or restore of the same snapshot (restoring another one compares the
+ * whole address space once).  Any number per process; any thread of the process may restore.
+ * A handle lives as long as its process: after cowvm_snapshot_free it only answers -ENOENT;
+ * the process's exit (or cowvm_destroy) frees every one of its snapshots, after which the
+ * handles must not be used.  A handle of another process: -EINVAL. */
+typedef struct cowvm_snapshot cowvm_snapshot_t;
+cowvm_snapshot_t *cowvm_snapshot(cowvm_task_t *t); /* NULL + errno: EINVAL, ENOMEM, EBUSY */
+int cowvm_restore(cowvm_task_t *t, cowvm_snapshot_t *snap); /* 0, -EINVAL, -ENOENT, -ENOMEM */
+int cowvm_snapshot_free(cowvm_snapshot_t *snap);            /* 0, -EINVAL (NULL), -ENOENT (freed) */
+/* The private pages whose frame differs from the snapshot's (written, mapped or unmapped since;
+ * a read of a hole, which maps the zero page, is not a change), ascending: the first max go to
+ * addrs.  Returns how many there are in all, or -EINVAL / -ENOENT / -ENOMEM. */
+int64_t cowvm_dirty_pages(cowvm_task_t *t, cowvm_snapshot_t *snap, uint64_t *addrs, size_t max);
+
 /* ---- counters and introspection ------------------------------------------------------------ */
 
 /* pagemap word bits, as fs/proc/task_mmu.c */
@@ -311,6 +332,9 @@ int cowvm_merge_report(cowvm_task_t *parent, struct cowvm_merge_report *out); /*
 #define COWVM_PM_PRESENT        (1ull << 63)
 
 uint64_t cowvm_pagemap(cowvm_task_t *t, uint64_t addr); /* Linux pagemap word (frame numbers shown) */
+/* The pagemap words of the n pages from addr (rounded down to a page), as n cowvm_pagemap calls
+ * would give them but in one pass: 0, or -EINVAL (NULL, or a range beyond user space). */
+int cowvm_pagemap_range(cowvm_task_t *t, uint64_t addr, size_t n, uint64_t *words);
 
 struct cowvm_task_stats {
 	uint64_t min_flt, maj_flt;  /* this thread's faults, as getrusage(RUSAGE_THREAD) */

@@ -12,6 +12,10 @@
  * mlock_count = n, exactly when n > 0 PTEs of VM_LOCKED VMAs map it, and exactly the mlocked
  * pages are on the unevictable list; each mm's locked_vm is its locked VMAs' pages (plus what
  * MREMAP_DONTUNMAP left counted); VM_LOCKONFAULT comes with VM_LOCKED.
+ * Snapshots (mm/snapshot.c): a snapshot's hold on a frame is a mapping by its image mm, so
+ * "refcount = mapcount + cache + pins" counts snapshot holds among the mapcounts; no frame an
+ * image maps is exclusive; each live snapshot's records and image twins agree; the dirty log
+ * covers every page that differs from the base image in a VMA restore would keep.
  */
 #include <stdarg.h>
 
@@ -123,6 +127,10 @@ static void check_pte(struct checker *c, struct mm_struct *mm, uint64_t addr, pt
 			     mm->tgid, (unsigned long long)pfn, (unsigned long long)addr);
 		if (c->state[pfn] == F_UNSEEN)
 			c->state[pfn] = F_ANON;
+		if (mm->image_of && PageAnonExclusive(page))
+			fail(c, "snapshot image of pid %d maps exclusive frame %llu at %#llx: the task "
+			     "could reuse it and write into the snapshot", mm->tgid,
+			     (unsigned long long)pfn, (unsigned long long)addr);
 		if (pte_write(pte) && (!PageAnonExclusive(page) || page_mapcount(page) != 1))
 			fail(c, "pid %d: writable PTE at %#llx maps frame %llu that is not exclusive "
 			     "(mapcount %d, exclusive %d)", mm->tgid, (unsigned long long)addr,
@@ -290,6 +298,113 @@ static void check_tlbs(struct checker *c, struct mm_struct *mm)
 			}
 		}
 	}
+}
+
+/* ---- snapshots (mm/snapshot.c) ------------------------------------------------------------ */
+
+static int cmp_addr(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static pte_t pte_or_none(struct mm_struct *mm, uint64_t addr)
+{
+	pte_t *p = pte_offset_map(mm, addr);
+	return p ? ptep_get(p) : 0;
+}
+
+/*
+ * The dirty log's promise: a page of a task VMA that restore would keep, and that is not in the
+ * log, maps what the base image maps.  (A missed mark_table_changed shows here.)
+ */
+static void check_dirty_log(struct checker *c, struct mm_struct *mm, struct cowvm_snapshot *snap)
+{
+	struct mm_struct *img = snap->image;
+	size_t nr = mm->snap_log.nr;
+	uint64_t *log = malloc((nr ? nr : 1) * sizeof(*log));
+	if (!log) {
+		fail(c, "no memory for the checker's copy of the dirty log");
+		return;
+	}
+	memcpy(log, mm->snap_log.addrs, nr * sizeof(*log));
+	qsort(log, nr, sizeof(*log), cmp_addr);
+	down_read(&img->mmap_lock);
+	for (size_t i = 0, k = 0; i < mm->nr_vmas && !c->failed; i++) {
+		struct vm_area_struct *v = mm->vmas[i];
+		while (k < snap->nr_vmas && snap->vmas[k].vm_start < v->vm_start)
+			k++;
+		if (v->vm_file || k == snap->nr_vmas || !snapshot_vma_matches(v, &snap->vmas[k]))
+			continue;
+		for (uint64_t a = v->vm_start; a < v->vm_end && !c->failed;) {
+			uint64_t next = (a + PMD_SIZE) & ~(PMD_SIZE - 1);
+			if (next > v->vm_end)
+				next = v->vm_end;
+			if (!pte_offset_map(mm, a) && !pte_offset_map(img, a)) {
+				a = next;
+				continue;
+			}
+			for (; a < next; a += PAGE_SIZE) {
+				pte_t t = pte_or_none(mm, a), r = pte_or_none(img, a);
+				bool same = pte_none(t) ? pte_none(r) : !pte_none(r) && pte_pfn(t) == pte_pfn(r);
+				if (same || bsearch(&a, log, nr, sizeof(*log), cmp_addr))
+					continue;
+				fail(c, "pid %d: page %#llx maps frame %llu, its snapshot frame %llu, and is not in "
+				     "the dirty log", mm->tgid, (unsigned long long)a,
+				     (unsigned long long)(pte_none(t) ? 0 : pte_pfn(t)),
+				     (unsigned long long)(pte_none(r) ? 0 : pte_pfn(r)));
+				break;
+			}
+		}
+	}
+	up_read(&img->mmap_lock);
+	free(log);
+}
+
+/* Each snapshot of mm: its records, its image's twins, the base, the dirty log.  mmap_lock held. */
+static void check_snapshots(struct checker *c, struct mm_struct *mm)
+{
+	struct cowvm_snapshot *snap;
+	bool base_live = mm->snap_base == NULL;
+	list_for_each_entry(snap, &mm->snapshots, node) {
+		if (snap->mm != mm) {
+			fail(c, "pid %d: a snapshot on its list belongs to another mm", mm->tgid);
+			return;
+		}
+		struct mm_struct *img = snap->image;
+		if (!img)
+			continue;
+		if (snap == mm->snap_base)
+			base_live = true;
+		if (!img->is_snapshot || img->image_of != snap || !list_empty(&img->threads)) {
+			fail(c, "pid %d: a snapshot's image is not a hidden mm of that snapshot", mm->tgid);
+			return;
+		}
+		size_t j = 0;
+		for (size_t k = 0; k < snap->nr_vmas && !c->failed; k++) {
+			const struct snapshot_vma *r = &snap->vmas[k];
+			if (r->vm_start >= r->vm_end || (k && snap->vmas[k - 1].vm_end > r->vm_start))
+				fail(c, "pid %d: snapshot records %zu are malformed or overlap", mm->tgid, k);
+			else if (r->vm_file ? r->image != NULL
+					    : (j >= img->nr_vmas || img->vmas[j] != r->image ||
+					       r->image->vm_start != r->vm_start || r->image->vm_end != r->vm_end ||
+					       r->image->vm_pgoff != r->vm_pgoff || !r->anon_vma ||
+					       !avc_reaches(r->image, r->anon_vma)))
+				fail(c, "pid %d: snapshot record %#llx-%#llx and its image twin disagree",
+				     mm->tgid, (unsigned long long)r->vm_start, (unsigned long long)r->vm_end);
+			else if (!r->vm_file)
+				j++;
+		}
+		if (!c->failed && j != img->nr_vmas)
+			fail(c, "pid %d: snapshot image has %zu VMAs for %zu private records", mm->tgid,
+			     img->nr_vmas, j);
+		if (c->failed)
+			return;
+	}
+	if (!base_live)
+		fail(c, "pid %d: the dirty log's base is not a live snapshot of it", mm->tgid);
+	else if (mm->snap_base && !mm->snap_log.overflow)
+		check_dirty_log(c, mm, mm->snap_base);
 }
 
 static void check_frames(struct checker *c)
@@ -467,6 +582,8 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 			check_shmem_objects(&c, mm);
 		if (!c.failed)
 			check_tlbs(&c, mm);
+		if (!c.failed)
+			check_snapshots(&c, mm);
 		up_read(&mm->mmap_lock);
 	}
 	free(mms);

@@ -152,6 +152,7 @@ int cowvm_exit(cowvm_task_t *t)
 	if (last) {
 		if (mm->snapshot)
 			destroy_snapshot(mm->snapshot);
+		exit_snapshots(mm);
 		exit_mmap(mm);
 		mm_free(mm);
 	}

@@ -18,7 +18,7 @@
 /* ---- page tables ---------------------------------------------------------------------------- */
 
 /* A zeroed page-table page for the given level (1 = PTE table .. 4 = PGD). */
-static struct page *pte_alloc_one(struct mm_struct *mm, int level)
+static struct page *pte_alloc_one(struct mm_struct *mm, int level, uint64_t addr)
 {
 	struct page *page = alloc_zeroed_user_page(mm->vm);
 	if (!page)
@@ -26,6 +26,10 @@ static struct page *pte_alloc_one(struct mm_struct *mm, int level)
 	SetPageFlag(page, PG_pgtable);
 	SetPageDirty(page); /* a new table is news to any snapshot */
 	page->private = (uint64_t)level;
+	if (level == 1) { /* for mark_table_changed: whose table, and where it starts */
+		page->mapping = mm;
+		page->index = addr & ~(PMD_SIZE - 1);
+	}
 	atomic_fetch_add(&mm->pgtables_pages, 1);
 	mod_node_page_state(mm->vm, NR_PAGETABLE, 1);
 	return page;
@@ -44,12 +48,12 @@ static void pte_free(struct mm_struct *mm, struct page *page)
  * __pte_alloc).  The new table is installed under page_table_lock; a racing thread's table
  * wins and ours is freed.  Returns NULL on OOM with nothing changed.
  */
-static pte_t *table_alloc(struct mm_struct *mm, pte_t *entry, int child_level)
+static pte_t *table_alloc(struct mm_struct *mm, pte_t *entry, int child_level, uint64_t addr)
 {
 	pte_t e = ptep_get(entry);
 	if (likely(e))
 		return table_of(mm->vm, pte_pfn(e));
-	struct page *new = pte_alloc_one(mm, child_level);
+	struct page *new = pte_alloc_one(mm, child_level, addr);
 	if (!new)
 		return NULL;
 	spin_lock(&mm->page_table_lock);
@@ -68,13 +72,13 @@ static pte_t *table_alloc(struct mm_struct *mm, pte_t *entry, int child_level)
 pte_t *pte_alloc_map(struct mm_struct *mm, uint64_t addr)
 {
 	pte_t *pgd = table_of(mm->vm, mm->pgd);
-	pte_t *pud = table_alloc(mm, &pgd[pgd_index(addr)], 3);
+	pte_t *pud = table_alloc(mm, &pgd[pgd_index(addr)], 3, addr);
 	if (!pud)
 		return NULL;
-	pte_t *pmd = table_alloc(mm, &pud[pud_index(addr)], 2);
+	pte_t *pmd = table_alloc(mm, &pud[pud_index(addr)], 2, addr);
 	if (!pmd)
 		return NULL;
-	pte_t *pte = table_alloc(mm, &pmd[pmd_index(addr)], 1);
+	pte_t *pte = table_alloc(mm, &pmd[pmd_index(addr)], 1, addr);
 	if (!pte)
 		return NULL;
 	return &pte[pte_index(addr)];

@@ -245,11 +245,21 @@ unsigned do_user_addr_fault(struct task_struct *task, uint64_t address, bool wri
  * A PTE of this table changed its frame (mapped, replaced, zapped): dput's MERGE looks only at
  * tables marked since the SNAP, so its cost follows what changed, not the size of the range.
  */
+void snapshot_record(struct mm_struct *mm, uint64_t addr); /* snapshot.c */
+/*
+ * It is also where cowvm_snapshot's dirty log learns of a change: a PTE table's page names its
+ * mm (mapping) and the address it starts at (index), so the PTE's address is known here.
+ * Caller holds that mm's page_table_lock and its mmap_lock (read or write).
+ */
 static inline void mark_table_changed(struct cowvm *vm, const pte_t *ptep)
 {
-	struct page *table = &vm->mem_map[(uint64_t)((const uint8_t *)ptep - vm->phys) >> PAGE_SHIFT];
+	uint64_t off = (uint64_t)((const uint8_t *)ptep - vm->phys);
+	struct page *table = &vm->mem_map[off >> PAGE_SHIFT];
 	if (!(atomic_load_explicit(&table->flags, memory_order_relaxed) & (1u << PG_dirty)))
 		atomic_fetch_or_explicit(&table->flags, 1u << PG_dirty, memory_order_relaxed);
+	struct mm_struct *mm = table->mapping;
+	if (unlikely(mm && mm->snap_base))
+		snapshot_record(mm, table->index + (((off & (PAGE_SIZE - 1)) / sizeof(pte_t)) << PAGE_SHIFT));
 }
 
 /* The table a frame holds; a pointer beyond memory is a corrupted page table. */
@@ -395,6 +405,11 @@ int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len);
 int mmap_region(struct mm_struct *mm, uint64_t addr, uint64_t len, unsigned long vm_flags);
 int copy_vma_cow(struct mm_struct *dst, struct vm_area_struct *src, uint64_t delta, bool wipe);
 void destroy_snapshot(struct mm_struct *snap); /* dput.c */
+/* snapshot.c: free every snapshot of an mm whose last thread left (before exit_mmap). */
+void exit_snapshots(struct mm_struct *mm);
+/* snapshot.c: would cowvm_restore keep the task VMA v for the saved r (same range, flags,
+ * offset, object and anon_vma)? */
+bool snapshot_vma_matches(const struct vm_area_struct *v, const struct snapshot_vma *r);
 void exit_mmap(struct mm_struct *mm);
 int populate_range(struct task_struct *task, uint64_t start, uint64_t end);
 /* faultin_page_range (gup.c): fault in [start, end) as MADV_POPULATE_READ/WRITE do; mmap_lock

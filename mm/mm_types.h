@@ -90,6 +90,7 @@ _Static_assert(sizeof(struct page) <= 64, "struct page must stay within 64 bytes
 
 struct anon_vma;
 struct shmem_inode;
+struct cowvm_snapshot;
 
 struct vm_area_struct {
 	uint64_t vm_start, vm_end;      /* [start, end), page aligned; mmap_lock */
@@ -127,6 +128,17 @@ struct mm_struct {
 	struct list_head mmlist;        /* in vm->mms; vm->task_lock */
 	struct mm_struct *snapshot;     /* dput SNAP: a COW image of this mm; mmap_lock */
 	bool is_snapshot;               /* this mm is such an image (no threads) */
+	/* cowvm_snapshot / cowvm_restore (mm/snapshot.c) */
+	struct list_head snapshots;     /* struct cowvm_snapshot, by node (live and freed); mmap_lock */
+	struct cowvm_snapshot *snap_base; /* the snapshot snap_log is relative to, or NULL; mmap_lock
+					   * (write to change; every PTE writer holds it at least for read) */
+	struct snapshot_log {           /* PTEs that changed their frame since snap_base was taken or
+					 * restored: their addresses, unsorted, maybe repeated; page_table_lock */
+		uint64_t *addrs;
+		size_t nr, cap;
+		bool overflow;          /* too many to list: the next restore compares every PTE */
+	} snap_log;
+	struct cowvm_snapshot *image_of; /* this mm is that snapshot's image (no threads) */
 	struct cowvm_merge_report merge; /* the last MERGE into this mm; mmap_lock */
 	/* mlock (mm/mlock.c) */
 	uint64_t locked_vm;             /* pages of VM_LOCKED VMAs (VmLck), plus locked_vm_stale; mmap_lock */
@@ -139,6 +151,34 @@ struct mm_struct {
 	uint64_t caps;                  /* effective capabilities, 1 << CAP_* */
 	uint64_t rlim_memlock[2];       /* RLIMIT_MEMLOCK soft, hard (bytes) */
 	uint64_t rlim_stack[2];         /* RLIMIT_STACK soft, hard (bytes) */
+};
+
+/* ---- snapshots (mm/snapshot.c) ------------------------------------------------------------ */
+
+/* One VMA of the task as it was when the snapshot was taken. */
+struct snapshot_vma {
+	uint64_t vm_start, vm_end;
+	unsigned long vm_flags;
+	uint64_t vm_pgoff;
+	struct shmem_inode *vm_file;    /* shared memory: the object, with a reference; else NULL */
+	struct anon_vma *anon_vma;      /* private: the task VMA's anon_vma then (kept alive by the
+					 * image's chains); NULL if it had none */
+	struct vm_area_struct *image;   /* private: the image's twin over the same range; else NULL */
+};
+
+/*
+ * A snapshot of one process's address space.  The handle lives as long as its process: freeing
+ * a snapshot drops its image and records but keeps this struct (image == NULL) so that a freed
+ * handle is recognised (-ENOENT); the process's exit frees all of them.  All fields: the owner's
+ * mmap_lock.
+ */
+struct cowvm_snapshot {
+	struct mm_struct *mm;           /* the owner */
+	struct mm_struct *image;        /* hidden mm holding the frames copy-on-write; NULL = freed */
+	struct snapshot_vma *vmas;      /* every VMA of the owner, sorted */
+	size_t nr_vmas;
+	uint64_t start_brk, brk;
+	struct list_head node;          /* in mm->snapshots */
 };
 
 /* ---- reverse mapping ------------------------------------------------------------------------ */

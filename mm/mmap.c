@@ -755,6 +755,7 @@ struct mm_struct *mm_alloc(struct cowvm *vm)
 	spin_lock_init(&mm->page_table_lock);
 	INIT_LIST_HEAD(&mm->threads);
 	INIT_LIST_HEAD(&mm->mmlist);
+	INIT_LIST_HEAD(&mm->snapshots);
 	mm->mmap_base = MMAP_BASE;
 	mm->start_brk = mm->brk = START_BRK;
 	mm->rlim_memlock[0] = mm->rlim_memlock[1] = 8ull << 20; /* MLOCK_LIMIT */
@@ -784,6 +785,7 @@ void mm_free(struct mm_struct *mm)
 		if (get_mm_counter(mm, i) != 0)
 			bug("mm freed with RSS counter %d = %ld", i, get_mm_counter(mm, i));
 	free(mm->vmas);
+	free(mm->snap_log.addrs);
 	destroy_rwsem(&mm->mmap_lock);
 	free(mm);
 }

@@ -55,6 +55,48 @@ uint64_t cowvm_pagemap(cowvm_task_t *t, uint64_t addr)
 	return word;
 }
 
+/*
+ * cowvm_pagemap_range - what reading n words of /proc/pid/pagemap at addr gives: one pass with
+ * mmap_lock held for reading, one table walk per 2 MiB rather than per page.
+ */
+int cowvm_pagemap_range(cowvm_task_t *t, uint64_t addr, size_t n, uint64_t *words)
+{
+	if (!t || (n && !words))
+		return -EINVAL;
+	addr &= PAGE_MASK;
+	if (n > (TASK_SIZE_MAX >> PAGE_SHIFT) || addr > TASK_SIZE_MAX - ((uint64_t)n << PAGE_SHIFT))
+		return -EINVAL;
+	struct mm_struct *mm = t->mm;
+	down_read(&mm->mmap_lock);
+	size_t i = 0;
+	while (i < n) {
+		uint64_t a = addr + ((uint64_t)i << PAGE_SHIFT);
+		struct vm_area_struct *vma = find_vma(mm, a);
+		uint64_t stop = vma ? (vma->vm_start > a ? vma->vm_start : vma->vm_end) : UINT64_MAX;
+		size_t upto = (stop - addr) >> PAGE_SHIFT; /* pages before the next VMA edge */
+		if (upto > n || stop == UINT64_MAX)
+			upto = n;
+		if (!vma || vma->vm_start > a) { /* a hole: zeros up to the next VMA */
+			memset(&words[i], 0, (upto - i) * sizeof(*words));
+			i = upto;
+			continue;
+		}
+		while (i < upto) { /* one PTE table at a time */
+			a = addr + ((uint64_t)i << PAGE_SHIFT);
+			pte_t *ptep = pte_offset_map(mm, a);
+			size_t in_table = PTRS_PER_TABLE - pte_index(a), k;
+			if (in_table > upto - i)
+				in_table = upto - i;
+			for (k = 0; k < in_table; k++)
+				words[i + k] = pte_to_pagemap_entry(mm, vma, a + (k << PAGE_SHIFT),
+								    ptep ? ptep_get(&ptep[k]) : 0);
+			i += k;
+		}
+	}
+	up_read(&mm->mmap_lock);
+	return 0;
+}
+
 uint64_t cowvm_pte(cowvm_task_t *t, uint64_t addr)
 {
 	if (!t)
