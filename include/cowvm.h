@@ -442,7 +442,7 @@ int64_t cowvm_proc_smaps(cowvm_task_t *t, char *buf, size_t size);
 int64_t cowvm_proc_smaps_rollup(cowvm_task_t *t, char *buf, size_t size);
 int64_t cowvm_proc_maps(cowvm_task_t *t, char *buf, size_t size);
 
-/* ---- tracing: one event per completed fault -------------------------------------------------- */
+/* ---- tracing: one event per completed fault (and the step stream below) ---------------------- */
 
 #define COWVM_TRACE_MAX_PATH 10
 struct cowvm_fault_event {
@@ -457,6 +457,46 @@ struct cowvm_fault_event {
 };
 typedef void (*cowvm_tracer_fn)(void *arg, const struct cowvm_fault_event *ev);
 void cowvm_set_tracer(cowvm_t *vm, cowvm_tracer_fn fn, void *arg); /* fn NULL to stop */
+
+/* ---- tracing: the kernel's steps, as a stream of events ------------------------------------
+ * With a trace function set, every step cowvm takes in the kernel's name is reported as it
+ * happens: ENTER and LEAVE of a Linux function (nesting is the call tree: depth 0 outermost,
+ * counted per host thread), and NOTE events that say what a step found or decided and why
+ * (name: "copy", "reuse", "found" ...; reason: a sentence; decision 1 when it is the rule
+ * that chose the outcome of a fault: reuse, copy, zero page, unshare ...).  Each event has up
+ * to COWVM_TRACE_MAX_FACTS key=value facts (a PTE's bits, mapcount, refcount, counts).
+ * Faults, fork (copy_page_range), exit and munmap (zap_pte_range), mprotect, madvise,
+ * dput/dget and pin/unpin report their steps.  The strings are static; the event lives for
+ * the call only.  Called with the library's locks held: fn must not call back into cowvm.
+ * Costs one predictable branch per step when no trace function is set.
+ */
+#define COWVM_TRACE_ENTER 1
+#define COWVM_TRACE_LEAVE 2
+#define COWVM_TRACE_NOTE  3
+#define COWVM_FACT_NUMBER 1 /* value, decimal */
+#define COWVM_FACT_HEX    2 /* value, an address or a raw entry */
+#define COWVM_FACT_BOOL   3 /* value 0 or 1 */
+#define COWVM_FACT_FRAME  4 /* value a pfn; text "zero" for the zero page, "-" for none */
+#define COWVM_FACT_TEXT   5 /* text */
+#define COWVM_TRACE_MAX_FACTS 8
+struct cowvm_trace_fact {
+	const char *key;
+	int type;                  /* COWVM_FACT_* */
+	uint64_t value;
+	const char *text;          /* TEXT, and FRAME's words; else NULL */
+};
+struct cowvm_trace_event {
+	int kind;                  /* COWVM_TRACE_* */
+	int pid, tid;              /* the task the step runs for (0: none known) */
+	int depth;                 /* ENTER/LEAVE: the call's depth; NOTE: its caller's + 1 */
+	const char *name;          /* the Linux function, or what a NOTE found or decided */
+	const char *reason;        /* NOTE: why; else NULL */
+	int decision;              /* NOTE: 1 for the rule that chose a fault's outcome */
+	int nfacts;
+	struct cowvm_trace_fact facts[COWVM_TRACE_MAX_FACTS];
+};
+typedef void (*cowvm_trace_fn)(void *arg, const struct cowvm_trace_event *ev);
+void cowvm_set_trace(cowvm_t *vm, cowvm_trace_fn fn, void *arg); /* fn NULL to stop */
 
 /* ---- fault injection in the frame allocator ---------------------------------------------------- */
 

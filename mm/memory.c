@@ -114,12 +114,32 @@ static uint64_t zero_pfn(struct cowvm *vm)
 
 /* ---- the fault path ---------------------------------------------------------------------- */
 
+#define GUP_PIN_COUNTING_BIAS 1024
+
 /* Clear a PTE and flush it from every TLB of the mm (ptep_clear_flush).  Caller holds the PTL. */
 static pte_t ptep_clear_flush(struct vm_area_struct *vma, uint64_t addr, pte_t *ptep)
 {
+	TRACE_SCOPE(vma->vm_mm->vm, NULL, "ptep_clear_flush", TF_HEX("address", addr));
 	pte_t old = ptep_get_and_clear(ptep);
+	trace_call(vma->vm_mm->vm, "flush_tlb_page", TF_HEX("address", addr));
 	flush_tlb_mm_range(vma->vm_mm, addr, addr + PAGE_SIZE);
 	return old;
+}
+
+/* A PTE's bits as the trace shows them: "writable dirty young", "read-only", "none" ... */
+static const char *pte_words(pte_t pte)
+{
+	static const char *const words[] = {
+		"read-only", "read-only dirty", "read-only young", "read-only dirty young",
+		"writable", "writable dirty", "writable young", "writable dirty young",
+	};
+	if (pte_none(pte))
+		return "none";
+	if (!pte_present(pte))
+		return "not present";
+	if (pte_special(pte))
+		return pte_young(pte) ? "read-only young special" : "read-only special";
+	return words[(pte_write(pte) ? 4 : 0) | (pte_young(pte) ? 2 : 0) | (pte_dirty(pte) ? 1 : 0)];
 }
 
 static pte_t maybe_mkwrite(pte_t pte, struct vm_area_struct *vma)
@@ -139,13 +159,18 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 	struct cowvm *vm = mm->vm;
 
 	trace_step(vmf, "do_anonymous_page");
+	TRACE_SCOPE(vm, NULL, "do_anonymous_page");
 	if (!(vmf->flags & FAULT_FLAG_WRITE)) {
+		trace_decide(vm, "zero page", "a read of untouched private memory maps the shared zero "
+			     "page read-only: no frame is allocated until a write");
 		pte_t entry = pte_mkspecial(pfn_pte(zero_pfn(vm), vma->vm_page_prot));
 		spin_lock(&mm->page_table_lock);
 		if (!pte_none(ptep_get(vmf->pte))) {
 			spin_unlock(&mm->page_table_lock);
+			trace_note(vm, "raced", "another thread mapped the page first: nothing to do");
 			return 0;
 		}
+		trace_call(vm, "set_pte_at", TF_FRAME("frame", zero_pfn(vm)), TF_TEXT("pte", pte_words(entry)));
 		set_pte(vmf->pte, entry);
 		mark_table_changed(vm, vmf->pte);
 		mod_node_page_state(vm, NR_ZERO_MAPPED, 1);
@@ -155,11 +180,16 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 		return 0;
 	}
 
+	trace_decide(vm, "new page", "a write to untouched private memory gets a zeroed page of its "
+		     "own, writable and anon-exclusive");
 	if (anon_vma_prepare(vma))
 		return VM_FAULT_OOM;
 	struct page *page = alloc_zeroed_user_page(vm);
-	if (!page)
+	if (!page) {
+		trace_note(vm, "OOM", "no free frame");
 		return VM_FAULT_OOM;
+	}
+	trace_call(vm, "alloc_zeroed_user_page", TF_FRAME("frame", page_to_pfn(vm, page)));
 	pte_t entry = pte_mkyoung(pfn_pte(page_to_pfn(vm, page), vma->vm_page_prot));
 	if (vma->vm_flags & VM_WRITE)
 		entry = pte_mkwrite(pte_mkdirty(entry));
@@ -167,12 +197,14 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 	spin_lock(&mm->page_table_lock);
 	if (!pte_none(ptep_get(vmf->pte))) { /* another thread mapped it first */
 		spin_unlock(&mm->page_table_lock);
+		trace_note(vm, "raced", "another thread mapped the page first: ours is freed");
 		put_page(vm, page);
 		return 0;
 	}
 	add_mm_counter(mm, MM_ANONPAGES, 1);
 	page_add_new_anon_rmap(page, vma, vmf->address, true);
 	lru_cache_add_active(vm, page);
+	trace_call(vm, "set_pte_at", TF_FRAME("frame", page_to_pfn(vm, page)), TF_TEXT("pte", pte_words(entry)));
 	set_pte(vmf->pte, entry);
 	mark_table_changed(vm, vmf->pte);
 	spin_unlock(&mm->page_table_lock);
@@ -207,6 +239,7 @@ static bool do_fault_around(struct vm_fault *vmf)
 	pte_t *first = vmf->pte - pte_off;
 
 	trace_step(vmf, "do_fault_around");
+	TRACE_SCOPE(mm->vm, NULL, "do_fault_around", TF_NUM("from", from), TF_NUM("to", to));
 	for (uint64_t i = from; i < to; i++) {
 		uint64_t pgoff = vmf->pgoff + i - pte_off;
 		struct page *page = shmem_find_get_page(vma->vm_file, pgoff);
@@ -244,6 +277,9 @@ static unsigned do_fault(struct vm_fault *vmf)
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
 
 	trace_step(vmf, write ? "do_shared_fault" : "do_read_fault");
+	TRACE_SCOPE(mm->vm, NULL, write ? "do_shared_fault" : "do_read_fault");
+	trace_decide(mm->vm, "shared memory", "a shared mapping's page lives in its shmem object: "
+		     "every process that maps it maps the same frame, with no COW");
 	if (!write && do_fault_around(vmf))
 		return 0;
 	unsigned ret = shmem_fault(vmf, &page);
@@ -253,6 +289,7 @@ static unsigned do_fault(struct vm_fault *vmf)
 	if (write)
 		entry = maybe_mkwrite(pte_mkdirty(entry), vma);
 	trace_step(vmf, "finish_fault");
+	TRACE_SCOPE(mm->vm, NULL, "finish_fault", TF_FRAME("frame", page_to_pfn(mm->vm, page)));
 	spin_lock(&mm->page_table_lock);
 	if (!pte_none(ptep_get(vmf->pte))) {
 		spin_unlock(&mm->page_table_lock);
@@ -263,6 +300,7 @@ static unsigned do_fault(struct vm_fault *vmf)
 	page_add_file_rmap(page, vma);
 	if (write)
 		SetPageDirty(page); /* fault_dirty_shared_page */
+	trace_call(mm->vm, "set_pte_at", TF_FRAME("frame", page_to_pfn(mm->vm, page)), TF_TEXT("pte", pte_words(entry)));
 	set_pte(vmf->pte, entry);
 	mark_table_changed(mm->vm, vmf->pte);
 	spin_unlock(&mm->page_table_lock);
@@ -281,7 +319,10 @@ static unsigned wp_page_reuse(struct vm_fault *vmf)
 	struct mm_struct *mm = vma->vm_mm;
 
 	trace_step(vmf, "wp_page_reuse");
+	TRACE_SCOPE(mm->vm, NULL, "wp_page_reuse", TF_FRAME("frame", pte_pfn(vmf->orig_pte)));
 	pte_t entry = maybe_mkwrite(pte_mkdirty(pte_mkyoung(vmf->orig_pte)), vma);
+	trace_call(mm->vm, "ptep_set_access_flags", TF_TEXT("pte", pte_words(entry)),
+		   TF_TEXT("tlb", "no flush: a permission upgrade"));
 	set_pte(vmf->pte, entry);
 	spin_unlock(&mm->page_table_lock);
 	count_vm_event(mm->vm, PGREUSE);
@@ -329,23 +370,29 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 	bool unshare = vmf->flags & FAULT_FLAG_UNSHARE;
 
 	trace_step(vmf, "wp_page_copy");
+	TRACE_SCOPE(vm, NULL, "wp_page_copy", TF_FRAME("old", old_page ? page_to_pfn(vm, old_page) : zero_pfn(vm)));
 	if (anon_vma_prepare(vma))
 		goto oom;
 	if (!old_page) {
 		new_page = alloc_zeroed_user_page(vm);
 		if (!new_page)
 			goto oom;
+		trace_call(vm, "alloc_zeroed_user_page", TF_FRAME("frame", page_to_pfn(vm, new_page)));
 	} else {
 		new_page = alloc_page(vm);
 		if (!new_page)
 			goto oom;
-		trace_step(vmf, "cow_user_page");
+		trace_call(vm, "alloc_page_vma", TF_FRAME("frame", page_to_pfn(vm, new_page)));
+		trace_call(vm, "cow_user_page", TF_FRAME("from", page_to_pfn(vm, old_page)),
+			   TF_FRAME("to", page_to_pfn(vm, new_page)), TF_NUM("bytes", PAGE_SIZE));
 		memcpy(page_address(vm, new_page), page_address(vm, old_page), PAGE_SIZE);
 	}
 
 	spin_lock(&mm->page_table_lock);
 	if (ptep_get(vmf->pte) != vmf->orig_pte) { /* someone else changed it: our copy is moot */
 		spin_unlock(&mm->page_table_lock);
+		trace_note(vm, "raced", "the PTE changed while copying: the copy is dropped and the "
+			   "access retried");
 		put_page(vm, new_page);
 		if (old_page)
 			put_page(vm, old_page);
@@ -367,12 +414,16 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 	ptep_clear_flush(vma, vmf->address, vmf->pte);
 	page_add_new_anon_rmap(new_page, vma, vmf->address, true);
 	lru_cache_add_active(vm, new_page);
+	trace_call(vm, "set_pte_at", TF_FRAME("frame", page_to_pfn(vm, new_page)), TF_TEXT("pte", pte_words(entry)));
 	set_pte(vmf->pte, entry);
 	mark_table_changed(vm, vmf->pte);
 	if (old_page) {
-		trace_step(vmf, "page_remove_rmap");
 		page_remove_rmap(vm, old_page, vma);
+		trace_call(vm, "page_remove_rmap", TF_FRAME("frame", page_to_pfn(vm, old_page)),
+			   TF_NUM("mapcount", page_mapcount(old_page)),
+			   TF_NUM("refcount", page_ref_count(old_page) - 2));
 	} else {
+		trace_note(vm, "zero page", "the zero page is outside rmap and refcounts: nothing to remove");
 		mod_node_page_state(vm, NR_ZERO_MAPPED, -1);
 	}
 	spin_unlock(&mm->page_table_lock);
@@ -385,6 +436,7 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 	}
 	return 0;
 oom:
+	trace_note(vm, "OOM", "no free frame or anon_vma");
 	if (old_page)
 		put_page(vm, old_page);
 	return VM_FAULT_OOM;
@@ -402,20 +454,46 @@ static unsigned do_wp_page(struct vm_fault *vmf)
 	bool unshare = vmf->flags & FAULT_FLAG_UNSHARE;
 
 	trace_step(vmf, "do_wp_page");
+	TRACE_SCOPE(mm->vm, NULL, "do_wp_page", TF_TEXT("pte", pte_words(vmf->orig_pte)));
 	struct page *page = vm_normal_page(vma, vmf->address, vmf->orig_pte);
 	vmf->old_pfn = pte_pfn(vmf->orig_pte);
+	/* What the decision looks at, before wp_can_reuse_anon_folio may change it. */
+	int mapcount = page ? page_mapcount(page) : 0, refcount = page ? page_ref_count(page) : 0;
+	bool exclusive = page && PageAnon(page) && PageAnonExclusive(page);
+	if (tracing(mm->vm))
+		trace_call(mm->vm, "vm_normal_page", TF_FRAME("frame", vmf->old_pfn),
+			   TF_TEXT("page", !page ? "zero (special: no struct page to account)" :
+				   PageAnon(page) ? "anon" : "shmem"));
 
 	if (vma->vm_flags & VM_SHARED) { /* wp_page_shared: no COW in a shared mapping */
 		if (unshare) {
 			spin_unlock(&mm->page_table_lock);
+			trace_decide(mm->vm, "nothing to unshare", "a shared mapping's page is the object's own");
 			return 0;
 		}
+		trace_decide(mm->vm, "reuse", "a shared mapping has no COW: the PTE is made writable "
+			     "in place (wp_page_shared)", TF_NUM("mapcount", mapcount));
 		if (page)
 			SetPageDirty(page); /* fault_dirty_shared_page */
 		return wp_page_reuse(vmf);
 	}
 	if (page && PageAnon(page) &&
 	    (PageAnonExclusive(page) || wp_can_reuse_anon_folio(page, vma))) {
+		if (tracing(mm->vm)) {
+			const char *why = exclusive ?
+				"the page is anon-exclusive: no other process can map it, so it is written in place" :
+				"not anon-exclusive, but refcount 1: no other PTE, pin or reference is left "
+				"(wp_can_reuse_anon_folio), so it becomes this VMA's own";
+			if (unshare)
+				trace_decide(mm->vm, "already exclusive", "an unshare of an anon-exclusive page: "
+					     "nothing to do, the PTE stays read-only", TF_BOOL("anon-exclusive", exclusive),
+					     TF_NUM("mapcount", mapcount), TF_NUM("refcount", refcount),
+					     TF_BOOL("swap-cache", false));
+			else
+				trace_decide(mm->vm, "reuse", why, TF_BOOL("anon-exclusive", exclusive),
+					     TF_NUM("mapcount", mapcount), TF_NUM("refcount", refcount),
+					     TF_BOOL("swap-cache", false));
+		}
 		if (!PageAnonExclusive(page))
 			SetPageAnonExclusive(page);
 		if (unshare) {
@@ -424,6 +502,23 @@ static unsigned do_wp_page(struct vm_fault *vmf)
 			return 0;
 		}
 		return wp_page_reuse(vmf);
+	}
+	if (tracing(mm->vm)) {
+		if (!page)
+			trace_decide(mm->vm, unshare ? "unshare" : "copy", "the zero page is never written: "
+				     "wp_page_copy maps a zeroed page of the process's own in its place");
+		else if (!PageAnon(page))
+			trace_decide(mm->vm, unshare ? "unshare" : "copy", "a shared-memory page seen through a "
+				     "private mapping: the process gets a private copy", TF_NUM("mapcount", mapcount));
+		else
+			trace_decide(mm->vm, unshare ? "unshare" : "copy", unshare ?
+				     "a read-only pin (FOLL_PIN without write) of a page that may be shared: "
+				     "the process gets its own copy, so the pin sees its later writes" :
+				     refcount >= GUP_PIN_COUNTING_BIAS ?
+				     "not anon-exclusive and pinned (refcount above the pin bias): copy it" :
+				     "not anon-exclusive and refcount above 1: another PTE or reference shares it, copy it",
+				     TF_BOOL("anon-exclusive", exclusive), TF_NUM("mapcount", mapcount),
+				     TF_NUM("refcount", refcount), TF_BOOL("swap-cache", false));
 	}
 	if (page)
 		get_page(page);
@@ -436,7 +531,16 @@ static unsigned handle_pte_fault(struct vm_fault *vmf)
 	struct mm_struct *mm = vmf->vma->vm_mm;
 
 	trace_step(vmf, "handle_pte_fault");
+	TRACE_SCOPE(mm->vm, NULL, "handle_pte_fault");
 	pte_t entry = ptep_get(vmf->pte);
+	if (tracing(mm->vm))
+		trace_note(mm->vm, pte_none(entry) ? "pte none" : "pte present",
+			   pte_none(entry) ? "no entry yet: the first touch of this page" :
+			   !(vmf->flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) || pte_write(entry) ?
+			   "the entry allows the access: only the accessed (and dirty) bits are set" :
+			   "a write to a read-only entry: do_wp_page",
+			   TF_HEX("pte", entry), TF_TEXT("bits", pte_words(entry)),
+			   TF_FRAME("frame", pte_none(entry) ? NO_FRAME : pte_pfn(entry)));
 	if (pte_none(entry)) {
 		if (vma_is_anonymous_private(vmf->vma))
 			return do_anonymous_page(vmf);
@@ -468,6 +572,7 @@ static unsigned handle_pte_fault(struct vm_fault *vmf)
 static unsigned __handle_mm_fault(struct vm_fault *vmf)
 {
 	trace_step(vmf, "__handle_mm_fault");
+	TRACE_SCOPE(vmf->vma->vm_mm->vm, NULL, "__handle_mm_fault");
 	vmf->pte = pte_alloc_map(vmf->vma->vm_mm, vmf->address);
 	if (!vmf->pte)
 		return VM_FAULT_OOM;
@@ -514,6 +619,10 @@ unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned 
 	unsigned ret;
 
 	trace_step(&vmf, "handle_mm_fault");
+	TRACE_SCOPE(vma->vm_mm->vm, task, "handle_mm_fault", TF_HEX("address", address),
+		    TF_TEXT("access", (flags & FAULT_FLAG_UNSHARE) ? "unshare" : (flags & FAULT_FLAG_WRITE) ? "write" : "read"),
+		    TF_BOOL("user", flags & FAULT_FLAG_USER), TF_BOOL("remote", flags & FAULT_FLAG_REMOTE),
+		    TF_HEX("vma", vma->vm_start));
 	/* sanitize_fault_flags */
 	if (flags & FAULT_FLAG_UNSHARE) {
 		if (unlikely(flags & FAULT_FLAG_WRITE))
@@ -522,9 +631,11 @@ unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned 
 			vmf.flags &= ~FAULT_FLAG_UNSHARE;
 	}
 	if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_MAYWRITE)) {
+		trace_decide(vma->vm_mm->vm, "SIGSEGV", "a write to a VMA that may never be writable");
 		ret = VM_FAULT_SIGSEGV;
 	} else if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_WRITE) &&
 		   !is_cow_mapping(vma->vm_flags)) {
+		trace_decide(vma->vm_mm->vm, "SIGSEGV", "a forced write is legal only in a COW mapping");
 		ret = VM_FAULT_SIGSEGV; /* a forced write is legal only in a COW mapping */
 	} else {
 		ret = __handle_mm_fault(&vmf);
@@ -536,8 +647,6 @@ unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned 
 }
 
 /* ---- fork: copy_page_range ----------------------------------------------------------------- */
-
-#define GUP_PIN_COUNTING_BIAS 1024
 
 /*
  * A page that may be pinned for DMA cannot be shared COW (the pin would silently stop seeing

@@ -429,6 +429,64 @@ void mm_free(struct mm_struct *mm);
 
 /* ---- tracing ---------------------------------------------------------------------------------- */
 
+/*
+ * The step stream (cowvm_set_trace).  Every macro below tests vm->trace first, so with no
+ * trace function a step costs one predictable branch and its facts are never computed.
+ *   TRACE_SCOPE(vm, task, "fn", facts...)   ENTER now, LEAVE when the C scope ends (any return)
+ *   trace_call(vm, "fn", facts...)          a step with nothing inside it: ENTER + LEAVE
+ *   trace_note(vm, "what", "why", facts...) what a step found; trace_decide: the rule chosen
+ * task may be NULL: the event then carries the pid of the innermost scope that named one.
+ * facts: TF_NUM("key", n), TF_HEX, TF_BOOL, TF_TEXT("key", "word"), TF_FRAME("key", pfn)
+ * (NO_FRAME for none; the zero page is named "zero"), at most COWVM_TRACE_MAX_FACTS.
+ */
+#define NO_FRAME UINT64_MAX
+#define TF_NUM(k, v)   { .key = (k), .type = COWVM_FACT_NUMBER, .value = (uint64_t)(v) }
+#define TF_HEX(k, v)   { .key = (k), .type = COWVM_FACT_HEX, .value = (uint64_t)(v) }
+#define TF_BOOL(k, v)  { .key = (k), .type = COWVM_FACT_BOOL, .value = (v) ? 1 : 0 }
+#define TF_TEXT(k, s)  { .key = (k), .type = COWVM_FACT_TEXT, .text = (s) }
+#define TF_FRAME(k, v) { .key = (k), .type = COWVM_FACT_FRAME, .value = (uint64_t)(v) }
+#define TRACE_FACTS(...) ((const struct cowvm_trace_fact[]){ __VA_ARGS__ }), \
+	(int)(sizeof((const struct cowvm_trace_fact[]){ __VA_ARGS__ }) / sizeof(struct cowvm_trace_fact))
+
+struct trace_scope {
+	struct cowvm *vm;               /* NULL: not tracing when the scope began */
+	const char *name;
+	int pid, tid;                   /* the enclosing scope's task, restored at LEAVE */
+};
+void trace_enter_(struct cowvm *vm, struct task_struct *task, struct trace_scope *scope,
+		  const char *name, const struct cowvm_trace_fact *facts, int nfacts);
+void trace_leave_(struct trace_scope *scope);
+void trace_call_(struct cowvm *vm, const char *name, const struct cowvm_trace_fact *facts, int nfacts);
+void trace_note_(struct cowvm *vm, const char *what, const char *why, int decision,
+		 const struct cowvm_trace_fact *facts, int nfacts);
+static inline void trace_scope_end(struct trace_scope *scope)
+{
+	if (unlikely(scope->vm != NULL))
+		trace_leave_(scope);
+}
+#define TRACE_CAT_(a, b) a##b
+#define TRACE_CAT(a, b) TRACE_CAT_(a, b)
+#define TRACE_SCOPE(vm_, task_, name_, ...) \
+	struct trace_scope __attribute__((cleanup(trace_scope_end))) TRACE_CAT(trace_scope_, __LINE__) = { 0 }; \
+	if (unlikely((vm_)->trace != NULL)) \
+		trace_enter_((vm_), (task_), &TRACE_CAT(trace_scope_, __LINE__), (name_), TRACE_FACTS(__VA_ARGS__))
+#define trace_call(vm_, name_, ...) do { \
+	if (unlikely((vm_)->trace != NULL)) \
+		trace_call_((vm_), (name_), TRACE_FACTS(__VA_ARGS__)); \
+} while (0)
+#define trace_note(vm_, what_, why_, ...) do { \
+	if (unlikely((vm_)->trace != NULL)) \
+		trace_note_((vm_), (what_), (why_), 0, TRACE_FACTS(__VA_ARGS__)); \
+} while (0)
+#define trace_decide(vm_, what_, why_, ...) do { \
+	if (unlikely((vm_)->trace != NULL)) \
+		trace_note_((vm_), (what_), (why_), 1, TRACE_FACTS(__VA_ARGS__)); \
+} while (0)
+static inline bool tracing(struct cowvm *vm)
+{
+	return unlikely(vm->trace != NULL);
+}
+
 void trace_fault(struct vm_fault *vmf, unsigned result, bool user);
 /* An event that is not a fault (dput's phases): path names what ran over [addr, +len). */
 void trace_event(struct task_struct *task, uint64_t addr, const char *const *path, int npath,

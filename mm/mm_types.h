@@ -338,8 +338,10 @@ struct cowvm {
 	pthread_mutex_t pin_lock;
 	struct list_head pins;          /* pin_lock */
 	/* tracing */
-	cowvm_tracer_fn tracer;
+	cowvm_tracer_fn tracer;         /* one event per fault (set before tasks run) */
 	void *tracer_arg;
+	cowvm_trace_fn trace;           /* the step stream (trace.c); set before tasks run */
+	void *trace_arg;
 };
 
 #endif

@@ -103,20 +103,29 @@ static struct anon_vma *find_mergeable_anon_vma(struct vm_area_struct *vma)
  */
 int anon_vma_prepare(struct vm_area_struct *vma)
 {
-	if (likely(__atomic_load_n(&vma->anon_vma, __ATOMIC_ACQUIRE)))
-		return 0;
-
 	struct mm_struct *mm = vma->vm_mm;
+	TRACE_SCOPE(mm->vm, NULL, "anon_vma_prepare");
+	if (likely(__atomic_load_n(&vma->anon_vma, __ATOMIC_ACQUIRE))) {
+		trace_note(mm->vm, "found", "the VMA has its anon_vma already",
+			   TF_NUM("anon_vma", vma->anon_vma->id));
+		return 0;
+	}
+
 	struct anon_vma_chain *avc = anon_vma_chain_alloc();
 	if (!avc)
 		return -ENOMEM;
 	struct anon_vma *anon_vma = find_mergeable_anon_vma(vma), *allocated = NULL;
+	if (tracing(mm->vm) && anon_vma)
+		trace_note(mm->vm, "shared", "a neighbouring VMA's anon_vma can serve (find_mergeable_anon_vma)",
+			   TF_NUM("anon_vma", anon_vma->id));
 	if (!anon_vma) {
 		anon_vma = allocated = anon_vma_alloc(mm->vm);
 		if (!anon_vma) {
 			free(avc);
 			return -ENOMEM;
 		}
+		trace_note(mm->vm, "new", "the VMA's first anonymous page: a new anon_vma, its own root",
+			   TF_NUM("anon_vma", anon_vma->id));
 	}
 	anon_vma_lock_write(anon_vma);
 	spin_lock(&mm->page_table_lock);
@@ -189,13 +198,18 @@ int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)
 {
 	if (!pvma->anon_vma)
 		return 0;
+	struct cowvm *vm = vma->vm_mm->vm;
+	TRACE_SCOPE(vm, NULL, "anon_vma_fork", TF_HEX("vma", pvma->vm_start), TF_NUM("parent anon_vma", pvma->anon_vma->id));
 	vma->anon_vma = NULL;
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	int err = anon_vma_clone(vma, pvma);
 	if (err)
 		return err;
-	if (vma->anon_vma) /* took over an idle ancestor */
+	if (vma->anon_vma) { /* took over an idle ancestor */
+		trace_note(vm, "reused", "an ancestor anon_vma with no VMA left serves the child (anon_vma_clone)",
+			   TF_NUM("anon_vma", vma->anon_vma->id));
 		return 0;
+	}
 
 	struct anon_vma *anon_vma = anon_vma_alloc(vma->vm_mm->vm);
 	struct anon_vma_chain *avc = anon_vma_chain_alloc();
@@ -215,6 +229,8 @@ int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)
 	anon_vma->parent->num_children++;
 	anon_vma->num_active_vmas++;
 	anon_vma_unlock_write(anon_vma);
+	trace_note(vm, "new", "the child VMA gets an anon_vma of its own, chained to the parent's",
+		   TF_NUM("anon_vma", anon_vma->id), TF_NUM("root", anon_vma->root->id));
 	return 0;
 }
 
@@ -269,6 +285,9 @@ void page_add_new_anon_rmap(struct page *page, struct vm_area_struct *vma, uint6
 	struct anon_vma *anon_vma = vma->anon_vma;
 	if (unlikely(!anon_vma || page_mapcount(page) != 0))
 		bug("new anon page without anon_vma or already mapped");
+	trace_call(vma->vm_mm->vm, "page_add_new_anon_rmap",
+		   TF_FRAME("frame", page_to_pfn(vma->vm_mm->vm, page)), TF_HEX("address", address),
+		   TF_NUM("anon_vma", anon_vma->id), TF_BOOL("anon-exclusive", exclusive));
 	page->mapping = exclusive ? anon_vma : anon_vma->root;
 	page->index = linear_page_index(vma, address);
 	__SetPageFlag(page, PG_anon);

@@ -13,6 +13,8 @@
 
 void lru_cache_add_active(struct cowvm *vm, struct page *page)
 {
+	trace_call(vm, "lru_cache_add_active", TF_FRAME("frame", page_to_pfn(vm, page)),
+		   TF_TEXT("list", PageFlag(page, PG_mlocked) ? "unevictable" : "active anon"));
 	spin_lock(&vm->lru_lock);
 	if (unlikely(PageLRU(page)))
 		bug("frame %llu is on an LRU list already", (unsigned long long)page_to_pfn(vm, page));

@@ -1,6 +1,12 @@
 /*
- * trace.c - the fault-path tracer: one event per fault, with the Linux functions it went
- * through, the frames before and after, and how it ended.  Costs nothing when no tracer is set.
+ * trace.c - the two tracers.
+ *   cowvm_set_tracer: one event per fault, with the Linux functions it went through (the
+ *     nesting chain), the frames before and after, and how it ended.
+ *   cowvm_set_trace: the step stream - ENTER/LEAVE of each kernel step and NOTE events with
+ *     what a step found or decided, and why (mm.h: TRACE_SCOPE, trace_call, trace_note).
+ * Both cost one predictable branch per step when no function is set.  The stream's nesting is
+ * per host thread (a thread-local depth), as a call stack is; the task an event is for is the
+ * innermost scope's that named one.
  */
 #include "mm.h"
 
@@ -52,6 +58,72 @@ void trace_event(struct task_struct *task, uint64_t addr, const char *const *pat
 	for (int i = 0; i < ev.npath; i++)
 		ev.path[i] = path[i];
 	fn(task->vm->tracer_arg, &ev);
+}
+
+/* ---- the step stream ------------------------------------------------------------------------ */
+
+static _Thread_local int trace_depth;
+static _Thread_local int trace_pid, trace_tid;
+
+static void trace_emit(struct cowvm *vm, int kind, int depth, const char *name, const char *reason,
+		       int decision, const struct cowvm_trace_fact *facts, int nfacts)
+{
+	cowvm_trace_fn fn = vm->trace;
+	if (!fn)
+		return;
+	struct cowvm_trace_event ev = {
+		.kind = kind, .pid = trace_pid, .tid = trace_tid, .depth = depth, .name = name,
+		.reason = reason, .decision = decision,
+	};
+	uint64_t zero = page_to_pfn(vm, vm->zero_page);
+	for (int i = 0; i < nfacts && ev.nfacts < COWVM_TRACE_MAX_FACTS; i++) {
+		struct cowvm_trace_fact f = facts[i];
+		if (f.type == COWVM_FACT_FRAME)
+			f.text = f.value == NO_FRAME ? "-" : f.value == zero ? "zero" : NULL;
+		ev.facts[ev.nfacts++] = f;
+	}
+	fn(vm->trace_arg, &ev);
+}
+
+void trace_enter_(struct cowvm *vm, struct task_struct *task, struct trace_scope *scope,
+		  const char *name, const struct cowvm_trace_fact *facts, int nfacts)
+{
+	scope->vm = vm;
+	scope->name = name;
+	scope->pid = trace_pid;
+	scope->tid = trace_tid;
+	if (task) {
+		trace_pid = task->pid;
+		trace_tid = task->tid;
+	}
+	trace_emit(vm, COWVM_TRACE_ENTER, trace_depth++, name, NULL, 0, facts, nfacts);
+}
+
+void trace_leave_(struct trace_scope *scope)
+{
+	trace_emit(scope->vm, COWVM_TRACE_LEAVE, --trace_depth, scope->name, NULL, 0, NULL, 0);
+	trace_pid = scope->pid;
+	trace_tid = scope->tid;
+}
+
+void trace_call_(struct cowvm *vm, const char *name, const struct cowvm_trace_fact *facts, int nfacts)
+{
+	trace_emit(vm, COWVM_TRACE_ENTER, trace_depth, name, NULL, 0, facts, nfacts);
+	trace_emit(vm, COWVM_TRACE_LEAVE, trace_depth, name, NULL, 0, NULL, 0);
+}
+
+void trace_note_(struct cowvm *vm, const char *what, const char *why, int decision,
+		 const struct cowvm_trace_fact *facts, int nfacts)
+{
+	trace_emit(vm, COWVM_TRACE_NOTE, trace_depth, what, why, decision, facts, nfacts);
+}
+
+void cowvm_set_trace(cowvm_t *vm, cowvm_trace_fn fn, void *arg)
+{
+	if (!vm)
+		return;
+	vm->trace_arg = arg;
+	vm->trace = fn;
 }
 
 void cowvm_set_tracer(cowvm_t *vm, cowvm_tracer_fn fn, void *arg)

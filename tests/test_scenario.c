@@ -39,15 +39,20 @@ static void captured_free(struct captured *c)
 	free(c->err);
 }
 
-/* Run a scenario text (or file, when text is NULL) with out and err captured. */
-static struct captured run_captured(const char *name, const char *text, bool trace, bool json)
+#define TRACE_FULL 1  /* --trace: call trees */
+#define TRACE_BRIEF 2 /* --trace=brief: one line per fault */
+
+/* Run a scenario text (or file, when text is NULL) with out and err captured; trace 0, or
+ * TRACE_FULL or TRACE_BRIEF. */
+static struct captured run_captured(const char *name, const char *text, int trace, bool json)
 {
 	struct captured c = { 0 };
 	size_t out_len = 0, err_len = 0;
 	FILE *out = open_memstream(&c.out, &out_len);
 	FILE *err = open_memstream(&c.err, &err_len);
 	cr_assert(out && err, "open_memstream failed");
-	struct run_opts opts = { .trace = trace, .json = json, .err = err };
+	struct run_opts opts = { .trace = trace == TRACE_FULL, .brief = trace == TRACE_BRIEF, .json = json,
+				 .err = err };
 	c.status = text ? scenario_run_text(name, text, &opts, out) : scenario_run_file(name, &opts, out);
 	fclose(out);
 	fclose(err);
@@ -630,7 +635,7 @@ Test(scenario_run, pin_operations_report_their_errors_and_values)
 		"expect pin p == \"data\"\n"
 		"remote_read A b 4\nexpect result == 4\nexpect kbuf == \"data\"\n"
 		"remote_read A 0x1000 4\nexpect error EIO\n"
-		"clear_refs A 9\nexpect error EINVAL\n", true, false);
+		"clear_refs A 9\nexpect error EINVAL\n", TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	cr_assert(strstr(c.out, "-> p holds frame "), "%s", c.out);
 	cr_assert(strstr(c.out, "-> 4 bytes"), "%s", c.out);
@@ -673,15 +678,15 @@ Test(scenario_run, traces_name_unshare_gup_and_remote_faults)
 		"pin A b[0] as ro\n"                    /* shared: an unshare */
 		"pin A b[1] write as rw\n"              /* none: a GUP write fault */
 		"pin A b[2] get as g\n"                 /* none: a GUP read fault (zero page) */
-		"mprotect B b r\nremote_write B b[1] 2\nremote_read B b[2] 1\n", true, false);
+		"mprotect B b r\nremote_write B b[1] 2\nremote_read B b[2] 1\n", TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	cr_assert(find_event(c.out, "A unshare ", "do_wp_page > wp_page_copy"), "%s", c.out);
 	cr_assert(find_event(c.out, "A gup-write ", "do_anonymous_page"), "%s", c.out);
-	cr_assert(find_event(c.out, "A gup-read ", "do_anonymous_page (frame 0 -> 1)"), "%s", c.out);
+	cr_assert(find_event(c.out, "A gup-read ", "do_anonymous_page (frame - -> zero)"), "%s", c.out);
 	/* B's pages 1 and 2 were never touched: a forced write faults in a page of its own, a
 	 * remote read the zero page */
-	cr_assert(find_event(c.out, "B remote-write ", "do_anonymous_page (frame 0 -> "), "%s", c.out);
-	cr_assert(find_event(c.out, "B remote-read ", "do_anonymous_page (frame 0 -> 1)"), "%s", c.out);
+	cr_assert(find_event(c.out, "B remote-write ", "do_anonymous_page (frame - -> "), "%s", c.out);
+	cr_assert(find_event(c.out, "B remote-read ", "do_anonymous_page (frame - -> zero)"), "%s", c.out);
 	captured_free(&c);
 
 	c = run_captured("acc.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\nfork A B\n"
@@ -779,7 +784,7 @@ Test(scenario_run, expect_merge_names_the_value_found)
 		"expect merge conflicts == 2\nexpect merge first_conflict == d[1]+5\n"
 		"expect merge pages_shared == 1\nexpect merge pages_merged == 1 page\n"
 		"expect merge conflicts == 3\nexpect merge first_conflict == d[1]+6\n"
-		"expect merge P pages_copied > 0\n", true, false);
+		"expect merge P pages_copied > 0\n", TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_EXPECTATION_FAILED, "%s", c.err);
 	cr_assert(strstr(c.err, "mrg.cows:16: expect merge conflicts == 3: got 2\n"), "%s", c.err);
 	cr_assert(strstr(c.err, "mrg.cows:17: expect merge first_conflict == d[1]+6: got 0x40001005, "
@@ -804,7 +809,7 @@ Test(scenario_run, dput_phases_print_as_phases_not_faults)
 		"spawn C\nmmap C d 4 pages at 0x50000000\n"
 		"dput P C copy s+0x10 d+0x10 0x2ff0\n"
 		"dget P C copy s[3] d[0] 16\n"
-		"dput P C zero d[1..2]\n", true, false);
+		"dput P C zero d[1..2]\n", TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	const char *head = find_event(c.out, "C dput phase (not a fault): COPY head 0x50000010-0x50001000 (4080 bytes)",
 				      ": copy_bytes");
@@ -880,7 +885,7 @@ Test(scenario_examples, every_example_passes)
 	cr_assert_eq(glob("examples/*.cows", 0, NULL, &g), 0, "no examples/*.cows (run from the top of the tree)");
 	cr_assert(g.gl_pathc >= 8, "only %zu examples", g.gl_pathc);
 	for (size_t i = 0; i < g.gl_pathc; i++) {
-		struct captured c = run_captured(g.gl_pathv[i], NULL, true, false);
+		struct captured c = run_captured(g.gl_pathv[i], NULL, TRACE_BRIEF, false);
 		cr_expect_eq(c.status, RUN_OK, "%s: status %d\n%s", g.gl_pathv[i], c.status, c.err);
 		captured_free(&c);
 	}
@@ -889,7 +894,7 @@ Test(scenario_examples, every_example_passes)
 
 Test(scenario_examples, fork_cow_copies_on_the_childs_first_write_and_reuses_after_exit)
 {
-	struct captured c = run_captured("examples/fork-cow.cows", NULL, true, false);
+	struct captured c = run_captured("examples/fork-cow.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	const char *child = find_event(c.out, "B write ", "do_wp_page > wp_page_copy");
 	cr_assert(child, "no COW copy by B in:\n%s", c.out);
@@ -908,13 +913,13 @@ static const struct {
 	const char *file;
 	const char *first, *second; /* a trace line containing both */
 } example_paths[] = {
-	{ "examples/zero-page.cows", "A read ", "do_anonymous_page (frame 0 -> 1)" },
-	{ "examples/zero-page.cows", "A write ", "do_wp_page > wp_page_copy (frame 1 -> " },
+	{ "examples/zero-page.cows", "A read ", "do_anonymous_page (frame - -> zero)" },
+	{ "examples/zero-page.cows", "A write ", "do_wp_page > wp_page_copy (frame zero -> " },
 	{ "examples/reuse.cows", "A write ", "do_wp_page > wp_page_reuse" },
 	{ "examples/mprotect-cow.cows", "A write ", "do_wp_page > wp_page_copy" },
 	{ "examples/mprotect-cow.cows", "B write ", "do_wp_page > wp_page_reuse" },
 	{ "examples/dontfork.cows", "B read ", "do_user_addr_fault > bad_area [SIGSEGV]" },
-	{ "examples/wipeonfork.cows", "B read ", "do_anonymous_page (frame 0 -> 1)" },
+	{ "examples/wipeonfork.cows", "B read ", "do_anonymous_page (frame - -> zero)" },
 	{ "examples/shared-mapping.cows", "B read ", "do_read_fault > do_fault_around" }, /* cached: mapped around, no shmem_fault */
 	{ "examples/shared-mapping.cows", "A write ", "do_shared_fault" },
 	{ "examples/copy-from-user-efault.cows", "A kernel-read 0x40001000", "bad_area [fixup]" },
@@ -937,7 +942,7 @@ static const struct {
 Test(scenario_examples, each_example_trace_shows_its_kernel_path)
 {
 	for (size_t i = 0; i < sizeof example_paths / sizeof example_paths[0]; i++) {
-		struct captured c = run_captured(example_paths[i].file, NULL, true, false);
+		struct captured c = run_captured(example_paths[i].file, NULL, TRACE_BRIEF, false);
 		cr_expect_eq(c.status, RUN_OK, "%s: %s", example_paths[i].file, c.err);
 		cr_expect(find_event(c.out, example_paths[i].first, example_paths[i].second),
 			  "%s: no trace line with '%s' and '%s' in:\n%s", example_paths[i].file,
@@ -948,7 +953,7 @@ Test(scenario_examples, each_example_trace_shows_its_kernel_path)
 
 Test(scenario_examples, ro_pin_unshare_unshares_at_the_pin_and_reuses_at_the_write)
 {
-	struct captured c = run_captured("examples/ro-pin-unshare.cows", NULL, true, false);
+	struct captured c = run_captured("examples/ro-pin-unshare.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	/* the fault comes from the pin line, as an unshare that copies ... */
 	const char *pin = line_after(c.out, "pin A buf[0] longterm as dma");
@@ -962,7 +967,7 @@ Test(scenario_examples, ro_pin_unshare_unshares_at_the_pin_and_reuses_at_the_wri
 
 Test(scenario_examples, pin_fork_copy_copies_at_fork_time_without_a_fault)
 {
-	struct captured c = run_captured("examples/pin-fork-copy.cows", NULL, true, false);
+	struct captured c = run_captured("examples/pin-fork-copy.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	/* fork is not a fault: the line after `fork A B` is the next line of the scenario */
 	const char *after = line_after(c.out, "  fork A B");
@@ -975,7 +980,7 @@ Test(scenario_examples, pin_fork_copy_copies_at_fork_time_without_a_fault)
 
 Test(scenario_examples, reuse_example_never_copies)
 {
-	struct captured c = run_captured("examples/reuse.cows", NULL, true, false);
+	struct captured c = run_captured("examples/reuse.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	cr_assert(!find_event(c.out, "wp_page_copy", NULL), "reuse.cows copied:\n%s", c.out);
 	captured_free(&c);
@@ -984,7 +989,7 @@ Test(scenario_examples, reuse_example_never_copies)
 /* The three COPY regions, in order, under the dput line; each a phase, not a fault. */
 static void expect_copy_regions(const char *file, const char *line)
 {
-	struct captured c = run_captured(file, NULL, true, false);
+	struct captured c = run_captured(file, NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s: %s", file, c.err);
 	const char *at = find_event(c.out, line, NULL);
 	cr_assert(at, "%s: no line '%s' in:\n%s", file, line, c.out);
@@ -1004,7 +1009,7 @@ static void expect_copy_regions(const char *file, const char *line)
 Test(scenario_examples, dput_copy_shows_the_three_regions_and_cow_breaks_on_both_sides)
 {
 	expect_copy_regions("examples/dput-copy.cows", "dput P C copy src+0x100 dst+0x100 0x5f80");
-	struct captured c = run_captured("examples/dput-copy.cows", NULL, true, false);
+	struct captured c = run_captured("examples/dput-copy.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	const char *copy = find_event(c.out, "dput P C copy", NULL);
 	/* the copy itself takes no fault: the head and tail pages were C's own, exclusive */
@@ -1021,7 +1026,7 @@ Test(scenario_examples, dput_copy_shows_the_three_regions_and_cow_breaks_on_both
 Test(scenario_examples, each_dput_example_shows_its_regions)
 {
 	/* unaligned: one region, every byte; no middle, nothing split */
-	struct captured c = run_captured("examples/dput-copy-unaligned.cows", NULL, true, false);
+	struct captured c = run_captured("examples/dput-copy-unaligned.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	cr_assert(find_event(c.out, "COPY unaligned 0x50000180-0x50003180 (12288 bytes)", ": copy_bytes"),
 		  "%s", c.out);
@@ -1029,7 +1034,7 @@ Test(scenario_examples, each_dput_example_shows_its_regions)
 	captured_free(&c);
 
 	/* zero: the head and tail are cleared in place, the middle replaced */
-	c = run_captured("examples/dput-zero.cows", NULL, true, false);
+	c = run_captured("examples/dput-zero.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	const char *zero = line_after(c.out, "dput P C zero dst+0x800 0x2000");
 	cr_assert(zero && find_event(zero, "C dput phase (not a fault): ZERO head 0x50000800-0x50001000 (2048 bytes)",
@@ -1044,7 +1049,7 @@ Test(scenario_examples, each_dput_example_shows_its_regions)
 	captured_free(&c);
 
 	/* merge: the fork's COPY is all middle; the merge reports its conflict */
-	c = run_captured("examples/dput-merge.cows", NULL, true, false);
+	c = run_captured("examples/dput-merge.cows", NULL, TRACE_BRIEF, false);
 	cr_assert_eq(c.status, RUN_OK, "%s", c.err);
 	const char *copy = line_after(c.out, "dput P C copy data data");
 	cr_assert(copy && find_event(copy, "COPY middle 0x40000000-0x40004000 (4 pages)", NULL) == copy, "%s", c.out);

@@ -13,7 +13,8 @@
 static struct console console_of(const struct run_opts *opts, FILE *out)
 {
 	return (struct console){ .out = out, .err = opts->err ? opts->err : stderr,
-				 .trace = opts->trace, .show_at_end = opts->show_at_end,
+				 .trace = opts->trace || opts->brief, .brief = opts->brief,
+				 .show_at_end = opts->show_at_end,
 				 .dot = opts->dot, .dot_dir = opts->dot_dir };
 }
 
@@ -45,6 +46,8 @@ int scenario_run_text(const char *name, const char *text, const struct run_opts 
 	log_init(&log, s->name, s);
 	if (opts->show_at_end || opts->dot)
 		log.capture |= LOG_CAPTURE_END;
+	if (opts->trace || opts->brief || opts->json)
+		log.capture |= LOG_CAPTURE_TRACE;
 	log.observer = opts->json ? json_event : text_event;
 	log.observer_arg = &c;
 	run_scenario(s, &log);

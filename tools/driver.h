@@ -12,7 +12,9 @@
 #include "run/run.h"
 
 struct run_opts {
-	bool trace;             /* print every fault event (and each line as it runs) */
+	bool trace;             /* print each line as it runs, and every kernel step as a call
+				   tree with its reasons (faults, fork, exit, munmap ...) */
+	bool brief;             /* print each line and one line per fault (--trace=brief) */
 	bool json;              /* JSON lines instead of text on `out` */
 	unsigned show_at_end;   /* bit (1 << VIEW_*) per view to show when the scenario ends */
 	bool dot;               /* write the final state as Graphviz (and SVG when dot exists) */

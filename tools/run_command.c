@@ -34,12 +34,17 @@ static void run_usage(FILE *f)
 	      "Run each scenario FILE (- for standard input) on a fresh machine and check its\n"
 	      "expect lines.  The language is described in docs/scenarios.md.\n"
 	      "\n"
-	      "  --trace          print each line as it runs and every fault it takes, as the\n"
-	      "                   kernel path, e.g.\n"
+	      "  --trace          print each line as it runs and the kernel's steps it takes: every\n"
+	      "                   fault as its call tree (nesting as indentation, siblings in\n"
+	      "                   order) with the facts each step found and the rule it chose\n"
+	      "                   (why: reuse, copy, zero page, unshare ...); fork, exit, munmap,\n"
+	      "                   mprotect, madvise, dput/dget and pin/unpin with their counts\n"
+	      "  --trace=brief    one line per fault: the kernel path and the rule, e.g.\n"
 	      "                   B write 0x7ffff7ffd000: handle_mm_fault > __handle_mm_fault >\n"
-	      "                     handle_pte_fault > do_wp_page > wp_page_copy (frame 6 -> 11)\n"
-	      "  --json           JSON lines instead of text: fault, op, expect, view, echo,\n"
-	      "                   failure, bad_input and summary events (implies the fault trace)\n"
+	      "                     handle_pte_fault > do_wp_page > wp_page_copy (frame 6 -> 11)  # copy\n"
+	      "  --json           JSON lines instead of text (docs/json.md, schema 1): run, fault,\n"
+	      "                   enter/leave/note (the steps), op, expect, view, echo, failure,\n"
+	      "                   bad_input and summary events\n"
 	      "  --show VIEW      when a scenario ends, show VIEW for every process; repeat it or\n"
 	      "                   give a comma list: maps ptes smaps smaps_rollup pagemap status\n"
 	      "                   vmstat frames graph\n"
@@ -76,7 +81,7 @@ static bool add_views(const char *list, unsigned *bits)
 int run_command(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{ "trace", no_argument, NULL, 't' },  { "json", no_argument, NULL, 'j' },
+		{ "trace", optional_argument, NULL, 't' },  { "json", no_argument, NULL, 'j' },
 		{ "show", required_argument, NULL, 's' }, { "dot", no_argument, NULL, 'd' },
 		{ "dot-dir", required_argument, NULL, 'D' }, { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -87,7 +92,19 @@ int run_command(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
 		switch (c) {
-		case 't': opts.trace = true; break;
+		case 't':
+			if (!optarg || !strcmp(optarg, "tree")) {
+				opts.trace = true;
+				opts.brief = false;
+			} else if (!strcmp(optarg, "brief")) {
+				opts.brief = true;
+				opts.trace = false;
+			} else {
+				fprintf(stderr, "cowvm run: --trace=%s: say --trace (the call trees) or "
+						"--trace=brief (one line per fault)\n", optarg);
+				return 2;
+			}
+			break;
 		case 'j': opts.json = true; break;
 		case 's':
 			if (!add_views(optarg, &opts.show_at_end))

@@ -91,6 +91,10 @@ const struct log_event *log_append(struct step_log *log, const struct log_event 
 		ev.message = strdup(ev.fault.task);
 		ev.fault.task = ev.message ? ev.message : "?";
 	}
+	if (ev.kind == LOG_TRACE && ev.trace.task) {
+		ev.message = strdup(ev.trace.task);
+		ev.trace.task = ev.message ? ev.message : "?";
+	}
 	const struct log_event *kept = NULL;
 	if (grow((void **)&log->events, &log->cap_events, log->nr_events + 1, sizeof *log->events)) {
 		log->events[log->nr_events] = ev;

@@ -108,6 +108,7 @@ struct log_state {
 enum log_event_kind {
 	LOG_LINE,                  /* a scenario line starts to run */
 	LOG_FAULT,                 /* a page fault (the library's tracer) */
+	LOG_TRACE,                 /* a kernel step: enter, leave or note (cowvm_set_trace) */
 	LOG_PHASE,                 /* a phase of a dput or dget (not a fault) */
 	LOG_RESULT,                /* what a line that can fail returned */
 	LOG_EXPECT,                /* an expectation (or `check`) held */
@@ -131,6 +132,27 @@ struct log_fault {
 	int npath;
 	uint64_t old_pfn, new_pfn; /* faults: the frames before and after (0 = none) */
 	const char *outcome;       /* "ok", "SIGSEGV", "OOM", "fixup" ... */
+	int tree;                  /* faults: the event index of its handle_mm_fault ENTER (its
+				      call tree runs from there to this event), -1 if not kept */
+};
+
+/*
+ * LOG_TRACE: one event of the library's step stream.  The steps of a fault come before its
+ * LOG_FAULT (which ends the tree, before handle_mm_fault's LEAVE) and have in_fault set; a
+ * renderer prints them with the fault.  Other steps (fork, exit, munmap, mprotect, madvise,
+ * dput, pin ...) stand alone.  Strings are the library's (static) except task.
+ */
+struct log_trace {
+	int kind;                  /* COWVM_TRACE_ENTER, _LEAVE, _NOTE */
+	int depth;                 /* nesting: 0 outermost */
+	const char *name;          /* the Linux function, or what a note found or decided */
+	const char *reason;        /* a note's why, or NULL */
+	bool decision;             /* the rule that chose a fault's outcome */
+	bool in_fault;             /* inside a fault's handle_mm_fault */
+	int pid;
+	const char *task;          /* depth 0 ENTER: the scenario's name of the task (log-owned) */
+	int nfacts;
+	struct cowvm_trace_fact facts[COWVM_TRACE_MAX_FACTS];
 };
 
 #define LOG_PIN_FRAMES 16          /* frames of a pin kept in its result */
@@ -165,6 +187,7 @@ struct log_event {
 	char *message;             /* LOG_FAILURE, LOG_BAD_INPUT (owned) */
 	union {
 		struct log_fault fault;     /* LOG_FAULT, LOG_PHASE */
+		struct log_trace trace;     /* LOG_TRACE */
 		struct log_result result;   /* LOG_RESULT */
 		struct log_view view;       /* LOG_VIEW */
 		int state;                  /* LOG_END: index in log->states, -1 */
@@ -185,6 +208,7 @@ struct log_step {
 #define LOG_CAPTURE_VIEWS 0x1u     /* at `show` lines (always wanted) */
 #define LOG_CAPTURE_END   0x2u     /* at the end (--show, --dot) */
 #define LOG_CAPTURE_STEPS 0x4u     /* after every step (the explorer, per-step pictures) */
+#define LOG_CAPTURE_TRACE 0x8u     /* the library's step stream, as LOG_TRACE events */
 
 struct step_log;
 typedef void (*log_observer_fn)(void *arg, const struct step_log *log, const struct log_event *ev);
@@ -194,6 +218,7 @@ struct step_log {
 	bool file_owned;
 	const struct scenario *s;  /* NULL when it could not be parsed */
 	unsigned capture;          /* LOG_CAPTURE_* */
+	uint64_t zero_pfn;         /* the zero page's frame (the runner sets it) */
 	struct log_event *events;
 	int nr_events, cap_events;
 	struct log_step *steps;

@@ -39,7 +39,43 @@ static void json_fault(struct console *c, const struct step_log *log, const stru
 	fprintf(f, "],\"old_frame\":%" PRIu64 ",\"new_frame\":%" PRIu64 ",\"outcome\":",
 		lf->old_pfn, lf->new_pfn);
 	json_string(f, lf->outcome);
-	fprintf(f, "}\n");
+	const struct log_trace *rule = fault_decision(log, ev);
+	fputs(",\"rule\":", f);
+	if (rule)
+		json_string(f, rule->name);
+	else
+		fputs("null", f);
+	fprintf(f, ",\"step\":%d}\n", ev->step);
+}
+
+/* A step of the library's stream: enter, leave or note (docs/json.md). */
+static void json_trace(struct console *c, const struct step_log *log, const struct log_event *ev)
+{
+	static const char *const kinds[] = { "?", "enter", "leave", "note" };
+	const struct log_trace *t = &ev->trace;
+	FILE *f = c->out;
+	json_head(f, log, kinds[t->kind >= 1 && t->kind <= 3 ? t->kind : 0]);
+	fprintf(f, ",\"line\":%d,\"step\":%d,\"depth\":%d,\"in_fault\":%s,\"pid\":%d,", ev->line,
+		ev->step, t->depth, t->in_fault ? "true" : "false", t->pid);
+	fputs(t->kind == COWVM_TRACE_NOTE ? "\"what\":" : "\"fn\":", f);
+	json_string(f, t->name);
+	if (t->kind == COWVM_TRACE_NOTE) {
+		fputs(",\"why\":", f);
+		if (t->reason)
+			json_string(f, t->reason);
+		else
+			fputs("null", f);
+		fprintf(f, ",\"decision\":%s", t->decision ? "true" : "false");
+	}
+	if (t->task) {
+		fputs(",\"process\":", f);
+		json_string(f, t->task);
+	}
+	if (t->kind != COWVM_TRACE_LEAVE) {
+		fputs(",\"facts\":", f);
+		trace_facts_json(f, t);
+	}
+	fputs("}\n", f);
 }
 
 static void json_phase(struct console *c, const struct step_log *log, const struct log_event *ev)
@@ -147,9 +183,15 @@ static void json_summary(struct console *c, const struct step_log *log, const st
 void json_event(void *arg, const struct step_log *log, const struct log_event *ev)
 {
 	struct console *c = arg;
+	if (!c->json_started) { /* the first line names the schema */
+		c->json_started = true;
+		json_head(c->out, log, "run");
+		fprintf(c->out, ",\"schema\":%d}\n", JSON_SCHEMA);
+	}
 	switch (ev->kind) {
 	case LOG_LINE: break;
 	case LOG_FAULT: json_fault(c, log, ev); break;
+	case LOG_TRACE: json_trace(c, log, ev); break;
 	case LOG_PHASE: json_phase(c, log, ev); break;
 	case LOG_RESULT: json_result(c, log, ev); break;
 	case LOG_EXPECT: json_text_event(c, log, ev, "expect", ",\"ok\":true"); break;

@@ -23,6 +23,7 @@
 struct console {
 	FILE *out, *err;          /* trace, views, summary / failures and bad input */
 	bool trace;               /* text: print each line as it runs and every fault */
+	bool brief;               /* with trace: one line per fault, no call trees */
 	unsigned show_at_end;     /* bit (1 << VIEW_*) per view to show at LOG_END */
 	bool dot;                 /* at LOG_END, write the final state as NAME.dot (and .svg) */
 	const char *dot_dir;      /* where --dot writes, NULL = the current directory */
@@ -30,7 +31,11 @@ struct console {
 	bool line_pending;        /* text --trace: the line is printed only if it faults */
 	int extra_failures;       /* outputs that could not be written (a .dot file) */
 	int status;               /* at LOG_SUMMARY: the exit status, extra failures included */
+	bool json_started;        /* json: the "run" line (the schema version) is out */
 };
+
+/* The version of the JSON lines (docs/json.md): a change that can break a script bumps it. */
+#define JSON_SCHEMA 1
 
 /* log observers (log_observer_fn): the console renders each event as the run appends it */
 void text_event(void *console, const struct step_log *log, const struct log_event *ev);
@@ -63,5 +68,18 @@ void json_string(FILE *f, const char *s);
 void json_bytes(FILE *f, const uint8_t *bytes, size_t len);
 /* "FILE:LINE: message" (or "FILE: message") on err, after flushing out. */
 void console_message(struct console *c, const struct step_log *log, int line, const char *message);
+
+/* The step stream's words: a fact's value as text ("12", "zero", "-", "yes", "0x..."); a
+ * trace event's facts as "OPENkey=value, key=valueCLOSE" (nothing without facts), or as one
+ * JSON object (numbers; hex as strings; frames as numbers, "zero", or null for none). */
+void trace_fact_text(const struct cowvm_trace_fact *f, char *out, size_t len);
+void trace_facts_text(FILE *f, const struct log_trace *t, const char *open, const char *close);
+void trace_facts_json(FILE *f, const struct log_trace *t);
+/* ev's index in log->events, or -1 when it was not kept. */
+int log_event_index(const struct step_log *log, const struct log_event *ev);
+/* The rule that chose a fault's outcome (its tree's decision note), or NULL. */
+const struct log_trace *fault_decision(const struct step_log *log, const struct log_event *ev);
+/* A frame as the views say it: "-" (0, none), "zero" (the zero page), else its number. */
+void frame_word(uint64_t pfn, uint64_t zero_pfn, char *out, size_t len);
 
 #endif /* COWVM_TOOLS_RENDER_H */

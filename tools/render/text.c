@@ -36,21 +36,70 @@ static void text_line(struct console *c, const struct log_event *ev)
 	fprintf(c->out, "%4d  %s\n", op->line, op->text);
 }
 
-/*       B write 0x7ffff7ffd000: handle_mm_fault > ... > do_wp_page > wp_page_copy (frame 6 -> 12) */
-static void text_fault(struct console *c, const struct log_event *ev)
+/* One event of the step stream at its depth: a call as its name and facts, a note as
+ *     # what: why (facts)          a decision as      why: rule: why (facts) */
+static void text_step(FILE *out, const struct log_trace *t, int indent)
+{
+	if (t->kind == COWVM_TRACE_LEAVE)
+		return;
+	fprintf(out, "%*s", indent + 2 * t->depth, "");
+	if (t->kind == COWVM_TRACE_ENTER) {
+		fputs(t->name, out);
+		if (t->task && !t->in_fault)
+			fprintf(out, " [%s]", t->task);
+		trace_facts_text(out, t, "  ", "");
+	} else {
+		fprintf(out, "%s %s", t->decision ? "why:" : "#", t->name);
+		if (t->reason)
+			fprintf(out, ": %s", t->reason);
+		trace_facts_text(out, t, " (", ")");
+	}
+	fputc('\n', out);
+}
+
+/*
+ *       B write 0x7ffff7ffd000: handle_mm_fault > ... > do_wp_page > wp_page_copy (frame 6 -> 12)
+ * then, with the full trace, its call tree (the steps from handle_mm_fault's ENTER to this
+ * event, which the log keeps before it); with --trace=brief the deciding rule on the line.
+ */
+static void text_fault(struct console *c, const struct step_log *log, const struct log_event *ev)
 {
 	const struct log_fault *f = &ev->fault;
+	const struct log_trace *rule = fault_decision(log, ev);
+	int end = log_event_index(log, ev), depth = 0;
 	if (!c->trace)
 		return;
+	if (f->tree >= 0)
+		depth = log->events[f->tree].trace.depth;
 	pending_line(c, ev);
-	fprintf(c->out, "      %s %s %#" PRIx64 ":", f->task, f->access, f->addr);
+	fprintf(c->out, "%*s%s %s %#" PRIx64 ":", 6 + 2 * depth, "", f->task, f->access, f->addr);
 	for (int i = 0; i < f->npath; i++)
 		fprintf(c->out, "%s%s", i ? " > " : " ", f->path[i]);
-	if (f->old_pfn || f->new_pfn)
-		fprintf(c->out, " (frame %" PRIu64 " -> %" PRIu64 ")", f->old_pfn, f->new_pfn);
+	if (f->old_pfn || f->new_pfn) {
+		char from[24], to[24];
+		frame_word(f->old_pfn, log->zero_pfn, from, sizeof from);
+		frame_word(f->new_pfn, log->zero_pfn, to, sizeof to);
+		fprintf(c->out, " (frame %s -> %s)", from, to);
+	}
 	if (strcmp(f->outcome, "ok"))
 		fprintf(c->out, " [%s]", f->outcome);
+	if (c->brief && rule)
+		fprintf(c->out, "  # %s", rule->name);
 	fputc('\n', c->out);
+	if (c->brief || f->tree < 0 || end < 0)
+		return;
+	for (int i = f->tree; i < end; i++)
+		if (log->events[i].kind == LOG_TRACE)
+			text_step(c->out, &log->events[i].trace, 8);
+}
+
+/* A kernel step outside a fault (fork, exit, munmap, a pin's GUP ...), as it comes. */
+static void text_trace(struct console *c, const struct log_event *ev)
+{
+	if (!c->trace || c->brief || ev->trace.in_fault || ev->trace.kind == COWVM_TRACE_LEAVE)
+		return;
+	pending_line(c, ev);
+	text_step(c->out, &ev->trace, 6);
 }
 
 /*       C dput phase (not a fault): COPY head 0x...064-0x...000 (3996 bytes): copy_bytes */
@@ -165,7 +214,8 @@ void text_event(void *arg, const struct step_log *log, const struct log_event *e
 	struct console *c = arg;
 	switch (ev->kind) {
 	case LOG_LINE: text_line(c, ev); break;
-	case LOG_FAULT: text_fault(c, ev); break;
+	case LOG_FAULT: text_fault(c, log, ev); break;
+	case LOG_TRACE: text_trace(c, ev); break;
 	case LOG_PHASE: text_phase(c, ev); break;
 	case LOG_RESULT: text_result(c, log, ev); break;
 	case LOG_EXPECT: break;

@@ -946,7 +946,38 @@ static void run_tracer(void *arg, const struct cowvm_fault_event *ev)
 	f->old_pfn = ev->old_pfn;
 	f->new_pfn = ev->new_pfn;
 	f->outcome = ev->outcome;
+	f->tree = phase ? -1 : r->fault_tree;
 	log_append(r->log, &le);
+}
+
+/* The step stream (cowvm_set_trace): each event into the log, as it comes. */
+static void run_trace(void *arg, const struct cowvm_trace_event *ev)
+{
+	struct run *r = arg;
+	char buf[32];
+	bool fault_enter = ev->kind == COWVM_TRACE_ENTER && !strcmp(ev->name, "handle_mm_fault");
+	if (fault_enter)
+		r->in_fault = true;
+	struct log_event le = { .kind = LOG_TRACE, .op = r->op };
+	struct log_trace *t = &le.trace;
+	t->kind = ev->kind;
+	t->depth = ev->depth;
+	t->name = ev->name;
+	t->reason = ev->reason;
+	t->decision = ev->decision;
+	t->in_fault = r->in_fault;
+	t->pid = ev->pid;
+	if (ev->kind == COWVM_TRACE_ENTER && (ev->depth == 0 || fault_enter) && ev->pid)
+		t->task = task_name_by_tid(r, ev->tid, ev->pid, buf, sizeof buf);
+	t->nfacts = ev->nfacts < COWVM_TRACE_MAX_FACTS ? ev->nfacts : COWVM_TRACE_MAX_FACTS;
+	memcpy(t->facts, ev->facts, (size_t)t->nfacts * sizeof t->facts[0]);
+	const struct log_event *kept = log_append(r->log, &le);
+	if (fault_enter)
+		r->fault_tree = kept ? (int)(kept - r->log->events) : -1;
+	if (ev->kind == COWVM_TRACE_LEAVE && !strcmp(ev->name, "handle_mm_fault")) {
+		r->in_fault = false;
+		r->fault_tree = -1;
+	}
 }
 
 /* ---- the whole run ------------------------------------------------------------------------------ */
@@ -1050,11 +1081,16 @@ int run_scenario(const struct scenario *s, struct step_log *log)
 	cowvm_vmstat(r.vm, &vs);
 	r.free_after_create = vs.nr_free_pages;
 	r.zero_pfn = find_zero_pfn(r.vm);
+	log->zero_pfn = r.zero_pfn;
 	cowvm_set_tracer(r.vm, run_tracer, &r);
+	r.fault_tree = -1;
+	if (log->capture & LOG_CAPTURE_TRACE)
+		cowvm_set_trace(r.vm, run_trace, &r);
 	for (int i = 0; i < s->nr_ops && !r.bad_input; i++)
 		run_op(&r, &s->ops[i]);
 	finish(&r);
 	cowvm_set_tracer(r.vm, NULL, NULL);
+	cowvm_set_trace(r.vm, NULL, NULL);
 	cowvm_destroy(r.vm);
 	int status = r.bad_input ? RUN_BAD_INPUT : r.failures ? RUN_EXPECTATION_FAILED : RUN_OK;
 	summarize(&r, status);

@@ -112,6 +112,10 @@ struct run {
 
 	int expectations, failures;
 	bool bad_input;                 /* a runtime error in the scenario itself: stop */
+	/* the step stream: inside a fault (between handle_mm_fault's ENTER and LEAVE), and the
+	 * index of that ENTER in the log (-1: not kept) */
+	bool in_fault;
+	int fault_tree;
 };
 
 /* ---- run.c ------------------------------------------------------------------------ */
