@@ -81,6 +81,9 @@ typedef struct task_struct cowvm_task_t;
 /* A kernel built without CONFIG_MEM_SOFT_DIRTY (as this project's host kernel is): no VM_SOFTDIRTY
  * ("sd" in VmFlags), pagemap bit 55 always clear, clear_refs 4 accepted and without effect. */
 #define COWVM_CONFIG_NO_SOFT_DIRTY 0x4u
+/* Back physical memory with 4 KiB host pages; by default it is on host transparent huge pages
+ * where the host allows MADV_HUGEPAGE (cowvm_machine_info says which it got). */
+#define COWVM_CONFIG_HOST_4K   0x100u
 
 struct cowvm_config {
 	uint64_t phys_bytes; /* physical memory; a multiple of 4 KiB, 64 KiB .. 1 TiB; 0 = 64 MiB */

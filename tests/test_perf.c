@@ -1,0 +1,87 @@
+/*
+ * test_perf.c - what the performance work promises besides speed: how physical memory is backed
+ * on the host, and that the faster paths keep every byte, count and invariant of the slow ones.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+TestSuite(perf, .init = tu_setup, .fini = tu_teardown);
+
+/* Does the host honour MADV_HUGEPAGE (THP "always" or "madvise")? */
+static bool host_has_thp(void)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+	if (!f)
+		return false;
+	bool ok = fgets(buf, sizeof(buf), f) && !strstr(buf, "[never]");
+	fclose(f);
+	return ok;
+}
+
+/*
+ * A machine's physical memory is on host transparent huge pages where the host allows them, and
+ * on 4 KiB pages when COWVM_CONFIG_HOST_4K asks; with PREFAULT the huge pages are there at once
+ * (MADV_POPULATE_WRITE after the advice, not MAP_POPULATE before it).
+ */
+Test(perf, physical_memory_is_on_host_huge_pages_unless_4k_pages_are_asked_for)
+{
+	static const struct { unsigned flags; const char *what; } cases[] = {
+		{ COWVM_CONFIG_PREFAULT, "default backing, prefaulted" },
+		{ COWVM_CONFIG_PREFAULT | COWVM_CONFIG_HOST_4K, "4 KiB host pages, prefaulted" },
+		{ COWVM_CONFIG_HOST_4K, "4 KiB host pages, lazily backed" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct cowvm_config cfg = { 32ull << 20, cases[i].flags, 0 };
+		cowvm_t *vm = cowvm_create(&cfg);
+		cr_assert(vm, "%s: create", cases[i].what);
+		struct cowvm_machine_info mi;
+		cr_assert_eq(cowvm_machine_info(vm, &mi), 0, "%s", cases[i].what);
+		bool want_huge = !(cases[i].flags & COWVM_CONFIG_HOST_4K) && host_has_thp();
+		cr_assert_eq(mi.host_backing, want_huge ? COWVM_BACKING_THP : COWVM_BACKING_4K,
+			     "%s: backing %d", cases[i].what, mi.host_backing);
+		if (cases[i].flags & COWVM_CONFIG_PREFAULT)
+			cr_assert_eq(mi.host_rss_bytes, mi.phys_bytes, "%s: resident %llu of %llu",
+				     cases[i].what, (unsigned long long)mi.host_rss_bytes,
+				     (unsigned long long)mi.phys_bytes);
+		else
+			cr_assert_lt(mi.host_rss_bytes, mi.phys_bytes, "%s: lazily backed", cases[i].what);
+		if (!want_huge)
+			cr_assert_eq(mi.host_huge_bytes, 0, "%s: no huge pages", cases[i].what);
+		/* Memory on either backing behaves the same: write, fork, COW, read back. */
+		cowvm_task_t *p = cowvm_spawn(vm);
+		cr_assert(p);
+		int64_t a = cowvm_mmap(p, 0, 64 * PG, PROT_RW, MAP_PRIV_ANON);
+		cr_assert_geq(a, 0);
+		for (uint64_t k = 0; k < 64; k++)
+			cr_assert_eq(cowvm_store64(p, (uint64_t)a + k * PG, k + 1), 0);
+		cowvm_task_t *c = cowvm_fork(p);
+		cr_assert(c);
+		for (uint64_t k = 0; k < 64; k++)
+			cr_assert_eq(cowvm_store64(c, (uint64_t)a + k * PG, 1000 + k), 0);
+		for (uint64_t k = 0; k < 64; k++) {
+			uint64_t vp, vc;
+			cr_assert_eq(cowvm_load64(p, (uint64_t)a + k * PG, &vp), 0);
+			cr_assert_eq(cowvm_load64(c, (uint64_t)a + k * PG, &vc), 0);
+			cr_assert_eq(vp, k + 1, "%s: parent page %llu", cases[i].what, (unsigned long long)k);
+			cr_assert_eq(vc, 1000 + k, "%s: child page %llu", cases[i].what, (unsigned long long)k);
+		}
+		char why[256];
+		cr_assert_eq(cowvm_check(vm, why, sizeof(why)), 0, "%s: %s", cases[i].what, why);
+		cowvm_destroy(vm);
+	}
+}
+
+/* A machine of less than one host huge page stays on 4 KiB pages. */
+Test(perf, a_machine_smaller_than_a_host_huge_page_is_on_4k_pages)
+{
+	struct cowvm_config cfg = { 1ull << 20, 0, 0 };
+	cowvm_t *vm = cowvm_create(&cfg);
+	cr_assert(vm);
+	struct cowvm_machine_info mi;
+	cr_assert_eq(cowvm_machine_info(vm, &mi), 0);
+	cr_assert_eq(mi.host_backing, COWVM_BACKING_4K);
+	cowvm_destroy(vm);
+}
