@@ -11,7 +11,9 @@
  * no frame is lost; no TLB entry grants more than its PTE.  mlock: a page is PG_mlocked, with
  * mlock_count = n, exactly when n > 0 PTEs of VM_LOCKED VMAs map it, and exactly the mlocked
  * pages are on the unevictable list; each mm's locked_vm is its locked VMAs' pages (plus what
- * MREMAP_DONTUNMAP left counted); VM_LOCKONFAULT comes with VM_LOCKED.
+ * MREMAP_DONTUNMAP left counted); VM_LOCKONFAULT comes with VM_LOCKED.  Memory cgroups
+ * (mem_cgroup_check): every user page is charged to exactly one group, no other frame is, and
+ * the groups' counters are the sums of their pages.
  */
 #include <stdarg.h>
 
@@ -399,6 +401,20 @@ static void check_frames(struct checker *c)
 		     (unsigned long long)lru_pages);
 }
 
+/* A frame that holds user memory: anon or shmem, mapped, cached or only pinned. */
+static bool is_user_frame(void *arg, uint64_t pfn)
+{
+	struct checker *c = arg;
+	switch (c->state[pfn]) {
+	case F_ANON: case F_SHMEM: case F_PINNED:
+		return true;
+	case F_UNSEEN:
+		return c->pin_refs[pfn] != 0;
+	default:
+		return false;
+	}
+}
+
 int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 {
 	if (!vm)
@@ -473,6 +489,8 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 
 	if (!c.failed)
 		check_frames(&c);
+	if (!c.failed && mem_cgroup_check(vm, is_user_frame, &c, why, whylen))
+		c.failed = true;
 	if (!c.failed) {
 		long anon = global_node_page_state(vm, NR_ANON_MAPPED);
 		long shmem = global_node_page_state(vm, NR_SHMEM);
