@@ -323,6 +323,86 @@ int cowvm_snapshot_free(cowvm_snapshot_t *snap);            /* 0, -EINVAL (NULL)
  * addrs.  Returns how many there are in all, or -EINVAL / -ENOENT / -ENOMEM. */
 int64_t cowvm_dirty_pages(cowvm_task_t *t, cowvm_snapshot_t *snap, uint64_t *addrs, size_t max);
 
+/* ---- memory cgroups (cgroup v2 memory controller, mm/memcontrol.c) -------------------------
+ * Groups form a tree under the root group; every process is in exactly one (a new process in
+ * the root, a forked child in its parent's group).  Every anonymous and shared-anonymous page
+ * is charged, when it is allocated, to the group of the process whose fault allocated it (the
+ * zero page never), and stays charged there until it is freed: moving a process
+ * (cowvm_cgroup_attach, as writing cgroup.procs) leaves its existing pages where they are, as v2.
+ * A group's memory.current counts its pages and its descendants'.
+ *
+ * Limits are in bytes (rounded down to pages); COWVM_CGROUP_UNLIMITED is "max".  A charge that
+ * would take a group above memory.max reclaims within the group, then runs the group's OOM
+ * killer: the process with the highest badness (RSS + swap entries + page-table pages) among
+ * the group's and its descendants' processes is killed (with memory.oom.group set, every
+ * process of the group), and the charge is retried; only when nothing can be killed does the
+ * fault fail (the access returns -ENOMEM).  Above memory.high a charge succeeds but reclaims
+ * and counts a `high` event.  Writing memory.max below memory.current reclaims and OOM-kills
+ * until the group fits, as the kernel does.
+ *
+ * A killed process (cowvm_task_oom_killed) has SIGKILL pending: its memory is freed at once
+ * (the OOM reaper: every mapping's pages are unmapped; pages it shared with other processes
+ * stay theirs), and each later access or fault of its tasks fails with -EFAULT (the SIGBUS a
+ * reaped address space gives) while the access that triggered its own kill fails with -ENOMEM.
+ * It still has to be ended with cowvm_exit, as a zombie is reaped.
+ */
+typedef struct mem_cgroup cowvm_cgroup_t;
+#define COWVM_CGROUP_UNLIMITED UINT64_MAX
+
+cowvm_cgroup_t *cowvm_cgroup_root(cowvm_t *vm);
+/* mkdir: name is one path component (no '/', not "." or "..", no newline, 1..255 bytes).
+ * NULL + errno: EINVAL, EEXIST (a sibling has that name), ENOENT (parent removed), ENOMEM. */
+cowvm_cgroup_t *cowvm_cgroup_create(cowvm_cgroup_t *parent, const char *name);
+/* rmdir: 0, -EBUSY (it has processes or child groups), -EINVAL (the root or NULL).  Pages still
+ * charged to it stay charged to the removed group (counted in its parent) until they are freed. */
+int cowvm_cgroup_destroy(cowvm_cgroup_t *cg);
+/* "a/b" below the root ("" or "/" is the root); NULL + errno ENOENT / EINVAL. */
+cowvm_cgroup_t *cowvm_cgroup_lookup(cowvm_t *vm, const char *path);
+cowvm_cgroup_t *cowvm_task_cgroup(cowvm_task_t *t);   /* the group of t's process */
+int cowvm_cgroup_attach(cowvm_cgroup_t *cg, cowvm_task_t *t); /* 0, -EINVAL, -ENOENT (removed) */
+int cowvm_task_oom_killed(const cowvm_task_t *t);     /* 1 when the OOM killer killed its process */
+/* The group's path below the root ("/" for the root), as /proc/PID/cgroup shows it after "0::". */
+int64_t cowvm_cgroup_path(cowvm_cgroup_t *cg, char *buf, size_t size);
+
+/* Settable files */
+#define COWVM_CGROUP_MEMORY_MAX      1 /* memory.max, bytes */
+#define COWVM_CGROUP_MEMORY_HIGH     2 /* memory.high, bytes */
+#define COWVM_CGROUP_MEMORY_SWAP_MAX 3 /* memory.swap.max, bytes */
+#define COWVM_CGROUP_MEMORY_OOM_GROUP 4 /* memory.oom.group, 0 or 1 */
+/* 0, -EINVAL (bad file or value, or the root group, which has no such files), -ENOENT (removed).
+ * Lowering memory.max below memory.current reclaims and may OOM-kill processes of the group. */
+int cowvm_cgroup_set(cowvm_cgroup_t *cg, int file, uint64_t value);
+int cowvm_cgroup_get(cowvm_cgroup_t *cg, int file, uint64_t *value);
+
+/* memory.events: counted in the group and every ancestor below the root (events_local: the
+ * group's own) */
+struct cowvm_cgroup_events {
+	uint64_t low, high, max, oom, oom_kill, oom_group_kill;
+};
+struct cowvm_cgroup_info {
+	uint64_t current;        /* memory.current, bytes (this group and its descendants) */
+	uint64_t swap_current;   /* memory.swap.current, bytes */
+	uint64_t max, high, swap_max; /* bytes, COWVM_CGROUP_UNLIMITED for "max" */
+	int oom_group;
+	uint64_t nr_procs;       /* processes in this group itself (cgroup.procs lines) */
+	uint64_t nr_descendants; /* live groups below it */
+	struct cowvm_cgroup_events events, events_local;
+	/* memory.stat, hierarchical as in v2: sizes in bytes, events in counts */
+	uint64_t anon, shmem, swap, anon_thp;
+	uint64_t pgfault, pgmajfault;
+	uint64_t local_pages;    /* pages charged to this group itself, not its descendants */
+};
+int cowvm_cgroup_info(cowvm_cgroup_t *cg, struct cowvm_cgroup_info *out); /* 0 or -EINVAL */
+
+/* The text of one of the group's files, in the kernel's format: "memory.current",
+ * "memory.max", "memory.high", "memory.swap.current", "memory.swap.max", "memory.oom.group",
+ * "memory.events", "memory.events.local", "memory.stat", "cgroup.procs".  As snprintf: the
+ * full length, or -EINVAL / -ENOENT (no such file; the root has no memory.max ...). */
+int64_t cowvm_cgroup_read(cowvm_cgroup_t *cg, const char *file, char *buf, size_t size);
+/* Write a settable file as the kernel parses it: "max", or bytes with an optional K, M, G, T
+ * suffix (memparse); memory.oom.group takes 0 or 1.  0 or -EINVAL / -ENOENT. */
+int cowvm_cgroup_write(cowvm_cgroup_t *cg, const char *file, const char *text);
+
 /* ---- counters and introspection ------------------------------------------------------------ */
 
 /* pagemap word bits, as fs/proc/task_mmu.c */

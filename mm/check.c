@@ -16,6 +16,8 @@
  * "refcount = mapcount + cache + pins" counts snapshot holds among the mapcounts; no frame an
  * image maps is exclusive; each live snapshot's records and image twins agree; the dirty log
  * covers every page that differs from the base image in a VMA restore would keep.
+ * Memory cgroups (mem_cgroup_check): every user page is charged to exactly one group, no other
+ * frame is, and the groups' counters are the sums of their pages.
  */
 #include <stdarg.h>
 
@@ -514,6 +516,20 @@ static void check_frames(struct checker *c)
 		     (unsigned long long)lru_pages);
 }
 
+/* A frame that holds user memory: anon or shmem, mapped, cached or only pinned. */
+static bool is_user_frame(void *arg, uint64_t pfn)
+{
+	struct checker *c = arg;
+	switch (c->state[pfn]) {
+	case F_ANON: case F_SHMEM: case F_PINNED:
+		return true;
+	case F_UNSEEN:
+		return c->pin_refs[pfn] != 0;
+	default:
+		return false;
+	}
+}
+
 int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 {
 	if (!vm)
@@ -590,6 +606,8 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 
 	if (!c.failed)
 		check_frames(&c);
+	if (!c.failed && mem_cgroup_check(vm, is_user_frame, &c, why, whylen))
+		c.failed = true;
 	if (!c.failed) {
 		long anon = global_node_page_state(vm, NR_ANON_MAPPED);
 		long shmem = global_node_page_state(vm, NR_SHMEM);

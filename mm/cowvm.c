@@ -45,6 +45,12 @@ cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 	INIT_LIST_HEAD(&vm->mms);
 	pthread_mutex_init(&vm->pin_lock, NULL);
 	INIT_LIST_HEAD(&vm->pins);
+	if (mem_cgroup_init(vm)) {
+		page_alloc_exit(vm);
+		free(vm);
+		errno = ENOMEM;
+		return NULL;
+	}
 	tlb_init_shootdown();
 	return vm;
 }
@@ -59,6 +65,7 @@ void cowvm_destroy(cowvm_t *vm)
 		cowvm_exit(list_first_entry(&vm->tasks, struct task_struct, task_node));
 	pthread_mutex_destroy(&vm->pin_lock);
 	pthread_mutex_destroy(&vm->task_lock);
+	mem_cgroup_exit_vm(vm);
 	page_alloc_exit(vm);
 	free(vm);
 }

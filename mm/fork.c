@@ -98,6 +98,7 @@ cowvm_task_t *cowvm_fork(cowvm_task_t *parent)
 		errno = ENOMEM;
 		return NULL;
 	}
+	mem_cgroup_fork(mm, parent->mm);
 	int err = dup_mmap(mm, parent->mm);
 	if (err) {
 		exit_mmap(mm);

@@ -190,6 +190,11 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 		return VM_FAULT_OOM;
 	}
 	trace_call(vm, "alloc_zeroed_user_page", TF_FRAME("frame", page_to_pfn(vm, page)));
+	if (mem_cgroup_charge(page, mm, 0)) {
+		trace_note(vm, "OOM", "mem_cgroup_charge failed");
+		put_page(vm, page);
+		return VM_FAULT_OOM;
+	}
 	pte_t entry = pte_mkyoung(pfn_pte(page_to_pfn(vm, page), vma->vm_page_prot));
 	if (vma->vm_flags & VM_WRITE)
 		entry = pte_mkwrite(pte_mkdirty(entry));
@@ -386,6 +391,10 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 		trace_call(vm, "cow_user_page", TF_FRAME("from", page_to_pfn(vm, old_page)),
 			   TF_FRAME("to", page_to_pfn(vm, new_page)), TF_NUM("bytes", PAGE_SIZE));
 		memcpy(page_address(vm, new_page), page_address(vm, old_page), PAGE_SIZE);
+	}
+	if (mem_cgroup_charge(new_page, mm, 0)) {
+		put_page(vm, new_page);
+		goto oom;
 	}
 
 	spin_lock(&mm->page_table_lock);
@@ -590,6 +599,7 @@ static void mm_account_fault(struct task_struct *task, unsigned flags, unsigned 
 	if (ret & VM_FAULT_RETRY)
 		return;
 	count_vm_event(task->vm, PGFAULT);
+	count_memcg_event_mm(task->mm, PGFAULT);
 	if (ret & VM_FAULT_ERROR)
 		return;
 	if (flags & FAULT_FLAG_REMOTE)
@@ -630,7 +640,9 @@ unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned 
 		if (!is_cow_mapping(vma->vm_flags))
 			vmf.flags &= ~FAULT_FLAG_UNSHARE;
 	}
-	if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_MAYWRITE)) {
+	if (mm_oom_reaped(vma->vm_mm)) {
+		ret = VM_FAULT_SIGBUS; /* check_stable_address_space */
+	} else if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_MAYWRITE)) {
 		trace_decide(vma->vm_mm->vm, "SIGSEGV", "a write to a VMA that may never be writable");
 		ret = VM_FAULT_SIGSEGV;
 	} else if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_WRITE) &&
@@ -654,12 +666,17 @@ unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned 
  * Caller holds both PTLs; returns 0 or -ENOMEM.
  */
 static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uint64_t addr,
-			     struct page *page)
+			     struct page *page, struct mm_struct *src_mm)
 {
 	struct cowvm *vm = dst_vma->vm_mm->vm;
 	struct page *new_page = alloc_page(vm);
 	if (!new_page)
 		return -ENOMEM;
+	/* page_copy_prealloc charges the source mm; here under both PTLs, so without waiting */
+	if (mem_cgroup_charge(new_page, src_mm, MEMCG_CHARGE_NOWAIT)) {
+		put_page(vm, new_page);
+		return -ENOMEM;
+	}
 	memcpy(page_address(vm, new_page), page_address(vm, page), PAGE_SIZE);
 	page_add_new_anon_rmap(new_page, dst_vma, addr, true);
 	lru_cache_add_active(vm, new_page);
@@ -695,7 +712,7 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 			if (PageAnonExclusive(page) &&
 			    (atomic_load(&src_mm->flags) & MMF_HAS_PINNED) &&
 			    page_ref_count(page) >= GUP_PIN_COUNTING_BIAS) {
-				if (copy_present_page(dst_vma, dst_pte, dst_addr, page))
+				if (copy_present_page(dst_vma, dst_pte, dst_addr, page, src_mm))
 					return -ENOMEM;
 				continue;
 			}

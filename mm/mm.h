@@ -319,6 +319,37 @@ struct page *alloc_zeroed_user_page(struct cowvm *vm);
 void free_pages(struct cowvm *vm, struct page *page, unsigned order);
 uint64_t nr_free_pages(struct cowvm *vm);
 
+/* ---- memory cgroups (memcontrol.c) ------------------------------------------------------------ */
+
+#define MEMCG_DATA_SHMEM      0x1ul /* page->memcg_data: charged as a shmem page */
+#define MEMCG_DATA_FLAGS_MASK 0x7ul
+#define MEMCG_CHARGE_SHMEM  0x1u /* mem_cgroup_charge: a shared-memory page */
+#define MEMCG_CHARGE_NOWAIT 0x2u /* the caller holds a spinlock: no reclaim, no OOM kill */
+
+int mem_cgroup_init(struct cowvm *vm);
+void mem_cgroup_exit_vm(struct cowvm *vm);
+void mem_cgroup_mm_init(struct mm_struct *mm);
+void mem_cgroup_fork(struct mm_struct *child, struct mm_struct *parent);
+void mem_cgroup_mm_free(struct mm_struct *mm);
+int mem_cgroup_charge(struct page *page, struct mm_struct *mm, unsigned flags); /* 0 or -ENOMEM */
+void __mem_cgroup_uncharge(struct page *page);
+static inline void mem_cgroup_uncharge(struct page *page)
+{
+	if (page->memcg_data)
+		__mem_cgroup_uncharge(page);
+}
+void count_memcg_event_mm(struct mm_struct *mm, enum vm_event_item item);
+/* The reclaim hook: vmscan's shrink path over one group's pages (returns pages freed). */
+uint64_t try_to_free_mem_cgroup_pages(struct mem_cgroup *memcg, uint64_t nr_pages, bool may_swap);
+int mem_cgroup_check(struct cowvm *vm, bool (*is_user_page)(void *arg, uint64_t pfn), void *arg,
+		     char *why, size_t whylen);
+
+/* check_stable_address_space: the OOM reaper took this mm's memory; its faults are SIGBUS. */
+static inline bool mm_oom_reaped(struct mm_struct *mm)
+{
+	return unlikely(atomic_load_explicit(&mm->flags, memory_order_relaxed) & MMF_OOM_SKIP);
+}
+
 /* ---- LRU (swap.c) ------------------------------------------------------------------------------- */
 
 void lru_cache_add_active(struct cowvm *vm, struct page *page);

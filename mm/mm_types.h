@@ -54,6 +54,8 @@ struct page {
 	uint64_t index;             /* linear page index in the mapping (set before first map) */
 	struct list_head lru;       /* free lists (zone/pcp lock) or LRU lists (lru_lock) */
 	uint64_t private;           /* page-table pages: level (1 = PTE table ... 4 = PGD) */
+	uintptr_t memcg_data;       /* anon/shmem page: its struct mem_cgroup | MEMCG_DATA_*; set at
+	                             * charge (page not yet visible), cleared at uncharge (last ref) */
 };
 
 _Static_assert(sizeof(struct page) <= 64, "struct page must stay within 64 bytes");
@@ -107,6 +109,10 @@ struct vm_area_struct {
 enum mm_counter { MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES, NR_MM_COUNTERS };
 
 #define MMF_HAS_PINNED 0x1ul
+#define MMF_OOM_VICTIM 0x2ul /* chosen by the OOM killer: SIGKILL pending (tsk_is_oom_victim) */
+#define MMF_OOM_SKIP   0x4ul /* its memory was reaped: no more a candidate (MMF_OOM_SKIP) */
+
+struct mem_cgroup;
 
 struct mm_struct {
 	struct cowvm *vm;
@@ -151,6 +157,9 @@ struct mm_struct {
 	uint64_t caps;                  /* effective capabilities, 1 << CAP_* */
 	uint64_t rlim_memlock[2];       /* RLIMIT_MEMLOCK soft, hard (bytes) */
 	uint64_t rlim_stack[2];         /* RLIMIT_STACK soft, hard (bytes) */
+	/* The memory cgroup the process is in (mm->owner's memcg in Linux): what its new pages are
+	 * charged to.  Changes under mmap_lock (write) and cgroup_mutex; read under either. */
+	struct mem_cgroup *memcg;
 };
 
 /* ---- snapshots (mm/snapshot.c) ------------------------------------------------------------ */
@@ -337,6 +346,10 @@ struct cowvm {
 	/* pins and references held through cowvm_pin_user_pages */
 	pthread_mutex_t pin_lock;
 	struct list_head pins;          /* pin_lock */
+	/* memory cgroups (memcontrol.c) */
+	pthread_mutex_t cgroup_mutex;   /* the group tree, mm->memcg moves, the OOM killer (oom_lock) */
+	struct mem_cgroup *root_mem_cgroup;
+	struct list_head memcgs;        /* every group, online or offline; cgroup_mutex */
 	/* tracing */
 	cowvm_tracer_fn tracer;         /* one event per fault (set before tasks run) */
 	void *tracer_arg;

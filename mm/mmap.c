@@ -772,6 +772,7 @@ struct mm_struct *mm_alloc(struct cowvm *vm)
 	atomic_store(&mm->pgtables_pages, 1);
 	mod_node_page_state(vm, NR_PAGETABLE, 1);
 	mm->pgd = page_to_pfn(vm, pgd);
+	mem_cgroup_mm_init(mm);
 	return mm;
 }
 
@@ -784,6 +785,7 @@ void mm_free(struct mm_struct *mm)
 	for (int i = 0; i < NR_MM_COUNTERS; i++)
 		if (get_mm_counter(mm, i) != 0)
 			bug("mm freed with RSS counter %d = %ld", i, get_mm_counter(mm, i));
+	mem_cgroup_mm_free(mm);
 	free(mm->vmas);
 	free(mm->snap_log.addrs);
 	destroy_rwsem(&mm->mmap_lock);

@@ -150,6 +150,7 @@ static void prep_new_page(struct cowvm *vm, struct page *page, unsigned order)
 		p->index = 0;
 		p->order = 0;
 		p->private = 0;
+		p->memcg_data = 0;
 		INIT_LIST_HEAD(&p->lru);
 	}
 	atomic_store_explicit(&page->_refcount, 1, memory_order_release);
@@ -234,7 +235,7 @@ void free_pages(struct cowvm *vm, struct page *page, unsigned order)
 	uint64_t pfn = page_to_pfn(vm, page);
 
 	if (unlikely(page_ref_count(page) != 0 || page_mapcount(page) != 0 ||
-		     PageFlag(page, PG_reserved) || PageZero(page) || PageLRU(page)))
+		     PageFlag(page, PG_reserved) || PageZero(page) || PageLRU(page) || page->memcg_data))
 		bug("freeing frame %llu in use (ref %d, map %d, flags %#x)", (unsigned long long)pfn,
 		    page_ref_count(page), page_mapcount(page), (unsigned)atomic_load(&page->flags));
 	atomic_store_explicit(&page->flags, 0, memory_order_relaxed);
@@ -287,6 +288,7 @@ void put_page(struct cowvm *vm, struct page *page)
 		    (unsigned long long)page_to_pfn(vm, page), page_mapcount(page));
 	if (PageLRU(page))
 		lru_cache_del(vm, page);
+	mem_cgroup_uncharge(page);
 	free_pages(vm, page, 0);
 }
 

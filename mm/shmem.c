@@ -154,6 +154,10 @@ unsigned shmem_fault(struct vm_fault *vmf, struct page **pagep)
 	struct page *new = alloc_zeroed_user_page(vm);
 	if (!new)
 		return VM_FAULT_OOM;
+	if (mem_cgroup_charge(new, vmf->vma->vm_mm, MEMCG_CHARGE_SHMEM)) {
+		put_page(vm, new);
+		return VM_FAULT_OOM;
+	}
 	spin_lock(&inode->lock);
 	page = inode->pages[vmf->pgoff];
 	if (page) { /* another thread added it meanwhile */
