@@ -785,7 +785,8 @@ void mm_free(struct mm_struct *mm)
 		if (get_mm_counter(mm, i) != 0)
 			bug("mm freed with RSS counter %d = %ld", i, get_mm_counter(mm, i));
 	free(mm->vmas);
-	free(mm->snap_log.addrs);
+	free(mm->snap_log.ent);
+	free(mm->snap_log.slots);
 	destroy_rwsem(&mm->mmap_lock);
 	free(mm);
 }
