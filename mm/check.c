@@ -329,9 +329,27 @@ static void check_dirty_log(struct checker *c, struct mm_struct *mm, struct cowv
 		fail(c, "no memory for the checker's copy of the dirty log");
 		return;
 	}
-	memcpy(log, mm->snap_log.addrs, nr * sizeof(*log));
-	qsort(log, nr, sizeof(*log), cmp_addr);
 	down_read(&img->mmap_lock);
+	/* Each entry once; its old PTE, when known, is the image's frame where the image maps. */
+	for (size_t i = 0; i < nr && !c->failed; i++) {
+		const struct snapshot_log_entry *e = &mm->snap_log.ent[i];
+		log[i] = e->addr;
+		struct vm_area_struct *iv = find_vma(img, e->addr);
+		if (e->old == SNAP_OLD_UNKNOWN || !iv || iv->vm_start > e->addr)
+			continue;
+		pte_t r = pte_or_none(img, e->addr);
+		bool same = pte_none(e->old) ? pte_none(r) : !pte_none(r) && pte_pfn(e->old) == pte_pfn(r);
+		if (!same)
+			fail(c, "pid %d: the dirty log says page %#llx held frame %llu, its snapshot holds %llu",
+			     mm->tgid, (unsigned long long)e->addr,
+			     (unsigned long long)(pte_none(e->old) ? 0 : pte_pfn(e->old)),
+			     (unsigned long long)(pte_none(r) ? 0 : pte_pfn(r)));
+	}
+	qsort(log, nr, sizeof(*log), cmp_addr);
+	for (size_t i = 1; i < nr && !c->failed; i++)
+		if (log[i] == log[i - 1])
+			fail(c, "pid %d: page %#llx is in the dirty log twice", mm->tgid,
+			     (unsigned long long)log[i]);
 	for (size_t i = 0, k = 0; i < mm->nr_vmas && !c->failed; i++) {
 		struct vm_area_struct *v = mm->vmas[i];
 		while (k < snap->nr_vmas && snap->vmas[k].vm_start < v->vm_start)

@@ -518,7 +518,7 @@ static bool share_child_page(struct task_struct *parent, uint64_t y, struct task
 	page_dup_rmap(page, pvma);
 	add_mm_counter(pmm, MM_ANONPAGES, 1);
 	set_pte(pptep, pte_mkyoung(pfn_pte(cpfn, pvma->vm_page_prot)));
-	mark_table_changed(vm, pptep);
+	mark_table_changed_from(vm, pptep, old);
 	if (cmm != pmm)
 		spin_unlock(&cmm->page_table_lock);
 	spin_unlock(&pmm->page_table_lock);

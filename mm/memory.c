@@ -172,7 +172,7 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 		}
 		trace_call(vm, "set_pte_at", TF_FRAME("frame", zero_pfn(vm)), TF_TEXT("pte", pte_words(entry)));
 		set_pte(vmf->pte, entry);
-		mark_table_changed(vm, vmf->pte);
+		mark_table_changed_from(vm, vmf->pte, 0);
 		mod_node_page_state(vm, NR_ZERO_MAPPED, 1);
 		spin_unlock(&mm->page_table_lock);
 		count_vm_event(vm, ZERO_PAGE_MAP);
@@ -211,7 +211,7 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 	lru_cache_add_active(vm, page);
 	trace_call(vm, "set_pte_at", TF_FRAME("frame", page_to_pfn(vm, page)), TF_TEXT("pte", pte_words(entry)));
 	set_pte(vmf->pte, entry);
-	mark_table_changed(vm, vmf->pte);
+	mark_table_changed_from(vm, vmf->pte, 0);
 	spin_unlock(&mm->page_table_lock);
 	vmf->new_pfn = page_to_pfn(vm, page);
 	return 0;
@@ -259,7 +259,7 @@ static bool do_fault_around(struct vm_fault *vmf)
 		add_mm_counter(mm, MM_SHMEMPAGES, 1);
 		page_add_file_rmap(page, vma);
 		set_pte(&first[i], pte_mkyoung(pfn_pte(page_to_pfn(mm->vm, page), vma->vm_page_prot)));
-		mark_table_changed(mm->vm, &first[i]);
+		mark_table_changed_from(mm->vm, &first[i], 0);
 		spin_unlock(&mm->page_table_lock);
 		if (i == pte_off) {
 			mapped_ours = true;
@@ -307,7 +307,7 @@ static unsigned do_fault(struct vm_fault *vmf)
 		SetPageDirty(page); /* fault_dirty_shared_page */
 	trace_call(mm->vm, "set_pte_at", TF_FRAME("frame", page_to_pfn(mm->vm, page)), TF_TEXT("pte", pte_words(entry)));
 	set_pte(vmf->pte, entry);
-	mark_table_changed(mm->vm, vmf->pte);
+	mark_table_changed_from(mm->vm, vmf->pte, 0);
 	spin_unlock(&mm->page_table_lock);
 	vmf->new_pfn = page_to_pfn(mm->vm, page);
 	return 0;
@@ -425,7 +425,7 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 	lru_cache_add_active(vm, new_page);
 	trace_call(vm, "set_pte_at", TF_FRAME("frame", page_to_pfn(vm, new_page)), TF_TEXT("pte", pte_words(entry)));
 	set_pte(vmf->pte, entry);
-	mark_table_changed(vm, vmf->pte);
+	mark_table_changed_from(vm, vmf->pte, vmf->orig_pte);
 	if (old_page) {
 		page_remove_rmap(vm, old_page, vma);
 		trace_call(vm, "page_remove_rmap", TF_FRAME("frame", page_to_pfn(vm, old_page)),
@@ -684,7 +684,7 @@ static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uin
 	pte_t entry = maybe_mkwrite(pte_mkdirty(pfn_pte(page_to_pfn(vm, new_page),
 							dst_vma->vm_page_prot)), dst_vma);
 	set_pte(dst_pte, entry);
-	mark_table_changed(vm, dst_pte);
+	mark_table_changed_from(vm, dst_pte, 0);
 	return 0;
 }
 
@@ -734,7 +734,7 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 		if (src_vma->vm_flags & VM_SHARED)
 			pte = pte_mkclean(pte);
 		set_pte(dst_pte, pte_mkold(pte));
-		mark_table_changed(vm, dst_pte);
+		mark_table_changed_from(vm, dst_pte, 0);
 	}
 	return 0;
 }
@@ -856,7 +856,7 @@ static int zap_pte(pte_t *pte, uint64_t addr, void *arg)
 	if (pte_none(ptep_get(pte)))
 		return 0;
 	pte_t ptent = ptep_get_and_clear(pte);
-	mark_table_changed(mm->vm, pte);
+	mark_table_changed_from(mm->vm, pte, ptent);
 	if (!pte_present(ptent))
 		bug("swap entry %#llx met before swap exists", (unsigned long long)ptent);
 	tlb_flush_range(z->tlb, addr, addr + PAGE_SIZE);

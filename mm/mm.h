@@ -245,13 +245,16 @@ unsigned do_user_addr_fault(struct task_struct *task, uint64_t address, bool wri
  * A PTE of this table changed its frame (mapped, replaced, zapped): dput's MERGE looks only at
  * tables marked since the SNAP, so its cost follows what changed, not the size of the range.
  */
-void snapshot_record(struct mm_struct *mm, uint64_t addr); /* snapshot.c */
+#define SNAP_OLD_UNKNOWN (~0ull) /* not a PTE: the old value was not given */
+void snapshot_record(struct mm_struct *mm, uint64_t addr, pte_t old); /* snapshot.c */
 /*
  * It is also where cowvm_snapshot's dirty log learns of a change: a PTE table's page names its
- * mm (mapping) and the address it starts at (index), so the PTE's address is known here.
- * Caller holds that mm's page_table_lock and its mmap_lock (read or write).
+ * mm (mapping) and the address it starts at (index), so the PTE's address is known here.  old
+ * is what the PTE held before (restore maps it back without looking at the snapshot's tables);
+ * mark_table_changed, without it, makes restore look it up.  Caller holds that mm's
+ * page_table_lock and its mmap_lock (read or write).
  */
-static inline void mark_table_changed(struct cowvm *vm, const pte_t *ptep)
+static inline void mark_table_changed_from(struct cowvm *vm, const pte_t *ptep, pte_t old)
 {
 	uint64_t off = (uint64_t)((const uint8_t *)ptep - vm->phys);
 	struct page *table = &vm->mem_map[off >> PAGE_SHIFT];
@@ -259,7 +262,13 @@ static inline void mark_table_changed(struct cowvm *vm, const pte_t *ptep)
 		atomic_fetch_or_explicit(&table->flags, 1u << PG_dirty, memory_order_relaxed);
 	struct mm_struct *mm = table->mapping;
 	if (unlikely(mm && mm->snap_base))
-		snapshot_record(mm, table->index + (((off & (PAGE_SIZE - 1)) / sizeof(pte_t)) << PAGE_SHIFT));
+		snapshot_record(mm, table->index + (((off & (PAGE_SIZE - 1)) / sizeof(pte_t)) << PAGE_SHIFT),
+				old);
+}
+
+static inline void mark_table_changed(struct cowvm *vm, const pte_t *ptep)
+{
+	mark_table_changed_from(vm, ptep, SNAP_OLD_UNKNOWN);
 }
 
 /* The table a frame holds; a pointer beyond memory is a corrupted page table. */

@@ -139,9 +139,16 @@ struct mm_struct {
 	struct cowvm_snapshot *snap_base; /* the snapshot snap_log is relative to, or NULL; mmap_lock
 					   * (write to change; every PTE writer holds it at least for read) */
 	struct snapshot_log {           /* PTEs that changed their frame since snap_base was taken or
-					 * restored: their addresses, unsorted, maybe repeated; page_table_lock */
-		uint64_t *addrs;
+					 * restored, each once, with the PTE it had before its first
+					 * change (the snapshot's); page_table_lock */
+		struct snapshot_log_entry {
+			uint64_t addr;
+			pte_t old;      /* SNAP_OLD_UNKNOWN: the caller did not say */
+			uint32_t slot;  /* its place in slots[] */
+		} *ent;
 		size_t nr, cap;
+		uint32_t *slots;        /* open addressing by address: entry index + 1, 0 = free */
+		uint32_t nslots;        /* a power of two, at least twice nr */
 		bool overflow;          /* too many to list: the next restore compares every PTE */
 	} snap_log;
 	struct cowvm_snapshot *image_of; /* this mm is that snapshot's image (no threads) */

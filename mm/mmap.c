@@ -787,7 +787,8 @@ void mm_free(struct mm_struct *mm)
 			bug("mm freed with RSS counter %d = %ld", i, get_mm_counter(mm, i));
 	mem_cgroup_mm_free(mm);
 	free(mm->vmas);
-	free(mm->snap_log.addrs);
+	free(mm->snap_log.ent);
+	free(mm->snap_log.slots);
 	destroy_rwsem(&mm->mmap_lock);
 	free(mm);
 }

@@ -67,7 +67,7 @@ static void move_ptes(struct vm_area_struct *vma, struct vm_area_struct *new_vma
 		if (unlikely(!pte_none(ptep_get(new_pte))))
 			bug("mremap onto a present PTE (from %#llx)", (unsigned long long)(old_addr + off));
 		pte = ptep_get_and_clear(old_pte);
-		mark_table_changed(vm, old_pte);
+		mark_table_changed_from(vm, old_pte, pte);
 		if (pte_present(pte))
 			flush = true;
 		if (soft_dirty && pte_present(pte))
@@ -80,7 +80,7 @@ static void move_ptes(struct vm_area_struct *vma, struct vm_area_struct *new_vma
 			}
 		}
 		set_pte(new_pte, pte);
-		mark_table_changed(vm, new_pte);
+		mark_table_changed_from(vm, new_pte, 0);
 	}
 	/* flush before the PTL goes: the frames must not be reachable through stale entries
 	 * once someone else can change them */

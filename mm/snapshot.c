@@ -40,7 +40,8 @@
  *     them.  The VMA array then equals the records one for one: no fragmentation, however
  *     many iterations.  Cost: the rebuilt VMAs' size - nothing when only memory changed.
  *  2. Pages.  Restoring the base snapshot: for each address in the log (the PTEs that changed
- *     frame since), make the task's PTE map what the image's maps:
+ *     frame since, each once, with the PTE it had before its first change, which is the
+ *     image's), make the task's PTE map what the image's maps:
  *
  *         task PTE          image PTE          action
  *         frame F           frame F            nothing (already the snapshot's)
@@ -72,30 +73,77 @@ static struct vm_area_struct *vma_at(struct mm_struct *mm, uint64_t addr)
 
 /* ---- the dirty log ------------------------------------------------------------------------- */
 
-/* A PTE of mm at addr changed its frame.  page_table_lock held (mark_table_changed). */
-void snapshot_record(struct mm_struct *mm, uint64_t addr)
+static uint32_t log_hash(uint64_t addr, uint32_t nslots)
+{
+	return (uint32_t)(((addr >> PAGE_SHIFT) * 0x9e3779b97f4a7c15ull) >> 32) & (nslots - 1);
+}
+
+/* Make room for one more entry (entries and a slot table at least twice as large). */
+static bool log_grow(struct snapshot_log *log)
+{
+	if (log->nr < log->cap)
+		return true;
+	size_t cap = log->cap ? log->cap * 2 : 256;
+	if (cap > SNAP_LOG_MAX)
+		return false;
+	struct snapshot_log_entry *ent = realloc(log->ent, cap * sizeof(*ent));
+	if (!ent)
+		return false;
+	log->ent = ent;
+	uint32_t nslots = (uint32_t)(2 * cap);
+	uint32_t *slots = calloc(nslots, sizeof(*slots));
+	if (!slots)
+		return false;
+	for (size_t i = 0; i < log->nr; i++) { /* rehash */
+		uint32_t h = log_hash(ent[i].addr, nslots);
+		while (slots[h])
+			h = (h + 1) & (nslots - 1);
+		slots[h] = (uint32_t)i + 1;
+		ent[i].slot = h;
+	}
+	free(log->slots);
+	log->slots = slots;
+	log->nslots = nslots;
+	log->cap = cap;
+	return true;
+}
+
+/*
+ * A PTE of mm at addr changed its frame; old is what it held (or SNAP_OLD_UNKNOWN).  Only the
+ * first change of an address since the base counts: its old PTE is the snapshot's (the log's
+ * invariant).  page_table_lock held (mark_table_changed).
+ */
+void snapshot_record(struct mm_struct *mm, uint64_t addr, pte_t old)
 {
 	struct snapshot_log *log = &mm->snap_log;
 	if (log->overflow)
 		return;
-	if (log->nr == log->cap) {
-		size_t cap = log->cap ? log->cap * 2 : 256;
-		uint64_t *a = cap <= SNAP_LOG_MAX ? realloc(log->addrs, cap * sizeof(*a)) : NULL;
-		if (!a) {
-			log->overflow = true;
-			return;
-		}
-		log->addrs = a;
-		log->cap = cap;
+	if (log->nslots) {
+		uint32_t h = log_hash(addr, log->nslots);
+		for (; log->slots[h]; h = (h + 1) & (log->nslots - 1))
+			if (log->ent[log->slots[h] - 1].addr == addr)
+				return; /* logged already */
 	}
-	log->addrs[log->nr++] = addr;
+	if (!log_grow(log)) {
+		log->overflow = true;
+		return;
+	}
+	uint32_t h = log_hash(addr, log->nslots);
+	while (log->slots[h])
+		h = (h + 1) & (log->nslots - 1);
+	log->slots[h] = (uint32_t)log->nr + 1;
+	log->ent[log->nr++] = (struct snapshot_log_entry){ .addr = addr, .old = old, .slot = h };
 }
 
+/* Empty the log: O(entries), the slot table is cleared entry by entry. */
 static void log_reset(struct mm_struct *mm)
 {
+	struct snapshot_log *log = &mm->snap_log;
 	spin_lock(&mm->page_table_lock);
-	mm->snap_log.nr = 0;
-	mm->snap_log.overflow = false;
+	for (size_t i = 0; i < log->nr; i++)
+		log->slots[log->ent[i].slot] = 0;
+	log->nr = 0;
+	log->overflow = false;
 	spin_unlock(&mm->page_table_lock);
 }
 
@@ -393,19 +441,22 @@ static int restore_vmas(struct mm_struct *mm, struct cowvm_snapshot *snap)
 }
 
 /*
- * Make the task's PTE at addr map what the image's maps (the table in the essay).  The task's
- * mmap_lock held for writing, the image's for reading; takes the task's PTL.  0 or -ENOMEM.
+ * Make the task's PTE at addr map what the image's maps (the table in the essay): want, the
+ * image's PTE as the dirty log recorded it, or SNAP_OLD_UNKNOWN to read it from the image's
+ * tables (the log spares restore those cold cache lines).  The task's mmap_lock held for
+ * writing, the image's for reading; takes the task's PTL.  0 or -ENOMEM.
  */
 static int restore_page(struct mm_struct *mm, struct mm_struct *image, uint64_t addr,
-			struct mmu_gather *tlb)
+			pte_t want, struct mmu_gather *tlb)
 {
 	struct cowvm *vm = mm->vm;
 	struct vm_area_struct *vma = vma_at(mm, addr);
 	if (!vma || vma->vm_file)
 		return 0; /* unmapped since (step 1 took it), or shared memory */
-	struct vm_area_struct *ivma = vma_at(image, addr);
-	pte_t *ip = ivma ? pte_offset_map(image, addr) : NULL;
-	pte_t want = ip ? ptep_get(ip) : 0;
+	if (want == SNAP_OLD_UNKNOWN) { /* look in the image */
+		pte_t *ip = vma_at(image, addr) ? pte_offset_map(image, addr) : NULL;
+		want = ip ? ptep_get(ip) : 0;
+	}
 	pte_t *tp = pte_offset_map(mm, addr);
 	pte_t have = tp ? ptep_get(tp) : 0;
 	if (pte_none(have) && pte_none(want))
@@ -428,7 +479,7 @@ static int restore_page(struct mm_struct *mm, struct mm_struct *image, uint64_t 
 		}
 	}
 	if (!pte_none(want)) {
-		struct page *page = vm_normal_page(ivma, addr, want);
+		struct page *page = vm_normal_page(vma, addr, want); /* held by the image */
 		if (page) {
 			get_page(page);
 			page_dup_rmap(page, vma);
@@ -448,7 +499,7 @@ static int restore_logged(struct mm_struct *mm, struct mm_struct *image, struct 
 {
 	const struct snapshot_log *log = &mm->snap_log;
 	for (size_t i = 0; i < log->nr; i++) {
-		int err = restore_page(mm, image, log->addrs[i], tlb);
+		int err = restore_page(mm, image, log->ent[i].addr, log->ent[i].old, tlb);
 		if (err)
 			return err;
 	}
@@ -471,7 +522,7 @@ static int restore_all(struct mm_struct *mm, struct mm_struct *image, struct mmu
 				continue;
 			}
 			for (; a < next; a += PAGE_SIZE) {
-				int err = restore_page(mm, image, a, tlb);
+				int err = restore_page(mm, image, a, SNAP_OLD_UNKNOWN, tlb);
 				if (err)
 					return err;
 			}
@@ -585,8 +636,8 @@ int64_t cowvm_dirty_pages(cowvm_task_t *t, cowvm_snapshot_t *snap, uint64_t *add
 	if (fast && mm->snap_log.nr) {
 		nr = mm->snap_log.nr;
 		copy = malloc(nr * sizeof(*copy));
-		if (copy)
-			memcpy(copy, mm->snap_log.addrs, nr * sizeof(*copy));
+		for (size_t i = 0; copy && i < nr; i++)
+			copy[i] = mm->snap_log.ent[i].addr;
 	}
 	spin_unlock(&mm->page_table_lock);
 	if (fast && nr && !copy) {
@@ -594,7 +645,7 @@ int64_t cowvm_dirty_pages(cowvm_task_t *t, cowvm_snapshot_t *snap, uint64_t *add
 	} else if (fast) {
 		qsort(copy, nr, sizeof(*copy), cmp_u64);
 		for (size_t i = 0; i < nr; i++)
-			if ((i == 0 || copy[i] != copy[i - 1]) && frame_at(mm, copy[i]) != frame_at(image, copy[i]))
+			if (frame_at(mm, copy[i]) != frame_at(image, copy[i]))
 				emit(&o, copy[i]);
 	} else {
 		/* The union of the task's and the image's VMAs, in address order. */
