@@ -471,7 +471,7 @@ int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int f
 		vm_flags |= VM_LOCKED;
 	if (type == MAP_SHARED)
 		vm_flags |= VM_SHARED | VM_MAYSHARE;
-	else if (vm_flags & VM_WRITE)
+	else if ((vm_flags & VM_WRITE) && !(flags & MAP_NORESERVE)) /* accountable_mapping */
 		vm_flags |= VM_ACCOUNT;
 	if (flags & MAP_NORESERVE)
 		vm_flags |= VM_NORESERVE;

@@ -113,6 +113,15 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 			error = -EACCES;
 			goto out;
 		}
+		/* mprotect_fixup's accounting: private memory that turns writable is charged
+		 * (VM_ACCOUNT) unless it was or is NORESERVE; writable memory that turns read-only
+		 * gives the charge back only while it has no anon_vma (nothing was ever written) */
+		if (newflags & VM_WRITE) {
+			if (!(vma->vm_flags & (VM_ACCOUNT | VM_WRITE | VM_SHARED | VM_NORESERVE)))
+				newflags |= VM_ACCOUNT;
+		} else if ((vma->vm_flags & VM_ACCOUNT) && !(vma->vm_flags & VM_SHARED) && !vma->anon_vma) {
+			newflags &= ~VM_ACCOUNT;
+		}
 		uint64_t tmp = vma->vm_end < end ? vma->vm_end : end;
 		if (newflags != vma->vm_flags) { /* mprotect_fixup of [nstart, tmp) */
 			unsigned long oldflags = vma->vm_flags;

@@ -85,11 +85,13 @@ struct obs_page {
 struct obs_vma {
 	uint64_t start, end;       /* cowvm addresses */
 	char perms[5];
-	uint64_t kb[7];            /* smaps_kb_names order */
+	uint64_t kb[8];            /* smaps_kb_names order */
+	char vmflags[96];          /* the VmFlags line's letters */
 };
 
-static const char *const smaps_kb_names[7] = {
+static const char *const smaps_kb_names[8] = {
 	"Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous",
+	"Locked",
 };
 
 struct slot {
@@ -897,32 +899,6 @@ static bool observe_host(struct cmp *c, int p, const struct slot *slots, int n, 
 	return ok;
 }
 
-struct vma_collect {
-	struct obs_vma *v;
-	int n, cap;
-};
-
-static int collect_vma(void *arg, const struct cowvm_vma_info *vi)
-{
-	struct vma_collect *vc = arg;
-	if (vc->n == vc->cap) {
-		int cap = vc->cap ? vc->cap * 2 : 16;
-		struct obs_vma *grown = realloc(vc->v, (size_t)cap * sizeof *grown);
-		if (!grown)
-			return 1;
-		vc->v = grown;
-		vc->cap = cap;
-	}
-	struct obs_vma *o = &vc->v[vc->n++];
-	memset(o, 0, sizeof *o);
-	o->start = vi->start;
-	o->end = vi->end;
-	o->perms[0] = vi->prot & PROT_READ ? 'r' : '-';
-	o->perms[1] = vi->prot & PROT_WRITE ? 'w' : '-';
-	o->perms[2] = vi->prot & PROT_EXEC ? 'x' : '-';
-	o->perms[3] = vi->shared ? 's' : 'p';
-	return 0;
-}
 
 /* Does [s, e) meet a slot range of this step (a region or the heap window)? */
 static bool meets_slots(const struct slot *slots, int n, uint64_t s, uint64_t e)
@@ -933,26 +909,41 @@ static bool meets_slots(const struct slot *slots, int n, uint64_t s, uint64_t e)
 	return false;
 }
 
+/* cowvm's VMAs that meet the slots, read from its smaps text (cowvm_proc_smaps) with the host's
+ * parser, so that both sides are read the same way. */
 static int cowvm_vmas(struct cmp *c, int p, const struct slot *slots, int ns, struct obs_vma **out)
 {
-	struct vma_collect vc = { 0 };
-	cowvm_for_each_vma(c->procs[p].t, collect_vma, &vc);
-	int n = 0;
-	for (int i = 0; i < vc.n; i++) {
-		struct obs_vma *o = &vc.v[i];
-		if (!meets_slots(slots, ns, o->start, o->end))
-			continue;
-		struct cowvm_smaps sm;
-		if (cowvm_smaps(c->procs[p].t, o->start, 1, &sm) == 0) {
-			uint64_t v[7] = { sm.rss, sm.pss, sm.shared_clean, sm.shared_dirty, sm.private_clean,
-					  sm.private_dirty, sm.anonymous };
-			for (int k = 0; k < 7; k++)
-				o->kb[k] = v[k] >> 10;
-		}
-		vc.v[n++] = *o;
+	*out = NULL;
+	int64_t need = cowvm_proc_smaps(c->procs[p].t, NULL, 0);
+	char *text = need >= 0 ? malloc((size_t)need + 1) : NULL;
+	if (!text || cowvm_proc_smaps(c->procs[p].t, text, (size_t)need + 1) != need) {
+		free(text);
+		return 0;
 	}
-	*out = vc.v;
-	return n;
+	FILE *f = fmemopen(text, (size_t)need, "r");
+	struct host_vma *hv = NULL;
+	int hn = 0;
+	bool ok = f && host_parse_smaps(f, &hv, &hn);
+	if (f)
+		fclose(f);
+	free(text);
+	struct obs_vma *v = ok ? calloc((size_t)hn + 1, sizeof *v) : NULL;
+	int n = 0;
+	for (int i = 0; v && i < hn; i++) {
+		if (!meets_slots(slots, ns, hv[i].start, hv[i].end))
+			continue;
+		struct obs_vma *o = &v[n++];
+		o->start = hv[i].start;
+		o->end = hv[i].end;
+		memcpy(o->perms, hv[i].perms, 5);
+		uint64_t kb[8] = { hv[i].rss, hv[i].pss, hv[i].shared_clean, hv[i].shared_dirty,
+				   hv[i].private_clean, hv[i].private_dirty, hv[i].anonymous, hv[i].locked };
+		memcpy(o->kb, kb, sizeof kb);
+		memcpy(o->vmflags, hv[i].vmflags, sizeof o->vmflags);
+	}
+	free(hv);
+	*out = v;
+	return v ? n : 0;
 }
 
 static int host_vmas(struct cmp *c, int p, const struct slot *slots, int ns, struct obs_vma **out)
@@ -974,9 +965,10 @@ static int host_vmas(struct cmp *c, int p, const struct slot *slots, int ns, str
 		o->start = s;
 		o->end = e;
 		memcpy(o->perms, hv[i].perms, 5);
-		uint64_t kb[7] = { hv[i].rss, hv[i].pss, hv[i].shared_clean, hv[i].shared_dirty,
-				   hv[i].private_clean, hv[i].private_dirty, hv[i].anonymous };
+		uint64_t kb[8] = { hv[i].rss, hv[i].pss, hv[i].shared_clean, hv[i].shared_dirty,
+				   hv[i].private_clean, hv[i].private_dirty, hv[i].anonymous, hv[i].locked };
 		memcpy(o->kb, kb, sizeof kb);
+		memcpy(o->vmflags, hv[i].vmflags, sizeof o->vmflags);
 	}
 	free(hv);
 	*out = v;
@@ -1049,9 +1041,14 @@ static void compare_vmas(struct cmp *c, int p, const struct slot *slots, int ns)
 			snprintf(what, sizeof what, "%s: perms", name);
 			add_diff(c, what, cv[i].perms, hv[j].perms);
 		}
-		for (int k = 0; k < 7; k++) {
+		for (int k = 0; k < 8; k++) {
 			snprintf(what, sizeof what, "%s: %s kB", name, smaps_kb_names[k]);
 			cmp_u64(c, what, cv[i].kb[k], hv[j].kb[k]);
+		}
+		c->observations++;
+		if (strcmp(cv[i].vmflags, hv[j].vmflags)) {
+			snprintf(what, sizeof what, "%s: VmFlags", name);
+			add_diff(c, what, cv[i].vmflags, hv[j].vmflags);
 		}
 		i++;
 		j++;
@@ -1714,8 +1711,9 @@ static bool replay(struct cmp *c, bool dry)
 	c->marks = calloc((size_t)s->nr_marks + 1, sizeof *c->marks);
 	for (int i = 0; c->task_proc && i < s->nr_tasks; i++)
 		c->task_proc[i] = -1;
+	/* built as the host is: without soft-dirty (no `sd` in VmFlags, pagemap bit 55 clear) */
 	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : DEFAULT_PHYS_BYTES,
-				    .nr_cpus = 1 };
+				    .nr_cpus = 1, .flags = COWVM_CONFIG_NO_SOFT_DIRTY };
 	if (c->task_proc && c->regions && c->marks)
 		c->vm = cowvm_create(&cfg);
 	if (!c->vm) {

@@ -428,15 +428,11 @@ static uint64_t field_kb(const char *line, const char *name)
 	return strtoull(line + n + 1, NULL, 10);
 }
 
-bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count)
+bool host_parse_smaps(FILE *f, struct host_vma **vmas, int *count)
 {
-	char path[64], line[512];
-	snprintf(path, sizeof path, "/proc/%d/smaps", h->procs[proc].pid);
-	FILE *f = fopen(path, "re");
+	char line[512];
 	*vmas = NULL;
 	*count = 0;
-	if (!f)
-		return fail(h, "cannot open %s: %s", path, strerror(errno));
 	struct host_vma *list = NULL, *cur = NULL;
 	int n = 0, cap = 0;
 	while (fgets(line, sizeof line, f)) {
@@ -449,8 +445,7 @@ bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count)
 				struct host_vma *grown = realloc(list, (size_t)cap * sizeof *grown);
 				if (!grown) {
 					free(list);
-					fclose(f);
-					return fail(h, "out of memory");
+					return false;
 				}
 				list = grown;
 			}
@@ -471,11 +466,37 @@ bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count)
 		else if ((v = field_kb(line, "Private_Dirty")) != UINT64_MAX) cur->private_dirty = v;
 		else if ((v = field_kb(line, "Anonymous")) != UINT64_MAX) cur->anonymous = v;
 		else if ((v = field_kb(line, "Swap")) != UINT64_MAX) cur->swap = v;
+		else if ((v = field_kb(line, "Locked")) != UINT64_MAX) cur->locked = v;
+		else if (!strncmp(line, "VmFlags:", 8)) {
+			const char *f0 = line + 8;
+			while (*f0 == ' ')
+				f0++;
+			size_t k = strcspn(f0, "\n");
+			if (k >= sizeof cur->vmflags)
+				k = sizeof cur->vmflags - 1;
+			memcpy(cur->vmflags, f0, k);
+			cur->vmflags[k] = 0;
+			while (k && (cur->vmflags[k - 1] == '\n' || cur->vmflags[k - 1] == ' '))
+				cur->vmflags[--k] = 0;
+		}
 	}
-	fclose(f);
 	*vmas = list;
 	*count = n;
 	return true;
+}
+
+bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/smaps", h->procs[proc].pid);
+	FILE *f = fopen(path, "re");
+	*vmas = NULL;
+	*count = 0;
+	if (!f)
+		return fail(h, "cannot open %s: %s", path, strerror(errno));
+	bool ok = host_parse_smaps(f, vmas, count);
+	fclose(f);
+	return ok || fail(h, "out of memory");
 }
 
 bool host_status(struct host *h, int proc, char *buf, size_t len)

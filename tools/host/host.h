@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "host/host_proto.h"
 
@@ -61,6 +62,8 @@ struct host_vma {
 	char perms[5];                   /* "rw-p" */
 	uint64_t rss, pss, shared_clean, shared_dirty, private_clean, private_dirty, anonymous;
 	uint64_t swap;
+	uint64_t locked;
+	char vmflags[96];                /* "rd wr mr mw me ac" */
 };
 
 /* Whether this process can read frame numbers in pagemap (CAP_SYS_ADMIN): tried on a page of
@@ -86,6 +89,8 @@ bool host_call(struct host *h, int proc, const struct host_cmd *cmd, const void 
 bool host_pagemap(struct host *h, int proc, uint64_t addr, uint64_t npages, uint64_t *words);
 bool host_kpageflags(struct host *h, uint64_t pfn, uint64_t *flags); /* false: unreadable */
 bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count); /* free(*vmas) */
+/* The same parser over any smaps text (cowvm's cowvm_proc_smaps too); false: out of memory. */
+bool host_parse_smaps(FILE *f, struct host_vma **vmas, int *count);
 bool host_faults(struct host *h, int proc, uint64_t *faults); /* /proc/PID/stat minflt + majflt */
 bool host_status(struct host *h, int proc, char *buf, size_t len); /* the text of /proc/PID/status */
 /* /proc/PID/mem, as remote_read / remote_write: bytes moved or -errno. */
