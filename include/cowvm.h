@@ -210,8 +210,111 @@ int cowvm_getrlimit(cowvm_task_t *t, int resource, struct rlimit *rlim);
  */
 int cowvm_read(cowvm_task_t *t, uint64_t addr, void *buf, size_t len);        /* 0, -EFAULT, -ENOMEM */
 int cowvm_write(cowvm_task_t *t, uint64_t addr, const void *buf, size_t len); /* 0, -EFAULT, -ENOMEM */
-int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val);  /* naturally aligned or not */
-int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val);
+
+/*
+ * cowvm_load64 / cowvm_store64: one 8-byte load or store (aligned or not), 0, -EFAULT or
+ * -ENOMEM as cowvm_read / cowvm_write.  A TLB hit runs inline in the caller, over the layout
+ * below; everything else (a miss, a fault, a pending TLB shootdown, an access that crosses a
+ * page, a NULL argument, a shootdown that needs fences) calls cowvm_access64_slow.
+ *
+ * The TLB layout, version COWVM_TLB_LAYOUT_VERSION (a change to it bumps the version and the
+ * SONAME).  A task begins with a struct cowvm_mmu, written only by the host thread running
+ * the task, except tlb_flush_gen (raised by any thread that flushes the task's TLB):
+ *   tlb[]          direct mapped by virtual page number modulo COWVM_TLB_ENTRIES;
+ *                  tag = page address | COWVM_TLB_VALID | COWVM_TLB_WRITE (writable and dirty),
+ *                  host = where the frame's bytes are;
+ *   in_flight      1 while an access is in flight, else 0: a flusher that sees 1 waits for 0
+ *                  before it frees what the old translation pointed at (a flag rather than a
+ *                  counter, so that back-to-back hits carry no dependency through memory);
+ *   tlb_flush_gen  raised (by 2) by a flusher; while it differs from tlb_seen_gen the TLB is
+ *                  stale and only the slow path (which empties it) may translate.  Its low
+ *                  bit is set, so it never equals tlb_seen_gen, when the shootdown needs a
+ *                  fence in every access (no membarrier(2), e.g. under ThreadSanitizer): then
+ *                  every access takes the slow path.
+ * Callers must treat the structure as read-only.
+ */
+#define COWVM_TLB_LAYOUT_VERSION 1
+#define COWVM_TLB_ENTRIES 256
+#define COWVM_TLB_VALID 0x1ull
+#define COWVM_TLB_WRITE 0x2ull
+struct cowvm_tlb_entry {
+	uint64_t tag;
+	unsigned char *host;
+};
+struct cowvm_mmu {
+	struct cowvm_tlb_entry tlb[COWVM_TLB_ENTRIES];
+	uint64_t in_flight;
+	uint64_t tlb_flush_gen;
+	uint64_t tlb_seen_gen;
+	uint32_t layout_version;        /* COWVM_TLB_LAYOUT_VERSION */
+	uint32_t reserved;
+};
+/* The whole access, out of line: *val is read (write == 0) or written (write != 0). */
+int cowvm_access64_slow(cowvm_task_t *t, uint64_t addr, uint64_t *val, int write);
+
+#if defined(__GNUC__) || defined(__clang__)
+/* Enter an access (in_flight 1) and find the entry that would translate addr, or NULL when
+ * the TLB may be stale; the compiler may not move the TLB reads above the store. */
+static inline const struct cowvm_tlb_entry *cowvm_mmu_enter_(struct cowvm_mmu *m, uint64_t addr)
+{
+	__atomic_store_n(&m->in_flight, 1, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (__builtin_expect(__atomic_load_n(&m->tlb_flush_gen, __ATOMIC_RELAXED) != m->tlb_seen_gen, 0))
+		return 0;
+	return &m->tlb[(addr >> 12) & (COWVM_TLB_ENTRIES - 1)];
+}
+
+/*
+ * The tag a hit needs: the page of the access's last byte, valid and writable.  The entry is
+ * chosen by the page of its first byte, and an entry only ever holds a page congruent to its
+ * index, so an access that crosses into the next page can never match: it goes to the slow
+ * path without a test of its own.
+ */
+static inline uint64_t cowvm_tlb_want_(uint64_t addr)
+{
+	return ((addr + 7) & ~4095ull) | COWVM_TLB_VALID | COWVM_TLB_WRITE;
+}
+
+static inline int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val)
+{
+	struct cowvm_mmu *m = (struct cowvm_mmu *)(void *)t;
+	if (__builtin_expect(t && val, 1)) {
+		const struct cowvm_tlb_entry *e = cowvm_mmu_enter_(m, addr);
+		/* a load hits read-only and writable entries alike */
+		if (__builtin_expect(e && (e->tag | COWVM_TLB_WRITE) == cowvm_tlb_want_(addr), 1)) {
+			__builtin_memcpy(val, e->host + (addr & 4095), 8);
+			__atomic_store_n(&m->in_flight, 0, __ATOMIC_RELEASE);
+			return 0;
+		}
+		__atomic_store_n(&m->in_flight, 0, __ATOMIC_RELEASE);
+	}
+	return cowvm_access64_slow(t, addr, val, 0);
+}
+
+static inline int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val)
+{
+	struct cowvm_mmu *m = (struct cowvm_mmu *)(void *)t;
+	if (__builtin_expect(t != 0, 1)) {
+		const struct cowvm_tlb_entry *e = cowvm_mmu_enter_(m, addr);
+		if (__builtin_expect(e && e->tag == cowvm_tlb_want_(addr), 1)) {
+			__builtin_memcpy(e->host + (addr & 4095), &val, 8);
+			__atomic_store_n(&m->in_flight, 0, __ATOMIC_RELEASE);
+			return 0;
+		}
+		__atomic_store_n(&m->in_flight, 0, __ATOMIC_RELEASE);
+	}
+	return cowvm_access64_slow(t, addr, &val, 1);
+}
+#else
+static inline int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val)
+{
+	return cowvm_access64_slow(t, addr, val, 0);
+}
+static inline int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val)
+{
+	return cowvm_access64_slow(t, addr, &val, 1);
+}
+#endif
 
 /* ---- kernel-side copies (uaccess with exception-table fixups) ------------------------------ */
 

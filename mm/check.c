@@ -282,16 +282,16 @@ static void check_tlbs(struct checker *c, struct mm_struct *mm)
 {
 	struct task_struct *t;
 	list_for_each_entry(t, &mm->threads, thread_node) {
-		if (atomic_load(&t->tlb_flush_gen) != t->tlb_seen_gen)
+		if ((__atomic_load_n(&t->mmu.tlb_flush_gen, __ATOMIC_ACQUIRE) & ~1ull) != t->mmu.tlb_seen_gen)
 			continue; /* a flush is pending: the TLB empties before its next access */
 		for (int i = 0; i < TLB_ENTRIES; i++) {
-			uint64_t tag = t->tlb[i].tag;
+			uint64_t tag = t->mmu.tlb[i].tag;
 			if (!(tag & TLB_VALID))
 				continue;
 			uint64_t addr = tag & PAGE_MASK;
 			pte_t *ptep = pte_offset_map(mm, addr);
 			pte_t pte = ptep ? ptep_get(ptep) : 0;
-			bool ok = (pte & _PAGE_PRESENT) && pfn_to_virt(c->vm, pte_pfn(pte)) == t->tlb[i].host &&
+			bool ok = (pte & _PAGE_PRESENT) && pfn_to_virt(c->vm, pte_pfn(pte)) == t->mmu.tlb[i].host &&
 				  (!(tag & TLB_WRITE) || pte_write(pte));
 			if (!ok) {
 				fail(c, "task %d: TLB entry for %#llx grants more than its PTE %#llx", t->tid,

@@ -16,6 +16,7 @@ static struct task_struct *task_alloc(struct cowvm *vm, struct mm_struct *mm, in
 		return NULL;
 	t->vm = vm;
 	t->mm = mm;
+	mmu_init(t);
 	pthread_mutex_lock(&vm->task_lock);
 	t->tid = ++vm->next_pid;
 	t->pid = pid ? pid : t->tid;

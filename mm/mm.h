@@ -312,6 +312,7 @@ extern __thread struct task_struct *current __attribute__((tls_model("initial-ex
 void flush_tlb_mm_range(struct mm_struct *mm, uint64_t start, uint64_t end);
 static inline void flush_tlb_mm(struct mm_struct *mm) { flush_tlb_mm_range(mm, 0, TASK_SIZE_MAX); }
 void tlb_init_shootdown(void);
+void mmu_init(struct task_struct *t); /* a new task's TLB layout and inline-hit permission */
 void mmu_section_enter(struct task_struct *t);
 void mmu_section_exit(struct task_struct *t);
 /* An access by the task (user) or by the kernel on its behalf (uaccess): 0, or the fault reason. */

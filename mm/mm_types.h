@@ -14,6 +14,7 @@
 #define COWVM_MM_TYPES_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -240,33 +241,31 @@ struct shmem_inode {
 
 /* ---- tasks and the software MMU ------------------------------------------------------------ */
 
-#define TLB_ENTRIES 256
-#define TLB_VALID 0x1ull
-#define TLB_WRITE 0x2ull
+#define TLB_ENTRIES COWVM_TLB_ENTRIES
+#define TLB_VALID COWVM_TLB_VALID
+#define TLB_WRITE COWVM_TLB_WRITE
 
-/* One translation: page address | TLB_VALID | TLB_WRITE, and where that frame lives. */
-struct tlb_entry {
-	uint64_t tag;
-	uint8_t *host;
-};
+/* A translation is a struct cowvm_tlb_entry (include/cowvm.h): page address | TLB_VALID |
+ * TLB_WRITE, and where that frame lives. */
 
 struct task_struct {
+	/*
+	 * First, so that include/cowvm.h's inline TLB hit can find it: the TLB, written only by
+	 * the host thread running the task.  Other threads flush it by raising
+	 * mmu.tlb_flush_gen; the owner empties its TLB at the start of its next access, and the
+	 * flusher waits for an access in flight (mmu.in_flight 1) to finish: a TLB shootdown.
+	 * in_flight and tlb_flush_gen are accessed with __atomic builtins only; tlb_seen_gen and
+	 * tlb[] by the owner only (the checker reads them with the task stopped).
+	 */
+	struct cowvm_mmu mmu;
 	struct cowvm *vm;
 	struct mm_struct *mm;
 	int pid, tid;
 	struct list_head thread_node;   /* in mm->threads; vm->task_lock */
 	struct list_head task_node;     /* in vm->tasks; vm->task_lock */
 	_Atomic uint64_t min_flt, maj_flt, tlb_misses;
-	/*
-	 * The TLB is written only by the host thread running the task.  Other threads flush it by
-	 * raising tlb_flush_gen; the owner empties its TLB at the start of its next access, and
-	 * the flusher waits for an access in flight (odd mmu_seq) to finish: a TLB shootdown.
-	 */
-	struct tlb_entry tlb[TLB_ENTRIES];
-	uint64_t tlb_seen_gen;          /* owner only */
-	_Atomic uint64_t tlb_flush_gen;
-	_Atomic uint64_t mmu_seq;       /* odd while an access is in flight */
 };
+_Static_assert(offsetof(struct task_struct, mmu) == 0, "the inline TLB path finds mmu at a task's start");
 
 /* A set of frames held by get_user_pages / pin_user_pages. */
 struct cowvm_pin {

@@ -85,3 +85,86 @@ Test(perf, a_machine_smaller_than_a_host_huge_page_is_on_4k_pages)
 	cr_assert_eq(mi.host_backing, COWVM_BACKING_4K);
 	cowvm_destroy(vm);
 }
+
+/* ---- the inline TLB hit (include/cowvm.h) -------------------------------------------------- */
+
+/* A task begins with the documented layout, at its version; a hit is counted as no TLB miss. */
+Test(perf, a_task_begins_with_the_versioned_tlb_layout_and_hits_are_not_misses)
+{
+	cowvm_task_t *t = tu_spawn();
+	const struct cowvm_mmu *m = (const struct cowvm_mmu *)(const void *)t;
+	cr_assert_eq(m->layout_version, COWVM_TLB_LAYOUT_VERSION);
+	int64_t a = cowvm_mmap(t, 0, PG, PROT_RW, MAP_PRIV_ANON);
+	cr_assert_geq(a, 0);
+	cr_assert_eq(cowvm_store64(t, (uint64_t)a, 42), 0);
+	struct cowvm_task_stats s0;
+	cr_assert_eq(cowvm_task_stats(t, &s0), 0);
+	uint64_t v = 0, sum = 0;
+	for (int i = 0; i < 1000; i++) {
+		cr_assert_eq(cowvm_store64(t, (uint64_t)a + 8 * (uint64_t)(i % 512), (uint64_t)i), 0);
+		cr_assert_eq(cowvm_load64(t, (uint64_t)a + 8 * (uint64_t)(i % 512), &v), 0);
+		sum += v;
+	}
+	struct cowvm_task_stats s1;
+	cr_assert_eq(cowvm_task_stats(t, &s1), 0);
+	cr_assert_eq(s1.tlb_misses, s0.tlb_misses, "hits counted as misses");
+	cr_assert_eq(sum, 999ull * 1000 / 2);
+}
+
+/*
+ *   [a, a+p) mapped, [a+p, a+2p) not:  an 8-byte access at a+p-4 crosses into the hole
+ * The entry for a's page must not satisfy it: the access faults and moves no byte.
+ */
+Test(perf, an_access_that_crosses_into_an_unmapped_page_faults_and_moves_nothing)
+{
+	cowvm_task_t *t = tu_spawn();
+	int64_t a = cowvm_mmap(t, 0, 2 * PG, PROT_RW, MAP_PRIV_ANON);
+	cr_assert_geq(a, 0);
+	cr_assert_eq(cowvm_munmap(t, (uint64_t)a + PG, PG), 0);
+	cr_assert_eq(cowvm_store64(t, (uint64_t)a + PG - 8, 0x1111111111111111ull), 0); /* a hit now */
+	cr_assert_eq(cowvm_store64(t, (uint64_t)a + PG - 4, 0x2222222222222222ull), -EFAULT);
+	uint64_t v = 0;
+	cr_assert_eq(cowvm_load64(t, (uint64_t)a + PG - 4, &v), -EFAULT);
+	cr_assert_eq(cowvm_load64(t, (uint64_t)a + PG - 8, &v), 0);
+	cr_assert_eq(v, 0x1111111111111111ull, "a failed store changed bytes");
+	/* mapped again, the same crossing access works and lands in both pages */
+	cr_assert_eq(cowvm_mmap(t, (uint64_t)a + PG, PG, PROT_RW, MAP_PRIV_ANON | MAP_FIXED),
+		     (int64_t)((uint64_t)a + PG));
+	cr_assert_eq(cowvm_store64(t, (uint64_t)a + PG - 4, 0x0807060504030201ull), 0);
+	unsigned char b[8];
+	cr_assert_eq(cowvm_read(t, (uint64_t)a + PG - 4, b, 8), 0);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(b[i], i + 1);
+}
+
+/*
+ * A writable entry cached by hits must stop granting writes once the PTE is write-protected:
+ * mprotect flushes the TLB (the generation moves), so the inline path declines, the slow
+ * path empties the TLB and the store faults.  Fork does the same to the parent's entries:
+ * its next store is a COW fault, and the child keeps the old bytes.
+ */
+Test(perf, an_inline_hit_never_outlives_a_flush)
+{
+	cowvm_task_t *t = tu_spawn();
+	int64_t a = cowvm_mmap(t, 0, PG, PROT_RW, MAP_PRIV_ANON);
+	cr_assert_geq(a, 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(cowvm_store64(t, (uint64_t)a, 7), 0);
+	cr_assert_eq(cowvm_mprotect(t, (uint64_t)a, PG, PROT_READ), 0);
+	cr_assert_eq(cowvm_store64(t, (uint64_t)a, 8), -EFAULT);
+	uint64_t v = 0;
+	cr_assert_eq(cowvm_load64(t, (uint64_t)a, &v), 0);
+	cr_assert_eq(v, 7);
+	cr_assert_eq(cowvm_mprotect(t, (uint64_t)a, PG, PROT_RW), 0);
+	cr_assert_eq(cowvm_store64(t, (uint64_t)a, 9), 0);
+	struct cowvm_vmstat s0 = vmstat();
+	cowvm_task_t *c = tu_fork(t);
+	cr_assert_eq(cowvm_store64(t, (uint64_t)a, 10), 0);
+	struct cowvm_vmstat s1 = vmstat();
+	cr_assert_eq(s1.cow_copies + s1.pgreuse - s0.cow_copies - s0.pgreuse, 1,
+		     "the store after fork did not fault");
+	cr_assert_eq(cowvm_load64(c, (uint64_t)a, &v), 0);
+	cr_assert_eq(v, 9, "the child saw the parent's write");
+	cr_assert_eq(cowvm_load64(t, (uint64_t)a, &v), 0);
+	cr_assert_eq(v, 10);
+}

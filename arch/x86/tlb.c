@@ -5,19 +5,20 @@
  *
  * TLB shootdown.  A task's TLB is written only by the host thread running the task.  Any other
  * thread that downgrades or removes a PTE of that mm raises the task's tlb_flush_gen and then
- * waits until an access the task has in flight (odd mmu_seq) is over, exactly as a CPU sending
+ * waits until an access the task has in flight (in_flight 1) is over, exactly as a CPU sending
  * a flush IPI waits for the other CPUs' acknowledgements:
  *
  *     accessing thread                     flushing thread
- *     mmu_seq++ (odd)                      change the PTE
+ *     in_flight = 1                        change the PTE
  *     read tlb_flush_gen; if it moved,     tlb_flush_gen++
  *        empty the TLB                     full barrier (membarrier, or seq_cst)
- *     translate, copy                      if mmu_seq is odd: wait until it moves
- *     mmu_seq++ (even)                     free the frame / table
+ *     translate, copy                      if in_flight is 1: wait until it is 0
+ *     in_flight = 0                        free the frame / table
  *
  * Either the accessor sees the new generation and empties its TLB first, or the flusher sees
- * the access in flight and waits for it; so after flush_tlb_mm_range returns no access can use
- * the old translation.  With membarrier(2) the accessor's side needs no fence at all: the
+ * the access in flight and waits for it (a 1 it sees may already be a later access, which
+ * read the new generation: waiting for that one too is harmless); so after
+ * flush_tlb_mm_range returns no access can use the old translation.  With membarrier(2) the accessor's side needs no fence at all: the
  * flusher forces one on every running thread, which keeps a TLB hit at a few nanoseconds.
  */
 #include <linux/membarrier.h>
@@ -55,7 +56,7 @@ void tlb_init_shootdown(void)
 static void local_flush_tlb_all(struct task_struct *t)
 {
 	for (int i = 0; i < TLB_ENTRIES; i++)
-		t->tlb[i].tag = 0;
+		t->mmu.tlb[i].tag = 0;
 }
 
 static void local_flush_tlb_range(struct task_struct *t, uint64_t start, uint64_t end)
@@ -65,34 +66,48 @@ static void local_flush_tlb_range(struct task_struct *t, uint64_t start, uint64_
 		return;
 	}
 	for (uint64_t addr = start & PAGE_MASK; addr < end; addr += PAGE_SIZE) {
-		struct tlb_entry *e = &t->tlb[(addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
+		struct cowvm_tlb_entry *e = &t->mmu.tlb[(addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
 		if ((e->tag & PAGE_MASK) == addr)
 			e->tag = 0;
 	}
 }
 
-/* Returns the odd sequence number the access runs under; mmu_exit takes it back. */
+/* in_flight is 1 from mmu_enter to mmu_exit (the value returned is for mmu_exit).  The
+ * inline TLB hit of include/cowvm.h does the same, and leaves anything else to this path. */
 static inline uint64_t mmu_enter(struct task_struct *t)
 {
-	uint64_t seq = atomic_load_explicit(&t->mmu_seq, memory_order_relaxed);
 	if (likely(use_membarrier)) {
-		atomic_store_explicit(&t->mmu_seq, seq + 1, memory_order_relaxed);
+		__atomic_store_n(&t->mmu.in_flight, 1, __ATOMIC_RELAXED);
 		atomic_signal_fence(memory_order_seq_cst);
 	} else {
-		atomic_exchange_explicit(&t->mmu_seq, seq + 1, memory_order_seq_cst);
+		__atomic_exchange_n(&t->mmu.in_flight, 1, __ATOMIC_SEQ_CST);
 	}
-	uint64_t gen = atomic_load_explicit(&t->tlb_flush_gen,
-					    use_membarrier ? memory_order_relaxed : memory_order_seq_cst);
-	if (unlikely(gen != t->tlb_seen_gen)) {
+	uint64_t gen = __atomic_load_n(&t->mmu.tlb_flush_gen,
+				       use_membarrier ? __ATOMIC_RELAXED : __ATOMIC_SEQ_CST);
+	if (unlikely((gen & ~1ull) != t->mmu.tlb_seen_gen)) { /* the low bit: fence mode */
 		local_flush_tlb_all(t);
-		t->tlb_seen_gen = gen;
+		t->mmu.tlb_seen_gen = gen & ~1ull;
 	}
-	return seq + 1;
+	return 1;
 }
 
 static inline void mmu_exit(struct task_struct *t, uint64_t seq)
 {
-	atomic_store_explicit(&t->mmu_seq, seq + 1, memory_order_release);
+	(void)seq;
+	__atomic_store_n(&t->mmu.in_flight, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * A new task's MMU: empty TLB and the layout's version.  Flushers raise tlb_flush_gen by 2;
+ * its low bit says the accesses need fences (no membarrier), which keeps it unequal to
+ * tlb_seen_gen forever, so the inline hit of include/cowvm.h always declines.
+ */
+void mmu_init(struct task_struct *t)
+{
+	tlb_init_shootdown();
+	t->mmu.layout_version = COWVM_TLB_LAYOUT_VERSION;
+	t->mmu.tlb_flush_gen = use_membarrier ? 0 : 1;
+	t->mmu.tlb_seen_gen = 0;
 }
 
 /* For walks that must not race with the freeing of tables (gup_fast): an access section. */
@@ -103,7 +118,7 @@ void mmu_section_enter(struct task_struct *t)
 
 void mmu_section_exit(struct task_struct *t)
 {
-	mmu_exit(t, atomic_load_explicit(&t->mmu_seq, memory_order_relaxed));
+	mmu_exit(t, 1);
 }
 
 /*
@@ -122,7 +137,7 @@ void flush_tlb_mm_range(struct mm_struct *mm, uint64_t start, uint64_t end)
 			local_flush_tlb_range(t, start, end);
 			continue;
 		}
-		atomic_fetch_add_explicit(&t->tlb_flush_gen, 1, memory_order_seq_cst);
+		__atomic_fetch_add(&t->mmu.tlb_flush_gen, 2, __ATOMIC_SEQ_CST);
 		if (nremote < 64)
 			remote[nremote++] = t;
 		else
@@ -138,15 +153,15 @@ void flush_tlb_mm_range(struct mm_struct *mm, uint64_t start, uint64_t end)
 		list_for_each_entry(t, &mm->threads, thread_node) {
 			if (t == current)
 				continue;
-			uint64_t s = atomic_load_explicit(&t->mmu_seq, memory_order_seq_cst);
-			while ((s & 1) && atomic_load_explicit(&t->mmu_seq, memory_order_acquire) == s)
+			uint64_t s = __atomic_load_n(&t->mmu.in_flight, __ATOMIC_SEQ_CST);
+			while ((s & 1) && __atomic_load_n(&t->mmu.in_flight, __ATOMIC_ACQUIRE) == s)
 				sched_yield();
 		}
 		return;
 	}
 	for (int i = 0; i < nremote; i++) {
-		uint64_t s = atomic_load_explicit(&remote[i]->mmu_seq, memory_order_seq_cst);
-		while ((s & 1) && atomic_load_explicit(&remote[i]->mmu_seq, memory_order_acquire) == s)
+		uint64_t s = __atomic_load_n(&remote[i]->mmu.in_flight, __ATOMIC_SEQ_CST);
+		while ((s & 1) && __atomic_load_n(&remote[i]->mmu.in_flight, __ATOMIC_ACQUIRE) == s)
 			sched_yield();
 	}
 }
@@ -193,7 +208,7 @@ retry:;
 	if (unlikely(!pfn_valid(vm, pfn)))
 		bug("PTE %#llx maps frame beyond memory", (unsigned long long)pte);
 	uint8_t *host = pfn_to_virt(vm, pfn);
-	struct tlb_entry *e = &t->tlb[(page_addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
+	struct cowvm_tlb_entry *e = &t->mmu.tlb[(page_addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
 	e->host = host;
 	e->tag = page_addr | TLB_VALID |
 		 ((pte & (_PAGE_RW | _PAGE_DIRTY)) == (_PAGE_RW | _PAGE_DIRTY) ? TLB_WRITE : 0);
@@ -202,7 +217,7 @@ retry:;
 
 static inline uint8_t *translate(struct task_struct *t, uint64_t page_addr, bool write)
 {
-	const struct tlb_entry *e = &t->tlb[(page_addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
+	const struct cowvm_tlb_entry *e = &t->mmu.tlb[(page_addr >> PAGE_SHIFT) & (TLB_ENTRIES - 1)];
 	uint64_t want = page_addr | TLB_VALID | (write ? TLB_WRITE : 0);
 	if (likely(e->tag == want || (!write && e->tag == (want | TLB_WRITE))))
 		return e->host;
@@ -365,43 +380,32 @@ static __attribute__((noinline)) int access8_slow(struct task_struct *t, uint64_
 }
 
 /*
- * The fast paths touch no lock and no shared cache line: one compare on a hit.  Only canonical
- * user pages ever get a TLB entry, so a non-canonical address simply misses and the slow path
- * refuses it.
+ * cowvm_access64_slow - what include/cowvm.h's inline cowvm_load64 / cowvm_store64 do not do
+ * themselves: the whole access, TLB lookup included (so a hit that the inline path declined,
+ * e.g. while a flush is pending, is still a hit here).  Only canonical user pages ever get a
+ * TLB entry, so a non-canonical address simply misses and the slow path refuses it.
  */
 #define TLB_IDX(addr) (((addr) >> PAGE_SHIFT) & (TLB_ENTRIES - 1))
 
-int cowvm_load64(cowvm_task_t *t, uint64_t addr, uint64_t *val)
+int cowvm_access64_slow(cowvm_task_t *t, uint64_t addr, uint64_t *val, int write)
 {
-	if (likely(t && val && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8)) {
+	if (!t || !val)
+		return -EINVAL;
+	if (likely((addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8)) {
 		uint64_t seq = mmu_enter(t);
-		const struct tlb_entry *e = &t->tlb[TLB_IDX(addr)];
-		/* a read hits read-only and writable entries */
-		if (likely((e->tag | TLB_WRITE) == ((addr & PAGE_MASK) | TLB_VALID | TLB_WRITE))) {
-			memcpy(val, e->host + (addr & (PAGE_SIZE - 1)), 8);
+		const struct cowvm_tlb_entry *e = &t->mmu.tlb[TLB_IDX(addr)];
+		uint64_t want = (addr & PAGE_MASK) | TLB_VALID | TLB_WRITE;
+		if (write ? e->tag == want : (e->tag | TLB_WRITE) == want) {
+			if (write)
+				memcpy(e->host + (addr & (PAGE_SIZE - 1)), val, 8);
+			else
+				memcpy(val, e->host + (addr & (PAGE_SIZE - 1)), 8);
 			mmu_exit(t, seq);
 			return 0;
 		}
 		mmu_exit(t, seq);
 		if (addr < (1ull << 47))
-			return access8_slow(t, addr, val, false);
+			return access8_slow(t, addr, val, write);
 	}
-	return cowvm_read(t, addr, val, 8);
-}
-
-int cowvm_store64(cowvm_task_t *t, uint64_t addr, uint64_t val)
-{
-	if (likely(t && (addr & (PAGE_SIZE - 1)) <= PAGE_SIZE - 8)) {
-		uint64_t seq = mmu_enter(t);
-		const struct tlb_entry *e = &t->tlb[TLB_IDX(addr)];
-		if (likely(e->tag == ((addr & PAGE_MASK) | TLB_VALID | TLB_WRITE))) {
-			memcpy(e->host + (addr & (PAGE_SIZE - 1)), &val, 8);
-			mmu_exit(t, seq);
-			return 0;
-		}
-		mmu_exit(t, seq);
-		if (addr < (1ull << 47))
-			return access8_slow(t, addr, &val, true);
-	}
-	return cowvm_write(t, addr, &val, 8);
+	return write ? cowvm_write(t, addr, val, 8) : cowvm_read(t, addr, val, 8);
 }
