@@ -81,6 +81,9 @@ typedef struct task_struct cowvm_task_t;
 /* A kernel built without CONFIG_MEM_SOFT_DIRTY (as this project's host kernel is): no VM_SOFTDIRTY
  * ("sd" in VmFlags), pagemap bit 55 always clear, clear_refs 4 accepted and without effect. */
 #define COWVM_CONFIG_NO_SOFT_DIRTY 0x4u
+/* Boot with cgroup_disable=memory: nothing is charged, no limit applies (groups can still be
+ * made and processes moved; their counters stay 0).  For measuring what charging costs. */
+#define COWVM_CONFIG_NO_MEMCG 0x8u
 
 struct cowvm_config {
 	uint64_t phys_bytes; /* physical memory; a multiple of 4 KiB, 64 KiB .. 1 TiB; 0 = 64 MiB */
