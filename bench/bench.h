@@ -156,6 +156,9 @@ void vm_pagetable(const struct bench_env *, uint64_t pages, struct sample *);
 void vm_frame_overhead(const struct bench_env *, uint64_t frames, struct sample *);
 
 void vm_dput_copy_cow(const struct bench_env *, uint64_t pages, struct sample *);
+/* memcg_side.c */
+void vm_memcg_first_touch(const struct bench_env *, uint64_t pages, struct sample *);
+void vm_memcg_cow_break(const struct bench_env *, uint64_t pages, struct sample *);
 void vm_dput_copy_bytes(const struct bench_env *, uint64_t pages, struct sample *);
 void vm_snap(const struct bench_env *, uint64_t pages, struct sample *);
 void vm_merge(const struct bench_env *, uint64_t pages, struct sample *);

@@ -29,6 +29,17 @@ const struct bench_case bench_cases[] = {
 	{ "reuse", BENCH_QUICK, 65536, 8192, host_reuse, vm_reuse, {
 		{ "reuse", "write fault, other side exited (reuse)", "ns/page", FLOOR_NONE, 0.1, 0, 0, NULL },
 	} },
+	/* ---- memory cgroups: what charging costs those two paths ---- */
+	{ "memcg_first_touch", BENCH_QUICK, 65536, 8192, NULL, vm_memcg_first_touch, {
+		{ "memcg_first_touch_off", "first touch, cgroup_disable=memory", "ns/page", FLOOR_NONE, 0, 0, 0, "cowvm's own cost" },
+		{ "memcg_first_touch_on", "first touch, in /bench/job (limits set)", "ns/page", FLOOR_NONE, 0, 0, 0, "cowvm's own cost" },
+		{ "memcg_first_touch_pct", "first touch: charging overhead", "%", FLOOR_NONE, 0, 0, 5.0, "cowvm's own cost" },
+	} },
+	{ "memcg_cow_break", BENCH_QUICK, 65536, 8192, NULL, vm_memcg_cow_break, {
+		{ "memcg_cow_break_off", "COW break, cgroup_disable=memory", "ns/page", FLOOR_NONE, 0, 0, 0, "cowvm's own cost" },
+		{ "memcg_cow_break_on", "COW break, in /bench/job (limits set)", "ns/page", FLOOR_NONE, 0, 0, 0, "cowvm's own cost" },
+		{ "memcg_cow_break_pct", "COW break: charging overhead", "%", FLOOR_NONE, 0, 0, 5.0, "cowvm's own cost" },
+	} },
 	/* ---- processes ---- */
 	{ "fork_64mib", BENCH_QUICK, 64 * MIB, 64 * MIB, host_fork, vm_fork, {
 		{ "fork_64mib_per_page", "fork, 64 MiB touched, per mapped page", "ns/page", FLOOR_NONE, 0.3, 0, 0, NULL },

@@ -85,6 +85,10 @@ typedef struct task_struct cowvm_task_t;
  * where the host allows MADV_HUGEPAGE (cowvm_machine_info says which it got). */
 #define COWVM_CONFIG_HOST_4K   0x100u
 
+/* Boot with cgroup_disable=memory: nothing is charged, no limit applies (groups can still be
+ * made and processes moved; their counters stay 0).  For measuring what charging costs. */
+#define COWVM_CONFIG_NO_MEMCG 0x8u
+
 struct cowvm_config {
 	uint64_t phys_bytes; /* physical memory; a multiple of 4 KiB, 64 KiB .. 1 TiB; 0 = 64 MiB */
 	unsigned flags;      /* COWVM_CONFIG_* */

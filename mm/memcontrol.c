@@ -73,6 +73,12 @@ struct mem_cgroup {
 	long check_anon, check_shmem;
 };
 
+/* cgroup_disable=memory (COWVM_CONFIG_NO_MEMCG) */
+static inline bool mem_cgroup_disabled(const struct cowvm *vm)
+{
+	return vm->flags & COWVM_CONFIG_NO_MEMCG;
+}
+
 static inline struct mem_cgroup *page_memcg(const struct page *page)
 {
 	return (struct mem_cgroup *)(page->memcg_data & ~(uintptr_t)MEMCG_DATA_FLAGS_MASK);
@@ -197,7 +203,7 @@ static void memcg_memory_event(struct mem_cgroup *memcg, enum memcg_memory_event
 void count_memcg_event_mm(struct mm_struct *mm, enum vm_event_item item)
 {
 	struct mem_cgroup *memcg = mm->memcg;
-	if (unlikely(!memcg))
+	if (unlikely(!memcg || mem_cgroup_disabled(mm->vm)))
 		return;
 	atomic_fetch_add_explicit(item == PGMAJFAULT ? &memcg->pgmajfault : &memcg->pgfault, 1,
 				  memory_order_relaxed);
@@ -496,6 +502,8 @@ static int try_charge_memcg(struct mem_cgroup *memcg, struct mm_struct *mm, uint
 int mem_cgroup_charge(struct page *page, struct mm_struct *mm, unsigned flags)
 {
 	struct mem_cgroup *memcg = mm->memcg;
+	if (unlikely(mem_cgroup_disabled(mm->vm)))
+		return 0;
 	if (unlikely(page->memcg_data))
 		bug("charging frame %llu twice", (unsigned long long)page_to_pfn(mm->vm, page));
 	int err = try_charge_memcg(memcg, mm, 1, flags);
@@ -1046,7 +1054,7 @@ int mem_cgroup_check(struct cowvm *vm, bool (*is_user_page)(void *arg, uint64_t 
 		m->check_anon = m->check_shmem = 0;
 	for (uint64_t pfn = 0; pfn < vm->nr_frames; pfn++) {
 		struct page *page = pfn_to_page(vm, pfn);
-		bool user = is_user_page(arg, pfn);
+		bool user = is_user_page(arg, pfn) && !mem_cgroup_disabled(vm);
 		if (!user) {
 			if (page->memcg_data)
 				CHECK_FAIL("frame %llu is not a user page but is charged to a memory cgroup",

@@ -3,7 +3,7 @@
  * the anon_vma and its chains, the shared-anonymous object, the task and the machine itself.
  *
  * Each field says what guards it.  Lock order (docs/locking.md):
- *   mmap_lock (mm with the lower pid first when two are needed)
+ *   mmap_lock (mm with the lower pid first when two are needed) -> cgroup_mutex
  *     -> anon_vma root lock -> shmem i_mmap lock
  *       -> page_table_lock -> page lock (PG_locked, trylock only)
  *         -> lru_lock -> zone lock -> per-CPU list lock
