@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -45,6 +46,7 @@ static inline void init_rwsem(struct rw_semaphore *sem) { pthread_rwlock_init(&s
 static inline void destroy_rwsem(struct rw_semaphore *sem) { pthread_rwlock_destroy(&sem->rw); }
 static inline void down_read(struct rw_semaphore *sem) { pthread_rwlock_rdlock(&sem->rw); }
 static inline void up_read(struct rw_semaphore *sem) { pthread_rwlock_unlock(&sem->rw); }
+static inline bool down_read_trylock(struct rw_semaphore *sem) { return pthread_rwlock_tryrdlock(&sem->rw) == 0; }
 static inline void down_write(struct rw_semaphore *sem) { pthread_rwlock_wrlock(&sem->rw); }
 static inline void up_write(struct rw_semaphore *sem) { pthread_rwlock_unlock(&sem->rw); }
 
