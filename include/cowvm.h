@@ -93,6 +93,18 @@ struct cowvm_config {
 	uint64_t phys_bytes; /* physical memory; a multiple of 4 KiB, 64 KiB .. 1 TiB; 0 = 64 MiB */
 	unsigned flags;      /* COWVM_CONFIG_* */
 	unsigned nr_cpus;    /* per-CPU free lists; 0 = number of host CPUs, at most 64 */
+	/*
+	 * The swap device: a regular host file, or NULL for none (anonymous memory then stays in
+	 * memory, as today).  cowvm_create opens it (creating it, mode 0600, when it does not exist)
+	 * and sets its length to swap_bytes (a multiple of 4 KiB, 8 KiB .. 64 GiB; 0 = 64 MiB); slot 0
+	 * holds a mkswap-style header, the other slots hold pages.  Written with pwrite, read with
+	 * pread, never fsync'ed.  cowvm_destroy (and cowvm_swapoff) close it, and unlink it only
+	 * when cowvm_create created it; a file that existed is left in place (its contents are
+	 * cowvm's swapped pages).  A path that cannot be opened or is not a regular file: NULL and
+	 * that errno (EINVAL for a bad size or a non-regular file).
+	 */
+	const char *swap_path;
+	uint64_t swap_bytes;
 };
 
 cowvm_t *cowvm_create(const struct cowvm_config *cfg); /* NULL + errno */
@@ -132,7 +144,7 @@ int64_t cowvm_mmap(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot, int f
 int cowvm_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len);
 int cowvm_mprotect(cowvm_task_t *t, uint64_t addr, uint64_t len, int prot);
 /* madvise: NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, DONTNEED_LOCKED (24), FREE, COLD,
- * PAGEOUT (deactivates: no swap), REMOVE (shared memory: frees the pages for every process),
+ * PAGEOUT (swaps the pages out when a swap device exists and only this process maps them; else deactivates), REMOVE (shared memory: frees the pages for every process),
  * DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK, DONTDUMP/DODUMP, HUGEPAGE/NOHUGEPAGE (flags only),
  * POPULATE_READ/POPULATE_WRITE (fault in through GUP: -EINVAL where the VMA refuses the access,
  * -ENOMEM at a hole or out of memory, -EFAULT on SIGBUS, the pages before the failure done).
@@ -560,6 +572,12 @@ struct cowvm_vmstat {
 	uint64_t nr_unevictable;    /* pages on the unevictable list */
 	uint64_t nr_mlock;          /* mlocked pages (Mlocked in /proc/meminfo) */
 	uint64_t unevictable_pgs_mlocked, unevictable_pgs_munlocked; /* events */
+	/* swap and reclaim (Linux's /proc/vmstat names) */
+	uint64_t nr_swapcached;     /* pages in the swap cache */
+	uint64_t pswpin, pswpout;   /* pages read from / written to the swap device */
+	uint64_t pgscan_kswapd, pgscan_direct;   /* LRU pages reclaim looked at */
+	uint64_t pgsteal_kswapd, pgsteal_direct; /* of them, pages it freed */
+	uint64_t pgactivate, pgdeactivate;
 };
 int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out);
 
@@ -601,6 +619,8 @@ struct cowvm_frame_info {
 	uint64_t index;     /* page->index */
 	int mlocked;        /* PG_mlocked (KPF_MLOCKED) */
 	int mlock_count;    /* PTEs of VM_LOCKED VMAs that map it */
+	int swapcache;      /* PG_swapcache (KPF_SWAPCACHE) */
+	uint64_t swap_offset; /* its slot when in the swap cache */
 };
 #define COWVM_FRAME_FREE     0
 #define COWVM_FRAME_RESERVED 1
@@ -609,6 +629,7 @@ struct cowvm_frame_info {
 #define COWVM_FRAME_ANON     4
 #define COWVM_FRAME_SHMEM    5
 #define COWVM_FRAME_PINNED   6 /* anon page no PTE maps any more, held by a pin or reference */
+#define COWVM_FRAME_SWAPCACHE 7 /* page no PTE maps, kept by the swap cache */
 int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out);
 
 /* rmap_walk: every (task's process, address) that maps the frame.  fn gets the pid of a task of
@@ -696,6 +717,39 @@ void cowvm_set_trace(cowvm_t *vm, cowvm_trace_fn fn, void *arg); /* fn NULL to s
 #define COWVM_FAIL_NTH   3 /* fail only the n-th allocation from now (1 = next) */
 #define COWVM_FAIL_CAP   4 /* fail while n or more frames are in use */
 int cowvm_fail_alloc(cowvm_t *vm, int mode, uint64_t n);
+
+/* ---- swap (mm/swapfile.c, mm/vmscan.c) -------------------------------------------------------
+ * With a swap device (cowvm_config.swap_path), MADV_PAGEOUT and reclaim write anonymous pages to
+ * it and replace their PTEs by swap entries; the next access reads them back (a major fault) or
+ * finds them still in the swap cache (a minor fault).  See docs/fidelity.md for what is modelled.
+ */
+struct cowvm_swap_info {
+	int enabled;              /* a device is configured and not swapped off */
+	uint64_t total_slots;     /* page slots, the header slot excluded (SwapTotal / 4 KiB) */
+	uint64_t used_slots;      /* slots with a swap PTE or a swap-cache page (SwapTotal - SwapFree) */
+	uint64_t swap_cache_pages; /* pages in the swap cache (SwapCached) */
+};
+int cowvm_swap_info(cowvm_t *vm, struct cowvm_swap_info *out); /* 0 or -EINVAL */
+/* swapoff(2): every swapped page is read back and mapped again (read-only and old, as Linux's
+ * unuse_pte), the swap cache is emptied and the device closed (unlinked if cowvm created it).
+ * 0; -EINVAL without a device; -ENOMEM when memory ran out (the device stays on, the pages
+ * brought in so far stay in); -EIO when a slot could not be read (the device stays on).  Call it
+ * with no task running on another host thread. */
+int cowvm_swapoff(cowvm_t *vm);
+/* Proactive reclaim (cgroup memory.reclaim): age and shrink the LRU lists until nr pages are
+ * freed or nothing more can be.  Returns the pages freed, or -EINVAL. */
+int64_t cowvm_reclaim(cowvm_t *vm, uint64_t nr);
+/* Fault injection on the swap device: the n-th swap write (or read) from now (1 = the next) fails
+ * the way `what` says, then injection is off.  A failed write leaves the page in the swap cache,
+ * dirty, with its contents (Linux re-dirties it); a failed read makes the access that needed the
+ * page fail as a SIGBUS would (-EFAULT from cowvm_read/write), with the slot and its data kept,
+ * so a later access may succeed. */
+#define COWVM_SWAP_FAIL_OFF         0
+#define COWVM_SWAP_FAIL_SHORT_WRITE 1 /* pwrite writes half the page */
+#define COWVM_SWAP_FAIL_ENOSPC      2 /* pwrite fails with ENOSPC */
+#define COWVM_SWAP_FAIL_SHORT_READ  3 /* pread reads half the page */
+#define COWVM_SWAP_FAIL_EIO_READ    4 /* pread fails with EIO */
+int cowvm_fail_swap_io(cowvm_t *vm, int what, uint64_t n); /* 0, -EINVAL (no device, bad what) */
 
 #ifdef __cplusplus
 }

@@ -18,10 +18,17 @@
  * covers every page that differs from the base image in a VMA restore would keep.
  * Memory cgroups (mem_cgroup_check): every user page is charged to exactly one group, no other
  * frame is, and the groups' counters are the sums of their pages.
+ * Swap: every swap PTE names a used slot of the device, in a private VMA; each slot's count is
+ * the swap PTEs naming it, SWAP_HAS_CACHE is set exactly for the slots with a swap-cache page,
+ * which has PG_swapcache, private = the entry, and one reference from the cache; a swap PTE with
+ * the exclusive marker is the slot's only user (no other swap PTE, its cache page unmapped);
+ * MM_SWAPENTS equals the mm's swap PTEs; cluster and in-use counts add up; a clean, unmapped,
+ * unpinned swap-cache page holds the bytes of its slot.
  */
 #include <stdarg.h>
+#include <unistd.h>
 
-#include "mm.h"
+#include "swap.h"
 
 void for_each_free_frame(struct cowvm *vm, void (*fn)(void *arg, uint64_t pfn, int where), void *arg);
 void for_each_pinned_page(struct cowvm *vm, void (*fn)(void *arg, struct page *page, int refs), void *arg);
@@ -35,6 +42,8 @@ struct checker {
 	uint32_t *cache_refs;    /* shmem cache references found */
 	uint32_t *pin_refs;      /* references held by pins and GUP references */
 	uint32_t *locked_ptes;   /* PTEs of VM_LOCKED VMAs found mapping each frame */
+	uint32_t *swap_ptes;     /* swap PTEs found naming each slot (swap device only) */
+	uint8_t *swap_excl;      /* of them, with the exclusive marker */
 	uint64_t nfree, nzero_ptes, npgtables, anon_mapped, shmem_cached, mlocked;
 	char *why;
 	size_t whylen;
@@ -155,9 +164,38 @@ static bool span_has_vma(struct mm_struct *mm, uint64_t start, uint64_t end)
 	return vma && vma->vm_start < end;
 }
 
+/* One swap PTE of mm at addr. */
+static void check_swap_pte(struct checker *c, struct mm_struct *mm, uint64_t addr, pte_t pte,
+			   long *rss_swap)
+{
+	struct swap_info_struct *si = c->vm->swap;
+	swp_entry_t entry = pte_to_swp_entry(pte);
+	struct vm_area_struct *vma = find_vma(mm, addr);
+	(*rss_swap)++;
+	if (!si || swp_type(entry) != 0 || swp_offset(entry) == 0 || swp_offset(entry) >= si->max) {
+		fail(c, "pid %d: swap PTE %#llx at %#llx names no slot of the device", mm->tgid,
+		     (unsigned long long)pte, (unsigned long long)addr);
+		return;
+	}
+	if (!vma || vma->vm_start > addr || vma->vm_file) {
+		fail(c, "pid %d: swap PTE at %#llx outside every private VMA", mm->tgid,
+		     (unsigned long long)addr);
+		return;
+	}
+	if ((pte & ~_PAGE_SWP_FLAGS) != swp_entry_to_pte(entry)) {
+		fail(c, "pid %d: swap PTE %#llx at %#llx has stray bits", mm->tgid,
+		     (unsigned long long)pte, (unsigned long long)addr);
+		return;
+	}
+	uint64_t off = swp_offset(entry);
+	c->swap_ptes[off]++;
+	if (pte_swp_exclusive(pte))
+		c->swap_excl[off] = 1;
+}
+
 /* Walk one table of level `level` (4 = PGD ... 1 = PTE table) covering base. */
 static void check_table(struct checker *c, struct mm_struct *mm, uint64_t pfn, int level,
-			uint64_t base, long *rss_anon, long *rss_shmem)
+			uint64_t base, long *rss_anon, long *rss_shmem, long *rss_swap)
 {
 	static const int shift[5] = { 0, PAGE_SHIFT, PMD_SHIFT, PUD_SHIFT, PGDIR_SHIFT };
 	struct cowvm *vm = c->vm;
@@ -186,9 +224,8 @@ static void check_table(struct checker *c, struct mm_struct *mm, uint64_t pfn, i
 		if (!e)
 			continue;
 		if (level == 1) {
-			if (!pte_present(e))
-				fail(c, "pid %d: non-present PTE %#llx at %#llx before swap exists",
-				     mm->tgid, (unsigned long long)e, (unsigned long long)addr);
+			if (is_swap_pte(e))
+				check_swap_pte(c, mm, addr, e, rss_swap);
 			else
 				check_pte(c, mm, addr, e, rss_anon, rss_shmem);
 		} else {
@@ -196,7 +233,7 @@ static void check_table(struct checker *c, struct mm_struct *mm, uint64_t pfn, i
 				fail(c, "pid %d: level-%d entry %#llx is not a table pointer", mm->tgid,
 				     level, (unsigned long long)e);
 			else
-				check_table(c, mm, pte_pfn(e), level - 1, addr, rss_anon, rss_shmem);
+				check_table(c, mm, pte_pfn(e), level - 1, addr, rss_anon, rss_shmem, rss_swap);
 		}
 	}
 }
@@ -427,6 +464,87 @@ static void check_snapshots(struct checker *c, struct mm_struct *mm)
 		check_dirty_log(c, mm, mm->snap_base);
 }
 
+/* The swap device: slot counts against the swap PTEs found, the swap cache, the clusters. */
+static void check_swap(struct checker *c)
+{
+	struct cowvm *vm = c->vm;
+	struct swap_info_struct *si = vm->swap;
+	uint64_t inuse = 0, cached = 0, nclean = 0;
+	uint64_t *clean = malloc(si->max * sizeof(*clean)); /* slots whose bytes to compare */
+	uint32_t *cluster = calloc(si->nr_clusters, sizeof(*cluster));
+	if (!clean || !cluster) {
+		free(clean);
+		free(cluster);
+		fail(c, "no memory for the swap check");
+		return;
+	}
+	spin_lock(&si->lock);
+	for (uint64_t off = 0; off < si->max && !c->failed; off++) {
+		unsigned char map = si->swap_map[off];
+		struct page *page = si->swap_cache[off];
+		if (off == 0) {
+			if (map != SWAP_MAP_BAD || page)
+				fail(c, "swap slot 0 is not the header");
+			cluster[0]++;
+			continue;
+		}
+		if (map)
+			cluster[off / SWAPFILE_CLUSTER]++, inuse++;
+		if ((uint32_t)(map & ~SWAP_HAS_CACHE) != c->swap_ptes[off])
+			fail(c, "swap slot %llu counts %d swap PTEs, %u found", (unsigned long long)off,
+			     map & ~SWAP_HAS_CACHE, c->swap_ptes[off]);
+		else if (!!(map & SWAP_HAS_CACHE) != (page != NULL))
+			fail(c, "swap slot %llu: SWAP_HAS_CACHE %d but cache page %p", (unsigned long long)off,
+			     !!(map & SWAP_HAS_CACHE), (void *)page);
+		else if (c->swap_excl[off] && (c->swap_ptes[off] != 1 || (page && page_mapcount(page))))
+			fail(c, "swap slot %llu: an exclusive swap PTE, but %u swap PTEs and a cache page "
+			     "mapped %d times", (unsigned long long)off, c->swap_ptes[off],
+			     page ? page_mapcount(page) : 0);
+		if (!page || c->failed)
+			continue;
+		uint64_t pfn = page_to_pfn(vm, page);
+		cached++;
+		if (!PageSwapCache(page) || page->private != swp_entry(0, off).val || PageShmem(page) ||
+		    (c->state[pfn] != F_UNSEEN && c->state[pfn] != F_ANON)) {
+			fail(c, "swap-cache page %llu of slot %llu is inconsistent (flags %#x, private %#llx)",
+			     (unsigned long long)pfn, (unsigned long long)off, (unsigned)atomic_load(&page->flags),
+			     (unsigned long long)page->private);
+			break;
+		}
+		if (PageAnonExclusive(page) && c->ptes[pfn] == 0)
+			fail(c, "swap-cache page %llu is exclusive but unmapped", (unsigned long long)pfn);
+		c->state[pfn] = F_ANON;
+		c->cache_refs[pfn]++;
+		if (!PageDirty(page) && c->ptes[pfn] == 0 && c->pin_refs[pfn] == 0)
+			clean[nclean++] = off;
+	}
+	for (uint64_t cl = 0; cl < si->nr_clusters && !c->failed; cl++) {
+		uint64_t end = (cl + 1) * SWAPFILE_CLUSTER;
+		uint32_t beyond = (uint32_t)(end > si->max ? end - si->max : 0);
+		if (si->cluster_info[cl].count != cluster[cl] + beyond)
+			fail(c, "swap cluster %llu counts %u used slots, %u found", (unsigned long long)cl,
+			     si->cluster_info[cl].count, cluster[cl] + beyond);
+	}
+	if (!c->failed && inuse != si->inuse_pages)
+		fail(c, "swap: %llu slots counted in use, %llu found", (unsigned long long)si->inuse_pages,
+		     (unsigned long long)inuse);
+	spin_unlock(&si->lock);
+	if (!c->failed && (uint64_t)global_node_page_state(vm, NR_SWAPCACHE) != cached)
+		fail(c, "nr_swapcached %ld, %llu pages in the swap cache", global_node_page_state(vm, NR_SWAPCACHE),
+		     (unsigned long long)cached);
+	uint8_t buf[PAGE_SIZE];
+	for (uint64_t i = 0; i < nclean && !c->failed; i++) {
+		uint64_t off = clean[i];
+		struct page *page = si->swap_cache[off];
+		if (pread(si->fd, buf, PAGE_SIZE, (off_t)(off << PAGE_SHIFT)) != (ssize_t)PAGE_SIZE ||
+		    memcmp(buf, page_address(vm, page), PAGE_SIZE))
+			fail(c, "swap-cache page %llu is clean but differs from slot %llu",
+			     (unsigned long long)page_to_pfn(vm, page), (unsigned long long)off);
+	}
+	free(clean);
+	free(cluster);
+}
+
 static void check_frames(struct checker *c)
 {
 	struct cowvm *vm = c->vm;
@@ -470,6 +588,9 @@ static void check_frames(struct checker *c)
 				else if (mlocked)
 					c->mlocked++;
 			}
+			if (PageSwapCache(page) && (!vm->swap || c->cache_refs[pfn] != 1))
+				fail(c, "frame %llu has PG_swapcache but is not in the swap cache",
+				     (unsigned long long)pfn);
 			if (c->state[pfn] == F_ANON && page_mapcount(page) > 0)
 				c->anon_mapped++;
 			lru_pages++;
@@ -560,7 +681,13 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	c.cache_refs = calloc(vm->nr_frames, sizeof(uint32_t));
 	c.pin_refs = calloc(vm->nr_frames, sizeof(uint32_t));
 	c.locked_ptes = calloc(vm->nr_frames, sizeof(uint32_t));
-	if (!c.state || !c.ptes || !c.cache_refs || !c.pin_refs || !c.locked_ptes) {
+	uint64_t slots = vm->swap ? vm->swap->max : 1;
+	c.swap_ptes = calloc(slots, sizeof(uint32_t));
+	c.swap_excl = calloc(slots, 1);
+	if (!c.state || !c.ptes || !c.cache_refs || !c.pin_refs || !c.locked_ptes || !c.swap_ptes ||
+	    !c.swap_excl) {
+		free(c.swap_ptes);
+		free(c.swap_excl);
 		free(c.locked_ptes);
 		free(c.state);
 		free(c.ptes);
@@ -598,11 +725,14 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	for (size_t m = 0; m < nmms && !c.failed; m++) {
 		mm = mms[m];
 		down_read(&mm->mmap_lock);
-		long rss_anon = 0, rss_shmem = 0;
+		long rss_anon = 0, rss_shmem = 0, rss_swap = 0;
 		uint64_t tables_before = c.npgtables;
 		check_vmas(&c, mm);
 		if (!c.failed)
-			check_table(&c, mm, mm->pgd, 4, 0, &rss_anon, &rss_shmem);
+			check_table(&c, mm, mm->pgd, 4, 0, &rss_anon, &rss_shmem, &rss_swap);
+		if (!c.failed && rss_swap != get_mm_counter(mm, MM_SWAPENTS))
+			fail(&c, "pid %d: MM_SWAPENTS %ld, %ld swap PTEs found", mm->tgid,
+			     get_mm_counter(mm, MM_SWAPENTS), rss_swap);
 		if (!c.failed && (rss_anon != get_mm_counter(mm, MM_ANONPAGES) ||
 				  rss_shmem != get_mm_counter(mm, MM_SHMEMPAGES)))
 			fail(&c, "pid %d: RSS anon %ld shmem %ld, PTEs show %ld and %ld", mm->tgid,
@@ -622,6 +752,8 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	}
 	free(mms);
 
+	if (!c.failed && vm->swap)
+		check_swap(&c);
 	if (!c.failed)
 		check_frames(&c);
 	if (!c.failed && mem_cgroup_check(vm, is_user_frame, &c, why, whylen))
@@ -647,5 +779,7 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	free(c.cache_refs);
 	free(c.pin_refs);
 	free(c.locked_ptes);
+	free(c.swap_ptes);
+	free(c.swap_excl);
 	return c.failed ? -EUCLEAN : 0;
 }

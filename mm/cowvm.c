@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "mm.h"
+#include "swap.h"
 
 cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 {
@@ -40,6 +40,12 @@ cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 	INIT_LIST_HEAD(&vm->lru_active_anon);
 	INIT_LIST_HEAD(&vm->lru_inactive_anon);
 	INIT_LIST_HEAD(&vm->lru_unevictable);
+	if (cfg->swap_path && (err = swap_init(vm, cfg->swap_path, cfg->swap_bytes))) {
+		page_alloc_exit(vm);
+		free(vm);
+		errno = -err;
+		return NULL;
+	}
 	pthread_mutex_init(&vm->task_lock, NULL);
 	INIT_LIST_HEAD(&vm->tasks);
 	INIT_LIST_HEAD(&vm->mms);
@@ -66,6 +72,7 @@ void cowvm_destroy(cowvm_t *vm)
 	pthread_mutex_destroy(&vm->pin_lock);
 	pthread_mutex_destroy(&vm->task_lock);
 	mem_cgroup_exit_vm(vm);
+	swap_exit(vm);
 	page_alloc_exit(vm);
 	free(vm);
 }

@@ -47,7 +47,7 @@
  * nothing; running out of memory in the middle of a COPY leaves the destination partly
  * copied (as a failed fork leaves its child), never an inconsistent state.
  */
-#include "mm.h"
+#include "swap.h"
 
 static struct vm_area_struct *vma_at(struct mm_struct *mm, uint64_t addr)
 {
@@ -425,7 +425,9 @@ static int take_snapshot(struct task_struct *parent, struct task_struct *child)
 
 	down_write(&mm->mmap_lock);
 	down_write(&snap->mmap_lock);
-	int err = 0;
+	/* The image holds frames, never swap entries: MERGE compares frames (swapped pages come
+	 * back first; reclaim leaves pages an image maps alone). */
+	int err = swapin_range(mm, 0, TASK_SIZE_MAX);
 	for (size_t i = 0; i < mm->nr_vmas && !err; i++)
 		if (!mm->vmas[i]->vm_file) /* shared memory needs no image: both sides see it */
 			err = copy_vma_cow(snap, mm->vmas[i], 0, false);
@@ -593,6 +595,9 @@ static int do_merge(struct task_struct *parent, uint64_t pa, struct task_struct 
 		err = -EFAULT;
 		goto out;
 	}
+	/* MERGE reads frames on both sides: what reclaim swapped out comes back first */
+	if ((err = swapin_range(cmm, ca, ca + len)) || (err = swapin_range(pmm, pa, pa + len)))
+		goto out;
 	down_read(&snap->mmap_lock);
 	for (uint64_t x = ca; x < ca + len && !err;) {
 		uint64_t table_end = (x + PMD_SIZE) & ~(PMD_SIZE - 1);

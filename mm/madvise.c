@@ -1,14 +1,15 @@
 /*
  * madvise.c - advice on a range: MADV_DONTNEED (and DONTNEED_LOCKED) drops its pages (the next
  * touch faults in the zero page or a fresh page); MADV_FREE cleans them for lazy freeing;
- * MADV_COLD and MADV_PAGEOUT age them to the inactive list (no swap: nothing is paged out);
+ * MADV_COLD ages them to the inactive list; MADV_PAGEOUT reclaims the pages only this process
+ * maps (swap-out through vmscan.c's reclaim_pages) when a swap device exists, else deactivates;
  * MADV_REMOVE punches a hole in shared memory; MADV_POPULATE_READ/WRITE fault the range in
  * through GUP; MADV_DONTFORK/DOFORK, WIPEONFORK/KEEPONFORK, DONTDUMP/DODUMP, the access-pattern
  * and huge-page hints only set their VMA flags (which splits VMAs as in Linux).  Holes in the
  * range: the mapped parts are advised, then -ENOMEM.  process_madvise applies advice to the
  * ranges of an iovec, in the caller's or another process.
  */
-#include "mm.h"
+#include "swap.h"
 
 _Static_assert(COWVM_MADV_NORMAL == MADV_NORMAL && COWVM_MADV_RANDOM == MADV_RANDOM &&
 	       COWVM_MADV_SEQUENTIAL == MADV_SEQUENTIAL && COWVM_MADV_WILLNEED == MADV_WILLNEED &&
@@ -88,6 +89,14 @@ static int madvise_free_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 {
 	struct madvise_free_arg *a = varg;
 	pte_t old = ptep_get(ptep), new;
+	if (is_swap_pte(old)) { /* the swapped contents are dropped at once */
+		struct mm_struct *mm = a->vma->vm_mm;
+		ptep_get_and_clear(ptep);
+		mark_table_changed(mm->vm, ptep);
+		add_mm_counter(mm, MM_SWAPENTS, -1);
+		free_swap_and_cache(mm->vm, pte_to_swp_entry(old));
+		return 0;
+	}
 	if (!pte_present(old))
 		return 0;
 	struct page *page = vm_normal_page(a->vma, addr, old);
@@ -126,6 +135,60 @@ static int madvise_cold_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 	return 0;
 }
 
+/*
+ * madvise_pageout - MADV_PAGEOUT with a swap device (madvise_cold_or_pageout_pte_range with
+ * pageout = true, then reclaim_pages): each present anon page of the range that only this
+ * process maps (folio_maybe_mapped_shared: mapcount > 1 is skipped) gets an old PTE, loses
+ * PG_referenced and is reclaimed; the zero page and shmem pages are left (shared memory is not
+ * swapped in cowvm).  Pages are gathered 32 at a time under the PTL, reclaimed without it.
+ */
+struct pageout_arg {
+	struct vm_area_struct *vma;
+	struct reclaim_list list;
+	uint64_t next;
+	bool need_flush;
+};
+
+static int madvise_pageout_pte_range(pte_t *ptep, uint64_t addr, void *varg)
+{
+	struct pageout_arg *a = varg;
+	pte_t old = ptep_get(ptep), new;
+	a->next = addr + PAGE_SIZE;
+	if (!pte_present(old))
+		return 0;
+	struct page *page = vm_normal_page(a->vma, addr, old);
+	if (!page || !PageAnon(page) || page_mapcount(page) > 1)
+		return 0;
+	do {
+		new = pte_mkold(old);
+	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
+							   __ATOMIC_ACQUIRE));
+	if (new != old)
+		a->need_flush = true;
+	ClearPageFlag(page, PG_referenced);
+	if (PageFlag(page, PG_unevictable))
+		return 0;
+	get_page(page);
+	a->list.pages[a->list.nr++] = page;
+	return a->list.nr == (int)(sizeof(a->list.pages) / sizeof(a->list.pages[0]));
+}
+
+static void madvise_pageout(struct mm_struct *mm, struct vm_area_struct *vma, uint64_t start, uint64_t end)
+{
+	struct pageout_arg a = { .vma = vma };
+	for (uint64_t addr = start; addr < end;) {
+		if (!walk_page_range(mm, addr, end, madvise_pageout_pte_range, &a))
+			a.next = end;
+		if (a.need_flush) {
+			flush_tlb_mm_range(mm, addr, a.next);
+			a.need_flush = false;
+		}
+		if (a.list.nr)
+			reclaim_pages(mm->vm, &a.list);
+		addr = a.next;
+	}
+}
+
 /* can_madv_lru_vma: the LRU advice (DONTNEED, FREE, COLD, PAGEOUT) is for unlocked memory. */
 static bool can_madv_lru_vma(struct vm_area_struct *vma)
 {
@@ -159,9 +222,12 @@ static int madvise_vma_behavior(struct mm_struct *mm, struct vm_area_struct *vma
 	if ((behavior == MADV_DONTNEED || behavior == MADV_FREE || behavior == MADV_COLD ||
 	     behavior == MADV_PAGEOUT) && !can_madv_lru_vma(vma))
 		return -EINVAL;
+	if (behavior == MADV_PAGEOUT && mm->vm->swap && !vma->vm_file) {
+		madvise_pageout(mm, vma, start, end);
+		return 0;
+	}
 	if (behavior == MADV_COLD || behavior == MADV_PAGEOUT) {
-		/* PAGEOUT would reclaim the pages; with no swap device anonymous pages stay (as on
-		 * the host, which has none), so both deactivate. */
+		/* PAGEOUT without a swap device cannot reclaim anonymous pages: it deactivates. */
 		struct madvise_free_arg a = { .vma = vma };
 		walk_page_range(mm, start, end, madvise_cold_pte_range, &a);
 		if (a.need_flush)

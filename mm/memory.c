@@ -13,7 +13,7 @@
  * refcounts; every PTE that maps a page holds one reference and one mapcount of it; RSS counts
  * equal the present PTEs by type.  Every PTE change happens under mm->page_table_lock.
  */
-#include "mm.h"
+#include "swap.h"
 
 /* ---- page tables ---------------------------------------------------------------------------- */
 
@@ -337,17 +337,23 @@ static unsigned wp_page_reuse(struct vm_fault *vmf)
 
 /*
  * wp_can_reuse_anon_folio - may a shared-looking anon page be reused?  Only when nothing else
- * holds a reference (commit 09854ba94c6a: reuse is decided by refcount, not mapcount).  On
- * yes, the page becomes this VMA's own (page_move_anon_rmap).  Called with the PTL held.
+ * holds a reference (commit 09854ba94c6a: reuse is decided by refcount, not mapcount).  The
+ * swap cache's reference does not count against reuse: with at most that one besides ours, the
+ * page is locked and taken out of the cache if no swap PTE names its slot any more
+ * (folio_free_swap), and reused if the count is 1 then.  On yes, the page becomes this VMA's own
+ * (page_move_anon_rmap).  Called with the PTL held.
  */
-static bool wp_can_reuse_anon_folio(struct page *page, struct vm_area_struct *vma)
+static bool wp_can_reuse_anon_folio(struct cowvm *vm, struct page *page, struct vm_area_struct *vma)
 {
+	/* early, lock-free checks: little hope of reuse */
 	if (page_ref_count(page) > 3)
 		return false;
-	if (page_ref_count(page) > 1)
+	if (page_ref_count(page) > 1 + PageSwapCache(page))
 		return false;
 	if (!trylock_page(page))
 		return false;
+	if (PageSwapCache(page))
+		folio_free_swap(vm, page);
 	if (page_ref_count(page) != 1) {
 		unlock_page(page);
 		return false;
@@ -487,7 +493,7 @@ static unsigned do_wp_page(struct vm_fault *vmf)
 		return wp_page_reuse(vmf);
 	}
 	if (page && PageAnon(page) &&
-	    (PageAnonExclusive(page) || wp_can_reuse_anon_folio(page, vma))) {
+	    (PageAnonExclusive(page) || wp_can_reuse_anon_folio(mm->vm, page, vma))) {
 		if (tracing(mm->vm)) {
 			const char *why = exclusive ?
 				"the page is anon-exclusive: no other process can map it, so it is written in place" :
@@ -497,11 +503,11 @@ static unsigned do_wp_page(struct vm_fault *vmf)
 				trace_decide(mm->vm, "already exclusive", "an unshare of an anon-exclusive page: "
 					     "nothing to do, the PTE stays read-only", TF_BOOL("anon-exclusive", exclusive),
 					     TF_NUM("mapcount", mapcount), TF_NUM("refcount", refcount),
-					     TF_BOOL("swap-cache", false));
+					     TF_BOOL("swap-cache", PageSwapCache(page)));
 			else
 				trace_decide(mm->vm, "reuse", why, TF_BOOL("anon-exclusive", exclusive),
 					     TF_NUM("mapcount", mapcount), TF_NUM("refcount", refcount),
-					     TF_BOOL("swap-cache", false));
+					     TF_BOOL("swap-cache", PageSwapCache(page)));
 		}
 		if (!PageAnonExclusive(page))
 			SetPageAnonExclusive(page);
@@ -535,6 +541,180 @@ static unsigned do_wp_page(struct vm_fault *vmf)
 	return wp_page_copy(vmf, page);
 }
 
+/* ---- swap-in: do_swap_page ---------------------------------------------------------------- */
+
+/*
+ * should_try_to_free_swap - after mapping a swap-cache page, drop its swap cache now?  When
+ * swap is more than half full, when the page is (to be) mlocked, or on a write fault when the
+ * refcount says we are likely the only user (ours + the cache's): then the cache's reference
+ * would only stand in the way of reusing the page.
+ */
+static bool should_try_to_free_swap(struct cowvm *vm, struct page *page, struct vm_area_struct *vma,
+				    unsigned fault_flags)
+{
+	if (!PageSwapCache(page))
+		return false;
+	if (vm_swap_full(vm) || (vma->vm_flags & VM_LOCKED) || PageFlag(page, PG_mlocked))
+		return true;
+	return (fault_flags & FAULT_FLAG_WRITE) && page_ref_count(page) == 2;
+}
+
+/* pte_needs_soft_dirty_wp: while soft-dirty tracking is on (VM_SOFTDIRTY clear), a page whose
+ * soft-dirty bit is clear is mapped read-only, so the next write marks it. */
+static bool pte_needs_soft_dirty_wp(struct vm_area_struct *vma, pte_t pte)
+{
+	return !(vma->vm_mm->vm->flags & COWVM_CONFIG_NO_SOFT_DIRTY) &&
+	       !(vma->vm_flags & VM_SOFTDIRTY) && !pte_soft_dirty(pte);
+}
+
+/*
+ * do_swap_page - an access hit a swap PTE.  The page comes from the swap cache (a minor fault)
+ * or is read from the device into it (a major fault: VM_FAULT_MAJOR, pgmajfault, pswpin).
+ * Under the PTL, with the PTE unchanged: the PTE's slot count goes (swap_free), the swap cache
+ * too when should_try_to_free_swap says so, and the page is mapped:
+ *   - exclusive (the PTE's marker, or refcount 1: nobody else can hold it) -> PageAnonExclusive,
+ *     and writable if the VMA is (even on a read fault, Linux 6.x; not while soft-dirty needs
+ *     the write to fault); a write fault is then done;
+ *   - otherwise read-only, and a write fault continues in do_wp_page (reuse or copy).
+ * FAULT_FLAG_UNUSE (swapoff, swapin_range): no fault counted, mapped old and read-only as
+ * unuse_pte does.  A failed read is VM_FAULT_SIGBUS (the slot keeps the data); no frame is
+ * VM_FAULT_OOM.  Called with mmap_lock held for reading, no PTL.
+ */
+static unsigned do_swap_page(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	struct cowvm *vm = mm->vm;
+	swp_entry_t entry = pte_to_swp_entry(vmf->orig_pte);
+	bool unuse = vmf->flags & FAULT_FLAG_UNUSE;
+	unsigned ret = 0;
+
+	trace_step(vmf, "do_swap_page");
+	if (unlikely(!vm->swap || swp_type(entry) != 0 || swp_offset(entry) == 0 ||
+		     swp_offset(entry) >= vm->swap->max))
+		return VM_FAULT_SIGBUS; /* print_bad_pte: a swap entry of no device */
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
+	bool major;
+	int err;
+	struct page *page = swapin_locked(vm, mm, entry, &major, &err);
+	if (!page) {
+		if (err == -ENOENT) /* the slot was freed: the PTE changed, let the access retry */
+			return 0;
+		return err == -ENOMEM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	}
+	if (major) {
+		trace_step(vmf, "swap_read_folio");
+		ret = VM_FAULT_MAJOR;
+		if (!unuse) {
+			count_vm_event(vm, PGMAJFAULT);
+			count_memcg_event_mm(mm, PGMAJFAULT);
+		}
+	} else {
+		trace_step(vmf, "swap_cache_get_folio");
+	}
+
+	spin_lock(&mm->page_table_lock);
+	if (unlikely(ptep_get(vmf->pte) != vmf->orig_pte)) { /* out_nomap */
+		spin_unlock(&mm->page_table_lock);
+		unlock_page(page);
+		put_page(vm, page);
+		return ret;
+	}
+	bool exclusive = pte_swp_exclusive(vmf->orig_pte);
+	swap_free(vm, entry);
+	if (should_try_to_free_swap(vm, page, vma, vmf->flags))
+		folio_free_swap(vm, page);
+	add_mm_counter(mm, MM_ANONPAGES, 1);
+	add_mm_counter(mm, MM_SWAPENTS, -1);
+	pte_t pte = pfn_pte(page_to_pfn(vm, page), vma->vm_page_prot);
+	if (pte_swp_soft_dirty(vmf->orig_pte))
+		pte = pte_mksoft_dirty(pte);
+	if (exclusive || page_ref_count(page) == 1) {
+		if ((vma->vm_flags & VM_WRITE) && !unuse && !pte_needs_soft_dirty_wp(vma, pte)) {
+			pte = pte_mkwrite(pte);
+			if (vmf->flags & FAULT_FLAG_WRITE) {
+				pte = pte_mkdirty(pte);
+				vmf->flags &= ~FAULT_FLAG_WRITE;
+			}
+		}
+		exclusive = true;
+	}
+	if (unuse)
+		pte = pte_mkold(pte);
+	/* the swap-in's reference becomes the mapping's */
+	folio_add_anon_rmap_pte(page, vma, vmf->address, exclusive);
+	set_pte(vmf->pte, pte);
+	mark_table_changed(vm, vmf->pte);
+	unlock_page(page);
+	vmf->orig_pte = pte;
+	vmf->old_pfn = 0;
+	vmf->new_pfn = page_to_pfn(vm, page);
+	if (vmf->flags & FAULT_FLAG_WRITE)
+		return ret | do_wp_page(vmf); /* releases the PTL */
+	spin_unlock(&mm->page_table_lock);
+	return ret;
+}
+
+struct swapin_walk {
+	uint64_t *addrs;
+	size_t n, cap;
+	bool nomem;
+};
+
+static int collect_swap_pte(pte_t *pte, uint64_t addr, void *arg)
+{
+	struct swapin_walk *w = arg;
+	if (!is_swap_pte(ptep_get(pte)))
+		return 0;
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 64;
+		uint64_t *bigger = realloc(w->addrs, cap * sizeof(*bigger));
+		if (!bigger) {
+			w->nomem = true;
+			return 1;
+		}
+		w->addrs = bigger;
+		w->cap = cap;
+	}
+	w->addrs[w->n++] = addr;
+	return 0;
+}
+
+int swapin_range(struct mm_struct *mm, uint64_t start, uint64_t end)
+{
+	struct swapin_walk w = { 0 };
+	int err = 0;
+	walk_page_range(mm, start, end, collect_swap_pte, &w);
+	if (w.nomem)
+		err = -ENOMEM;
+	for (size_t i = 0; i < w.n && !err; i++) {
+		uint64_t addr = w.addrs[i];
+		struct vm_area_struct *vma = find_vma(mm, addr);
+		pte_t *ptep = pte_offset_map(mm, addr);
+		if (!vma || vma->vm_start > addr || !ptep)
+			continue;
+		for (int tries = 0; tries < 8; tries++) {
+			pte_t entry = ptep_get(ptep);
+			if (!is_swap_pte(entry))
+				break;
+			struct vm_fault vmf = {
+				.vma = vma, .address = addr, .real_address = addr, .flags = FAULT_FLAG_UNUSE,
+				.pgoff = linear_page_index(vma, addr), .pte = ptep, .orig_pte = entry,
+			};
+			unsigned ret = do_swap_page(&vmf);
+			if (ret & VM_FAULT_OOM)
+				err = -ENOMEM;
+			else if (ret & VM_FAULT_ERROR)
+				err = -EIO;
+			if (err)
+				break;
+		}
+	}
+	free(w.addrs);
+	return err;
+}
+
 static unsigned handle_pte_fault(struct vm_fault *vmf)
 {
 	struct mm_struct *mm = vmf->vma->vm_mm;
@@ -555,8 +735,10 @@ static unsigned handle_pte_fault(struct vm_fault *vmf)
 			return do_anonymous_page(vmf);
 		return do_fault(vmf);
 	}
-	if (!pte_present(entry))
-		bug("swap entry %#llx met before swap exists", (unsigned long long)entry);
+	if (is_swap_pte(entry)) {
+		vmf->orig_pte = entry;
+		return do_swap_page(vmf);
+	}
 
 	spin_lock(&mm->page_table_lock);
 	if (unlikely(ptep_get(vmf->pte) != entry)) { /* changed under us: let the access retry */
@@ -703,10 +885,21 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 		pte_t pte = ptep_get(src_pte);
 		if (pte_none(pte))
 			continue;
-		if (!pte_present(pte))
-			bug("swap entry %#llx met before swap exists", (unsigned long long)pte);
 		if (unlikely(!pte_none(ptep_get(dst_pte))))
 			bug("copy_pte_range over a present destination PTE");
+		if (is_swap_pte(pte)) { /* copy_nonpresent_pte */
+			if (swap_duplicate(vm, pte_to_swp_entry(pte)))
+				return -ENOMEM; /* SWAP_MAP_MAX: no count continuation in cowvm */
+			if (pte_swp_exclusive(pte)) { /* the entry is shared from now on */
+				pte = pte_swp_clear_exclusive(pte);
+				set_pte(src_pte, pte);
+				mark_table_changed(vm, src_pte);
+			}
+			add_mm_counter(dst_mm, MM_SWAPENTS, 1);
+			set_pte(dst_pte, pte);
+			mark_table_changed(vm, dst_pte);
+			continue;
+		}
 		struct page *page = vm_normal_page(src_vma, addr, pte);
 		if (page && PageAnon(page)) {
 			if (PageAnonExclusive(page) &&
@@ -821,10 +1014,12 @@ static void tlb_flush_mmu(struct mmu_gather *tlb)
 	}
 	for (int i = 0; i < tlb->nr; i++) {
 		struct page *page = tlb->pages[i];
-		if (PageFlag(page, PG_pgtable))
+		if (PageFlag(page, PG_pgtable)) {
 			pte_free(tlb->mm, page);
-		else
+		} else {
+			free_swap_cache(tlb->mm->vm, page); /* free_pages_and_swap_cache */
 			put_page(tlb->mm->vm, page);
+		}
 	}
 	tlb->nr = 0;
 }
@@ -845,7 +1040,7 @@ void tlb_finish_mmu(struct mmu_gather *tlb)
 struct zap_details {
 	struct mmu_gather *tlb;
 	struct vm_area_struct *vma;
-	long rss_anon, rss_shmem;
+	long rss_anon, rss_shmem, rss_swap;
 };
 
 /* Clear one PTE (zap_pte_range's body).  Caller (walk_page_range) holds the PTL. */
@@ -857,8 +1052,11 @@ static int zap_pte(pte_t *pte, uint64_t addr, void *arg)
 		return 0;
 	pte_t ptent = ptep_get_and_clear(pte);
 	mark_table_changed_from(mm->vm, pte, ptent);
-	if (!pte_present(ptent))
-		bug("swap entry %#llx met before swap exists", (unsigned long long)ptent);
+	if (is_swap_pte(ptent)) { /* zap_nonpresent_ptes */
+		z->rss_swap--;
+		free_swap_and_cache(mm->vm, pte_to_swp_entry(ptent));
+		return 0;
+	}
 	tlb_flush_range(z->tlb, addr, addr + PAGE_SIZE);
 	struct page *page = vm_normal_page(z->vma, addr, ptent);
 	if (!page) {
@@ -888,6 +1086,7 @@ void unmap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64
 	walk_page_range(vma->vm_mm, start, end, zap_pte, &z);
 	add_mm_counter(vma->vm_mm, MM_ANONPAGES, z.rss_anon);
 	add_mm_counter(vma->vm_mm, MM_SHMEMPAGES, z.rss_shmem);
+	add_mm_counter(vma->vm_mm, MM_SWAPENTS, z.rss_swap);
 }
 
 static bool table_empty(const pte_t *table)

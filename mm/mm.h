@@ -107,6 +107,19 @@ static inline void get_page(struct page *page)
 		bug("get_page on a page with refcount %d", old);
 }
 
+/* folio_try_get: a reference unless the page is being freed (found on a list, not through a
+ * mapping). */
+static inline bool get_page_unless_zero(struct page *page)
+{
+	int old = atomic_load_explicit(&page->_refcount, memory_order_relaxed);
+	do {
+		if (old <= 0)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&page->_refcount, &old, old + 1,
+							memory_order_acq_rel, memory_order_relaxed));
+	return true;
+}
+
 /*
  * The caller holds the new mapping's reference already, so refcount > 0.  (Comparing the old
  * mapcount with a fresh refcount would race with unmaps in other processes, which drop a
@@ -203,6 +216,7 @@ static inline bool is_cow_mapping(unsigned long flags)
 #define FAULT_FLAG_USER    0x0040u
 #define FAULT_FLAG_REMOTE  0x0080u
 #define FAULT_FLAG_UNSHARE 0x0400u
+#define FAULT_FLAG_UNUSE   0x10000u /* cowvm's: swapoff / swapin_range bring a page back (unuse_pte) */
 
 #define VM_FAULT_OOM     0x0001u
 #define VM_FAULT_SIGBUS  0x0002u
@@ -363,6 +377,9 @@ static inline bool mm_oom_reaped(struct mm_struct *mm)
 /* ---- LRU (swap.c) ------------------------------------------------------------------------------- */
 
 void lru_cache_add_active(struct cowvm *vm, struct page *page);
+void lru_cache_add_inactive(struct cowvm *vm, struct page *page);
+void lru_activate(struct cowvm *vm, struct page *page);
+void lru_rotate_reclaimable(struct cowvm *vm, struct page *page); /* to the inactive tail */
 void lru_cache_del(struct cowvm *vm, struct page *page);
 void lru_deactivate(struct cowvm *vm, struct page *page);
 
@@ -404,6 +421,11 @@ void unlink_anon_vmas(struct vm_area_struct *vma);
 void page_add_new_anon_rmap(struct page *page, struct vm_area_struct *vma, uint64_t address,
 			    bool exclusive);
 void page_dup_rmap(struct page *page, struct vm_area_struct *vma);
+/* A page from the swap cache gets a mapping (folio_add_anon_rmap_pte, or folio_add_new_anon_rmap
+ * for a page just read, which is not anonymous yet).  PTL held; the caller's reference becomes
+ * the mapping's. */
+void folio_add_anon_rmap_pte(struct page *page, struct vm_area_struct *vma, uint64_t address,
+			     bool exclusive);
 void page_add_file_rmap(struct page *page, struct vm_area_struct *vma);
 void page_remove_rmap(struct cowvm *vm, struct page *page, struct vm_area_struct *vma);
 void page_move_anon_rmap(struct page *page, struct vm_area_struct *vma);

@@ -41,6 +41,7 @@ enum pageflags {
 	PG_referenced,
 	PG_mlocked,        /* mapped by a VM_LOCKED VMA: mlock_count says by how many PTEs (lru_lock) */
 	PG_unevictable,    /* on the unevictable list (lru_lock); in cowvm exactly the mlocked pages */
+	PG_swapcache,      /* anon page in the swap cache: private is its swap entry (swap lock) */
 };
 
 struct page {
@@ -54,7 +55,8 @@ struct page {
 	void *mapping;              /* anon: struct anon_vma; shmem: struct shmem_inode (page lock or new) */
 	uint64_t index;             /* linear page index in the mapping (set before first map) */
 	struct list_head lru;       /* free lists (zone/pcp lock) or LRU lists (lru_lock) */
-	uint64_t private;           /* page-table pages: level (1 = PTE table ... 4 = PGD) */
+	uint64_t private;           /* page-table pages: level (1 = PTE table ... 4 = PGD);
+	                             * PG_swapcache pages: the swap entry (swp_entry_t.val) */
 	uintptr_t memcg_data;       /* anon/shmem page: its struct mem_cgroup | MEMCG_DATA_*; set at
 	                             * charge (page not yet visible), cleared at uncharge (last ref) */
 };
@@ -297,12 +299,14 @@ struct per_cpu_pages {
 
 enum vm_event_item {
 	PGFAULT, PGMAJFAULT, PGREUSE, PGALLOC, PGFREE, COW_COPY, ZERO_PAGE_MAP, ZERO_PAGE_COW,
-	TLB_FLUSH, GUP_FAST_FALLBACK, UNEVICTABLE_PGMLOCKED, UNEVICTABLE_PGMUNLOCKED, NR_VM_EVENTS
+	TLB_FLUSH, GUP_FAST_FALLBACK, UNEVICTABLE_PGMLOCKED, UNEVICTABLE_PGMUNLOCKED,
+	PSWPIN, PSWPOUT, PGSCAN_KSWAPD, PGSCAN_DIRECT, PGSTEAL_KSWAPD, PGSTEAL_DIRECT,
+	PGACTIVATE, PGDEACTIVATE, NR_VM_EVENTS
 };
 
 enum node_stat_item {
 	NR_ANON_MAPPED, NR_SHMEM, NR_PAGETABLE, NR_ACTIVE_ANON, NR_INACTIVE_ANON, NR_ZERO_MAPPED,
-	NR_FOLL_PIN, NR_UNEVICTABLE, NR_MLOCK,
+	NR_FOLL_PIN, NR_UNEVICTABLE, NR_MLOCK, NR_SWAPCACHE,
 	NR_VM_NODE_STAT_ITEMS
 };
 
@@ -356,6 +360,8 @@ struct cowvm {
 	pthread_mutex_t cgroup_mutex;   /* the group tree, mm->memcg moves, the OOM killer (oom_lock) */
 	struct mem_cgroup *root_mem_cgroup;
 	struct list_head memcgs;        /* every group, online or offline; cgroup_mutex */
+	/* the swap device (mm/swapfile.c), NULL when none is configured or after swapoff */
+	struct swap_info_struct *swap;
 	/* tracing */
 	cowvm_tracer_fn tracer;         /* one event per fault (set before tasks run) */
 	void *tracer_arg;

@@ -72,7 +72,9 @@ static void move_ptes(struct vm_area_struct *vma, struct vm_area_struct *new_vma
 			flush = true;
 		if (soft_dirty && pte_present(pte))
 			pte = pte_mksoft_dirty(pte);
-		if (lock_changes) {
+		else if (soft_dirty && is_swap_pte(pte))
+			pte = pte_swp_mksoft_dirty(pte);
+		if (lock_changes && pte_present(pte)) {
 			struct page *page = vm_normal_page(vma, old_addr + off, pte);
 			if (page) {
 				munlock_vma_page(vm, page, vma);

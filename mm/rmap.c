@@ -306,6 +306,32 @@ void page_dup_rmap(struct page *page, struct vm_area_struct *vma)
 	mlock_vma_page(vma->vm_mm->vm, page, vma);
 }
 
+/*
+ * folio_add_anon_rmap_pte - see mm.h.  A page read from swap is not anonymous until now: it gets
+ * the VMA's anon_vma (its root unless exclusive) and index, as a new page does.  A page that was
+ * anonymous keeps the anon_vma it names: every VMA with a swap PTE for it is chained to that one
+ * (the page was mapped there, or in the fork parent it was copied from).  Flags are set
+ * atomically: the page is visible in the swap cache and on the LRU.
+ */
+void folio_add_anon_rmap_pte(struct page *page, struct vm_area_struct *vma, uint64_t address,
+			     bool exclusive)
+{
+	struct anon_vma *anon_vma = vma->anon_vma;
+	if (!PageAnon(page)) {
+		if (unlikely(!anon_vma || page_mapcount(page) != 0))
+			bug("swapped-in page without anon_vma or already mapped");
+		page->mapping = exclusive ? anon_vma : anon_vma->root;
+		page->index = linear_page_index(vma, address);
+		SetPageFlag(page, PG_anon);
+	}
+	if (exclusive)
+		SetPageAnonExclusive(page);
+	int old = atomic_fetch_add_explicit(&page->_mapcount, 1, memory_order_relaxed);
+	if (old == 0)
+		mod_node_page_state(vma->vm_mm->vm, NR_ANON_MAPPED, 1);
+	mlock_vma_page(vma->vm_mm->vm, page, vma);
+}
+
 /* A shmem page gets one more mapping in vma (PTL held). */
 void page_add_file_rmap(struct page *page, struct vm_area_struct *vma)
 {

@@ -31,6 +31,60 @@ void lru_cache_add_active(struct cowvm *vm, struct page *page)
 	spin_unlock(&vm->lru_lock);
 }
 
+/* A page read back from swap joins the inactive list (lru_cache_add without PG_active), or the
+ * unevictable one if it is mlocked already. */
+void lru_cache_add_inactive(struct cowvm *vm, struct page *page)
+{
+	spin_lock(&vm->lru_lock);
+	if (unlikely(PageLRU(page)))
+		bug("frame %llu is on an LRU list already", (unsigned long long)page_to_pfn(vm, page));
+	SetPageFlag(page, PG_lru);
+	if (PageFlag(page, PG_mlocked)) {
+		SetPageFlag(page, PG_unevictable);
+		list_add(&page->lru, &vm->lru_unevictable);
+		mod_node_page_state(vm, NR_UNEVICTABLE, 1);
+	} else {
+		list_add(&page->lru, &vm->lru_inactive_anon);
+		mod_node_page_state(vm, NR_INACTIVE_ANON, 1);
+	}
+	spin_unlock(&vm->lru_lock);
+}
+
+/* folio_activate: an inactive page that proved in use goes to the active list. */
+void lru_activate(struct cowvm *vm, struct page *page)
+{
+	spin_lock(&vm->lru_lock);
+	if (PageLRU(page) && !PageFlag(page, PG_active) && !PageFlag(page, PG_unevictable)) {
+		list_del(&page->lru);
+		SetPageFlag(page, PG_active);
+		list_add(&page->lru, &vm->lru_active_anon);
+		mod_node_page_state(vm, NR_INACTIVE_ANON, -1);
+		mod_node_page_state(vm, NR_ACTIVE_ANON, 1);
+		count_vm_event(vm, PGACTIVATE);
+	}
+	spin_unlock(&vm->lru_lock);
+}
+
+/*
+ * folio_rotate_reclaimable: a page just written to swap goes to the tail of the inactive list,
+ * where reclaim looks first, so that the next pass frees it (Linux does this when the write
+ * completes; cowvm's pwrite completes at once).
+ */
+void lru_rotate_reclaimable(struct cowvm *vm, struct page *page)
+{
+	spin_lock(&vm->lru_lock);
+	if (PageLRU(page) && !PageFlag(page, PG_unevictable)) {
+		list_del(&page->lru);
+		if (PageFlag(page, PG_active)) {
+			ClearPageFlag(page, PG_active);
+			mod_node_page_state(vm, NR_ACTIVE_ANON, -1);
+			mod_node_page_state(vm, NR_INACTIVE_ANON, 1);
+		}
+		list_add_tail(&page->lru, &vm->lru_inactive_anon);
+	}
+	spin_unlock(&vm->lru_lock);
+}
+
 void lru_cache_del(struct cowvm *vm, struct page *page)
 {
 	spin_lock(&vm->lru_lock);

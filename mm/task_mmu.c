@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "mm.h"
+#include "swap.h"
 
 /* Run fn on each VMA of t's process; the mm's mmap_lock is held for reading meanwhile. */
 static struct vm_area_struct *vma_at(struct mm_struct *mm, uint64_t addr)
@@ -22,6 +22,16 @@ static uint64_t pte_to_pagemap_entry(struct mm_struct *mm, struct vm_area_struct
 	uint64_t flags = 0;
 	if (vma->vm_flags & VM_SOFTDIRTY)
 		flags |= COWVM_PM_SOFT_DIRTY;
+	if (is_swap_pte(pte)) { /* PM_SWAP; the frame field is type | offset << MAX_SWAPFILES_SHIFT */
+		swp_entry_t entry = pte_to_swp_entry(pte);
+		flags |= COWVM_PM_SWAP |
+			 ((swp_type(entry) | (swp_offset(entry) << MAX_SWAPFILES_SHIFT)) & COWVM_PM_PFN_MASK);
+		if (pte_swp_soft_dirty(pte))
+			flags |= COWVM_PM_SOFT_DIRTY;
+		if (mm->vm->flags & COWVM_CONFIG_NO_SOFT_DIRTY)
+			flags &= ~COWVM_PM_SOFT_DIRTY;
+		return flags;
+	}
 	if (!pte_present(pte))
 		return flags;
 	flags |= COWVM_PM_PRESENT | (pte_pfn(pte) & COWVM_PM_PFN_MASK);
@@ -116,6 +126,7 @@ uint64_t cowvm_pte(cowvm_task_t *t, uint64_t addr)
 struct mem_size_stats {
 	uint64_t resident, shared_clean, shared_dirty, private_clean, private_dirty;
 	uint64_t referenced, anonymous, lazyfree, swap;
+	uint64_t swap_pss; /* << PSS_SHIFT */
 	uint64_t pss, pss_dirty, pss_anon, pss_file, pss_shmem, pss_locked; /* << PSS_SHIFT */
 };
 
@@ -162,10 +173,22 @@ struct smaps_arg {
 	struct mem_size_stats *mss;
 };
 
+/* A swap PTE: Swap, and SwapPss shared among the swap PTEs that name the slot (swp_swapcount). */
+static void smaps_swap_entry(struct mem_size_stats *mss, struct cowvm *vm, pte_t pte)
+{
+	int count = __swap_count(vm, pte_to_swp_entry(pte));
+	mss->swap += PAGE_SIZE;
+	mss->swap_pss += count >= 2 ? (PAGE_SIZE << PSS_SHIFT) / (uint64_t)count : PAGE_SIZE << PSS_SHIFT;
+}
+
 static int smaps_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 {
 	struct smaps_arg *a = varg;
 	pte_t pte = ptep_get(ptep);
+	if (is_swap_pte(pte)) {
+		smaps_swap_entry(a->mss, a->vma->vm_mm->vm, pte);
+		return 0;
+	}
 	struct page *page = pte_present(pte) ? vm_normal_page(a->vma, addr, pte) : NULL;
 	if (page)
 		smaps_pte_entry(a->mss, a->vma, page, pte);
@@ -206,6 +229,8 @@ int cowvm_smaps(cowvm_task_t *t, uint64_t addr, uint64_t len, struct cowvm_smaps
 	out->private_dirty = mss.private_dirty;
 	out->referenced = mss.referenced;
 	out->anonymous = mss.anonymous;
+	out->swap = mss.swap;
+	out->swap_pss = mss.swap_pss >> PSS_SHIFT;
 	out->locked = mss.pss_locked >> PSS_SHIFT;
 	out->pss_dirty = mss.pss_dirty >> PSS_SHIFT;
 	out->pss_anon = mss.pss_anon >> PSS_SHIFT;
@@ -326,7 +351,7 @@ static void show_smap_fields(struct sbuf *sb, const struct mem_size_stats *mss, 
 	put_kb(sb, "Shared_Hugetlb:", 0);
 	put_kb(sb, "Private_Hugetlb:", 0);
 	put_kb(sb, "Swap:", mss->swap);
-	put_kb(sb, "SwapPss:", 0);
+	put_kb(sb, "SwapPss:", mss->swap_pss >> PSS_SHIFT);
 	put_kb(sb, "Locked:", mss->pss_locked >> PSS_SHIFT);
 }
 
@@ -519,6 +544,15 @@ int cowvm_vmstat(cowvm_t *vm, struct cowvm_vmstat *out)
 	out->nr_mlock = NS(NR_MLOCK);
 	out->unevictable_pgs_mlocked = EV(UNEVICTABLE_PGMLOCKED);
 	out->unevictable_pgs_munlocked = EV(UNEVICTABLE_PGMUNLOCKED);
+	out->nr_swapcached = NS(NR_SWAPCACHE);
+	out->pswpin = EV(PSWPIN);
+	out->pswpout = EV(PSWPOUT);
+	out->pgscan_kswapd = EV(PGSCAN_KSWAPD);
+	out->pgscan_direct = EV(PGSCAN_DIRECT);
+	out->pgsteal_kswapd = EV(PGSTEAL_KSWAPD);
+	out->pgsteal_direct = EV(PGSTEAL_DIRECT);
+	out->pgactivate = EV(PGACTIVATE);
+	out->pgdeactivate = EV(PGDEACTIVATE);
 #undef EV
 #undef NS
 	return 0;
@@ -542,6 +576,9 @@ int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out)
 		out->state = COWVM_FRAME_PGTABLE;
 	else if (f & (1u << PG_shmem))
 		out->state = COWVM_FRAME_SHMEM;
+	else if (page_mapcount(page) == 0 && (f & (1u << PG_swapcache)) &&
+		 page_ref_count(page) == 1)
+		out->state = COWVM_FRAME_SWAPCACHE;
 	else if (page_mapcount(page) == 0)
 		out->state = COWVM_FRAME_PINNED;
 	else
@@ -553,6 +590,8 @@ int cowvm_frame_info(cowvm_t *vm, uint64_t pfn, struct cowvm_frame_info *out)
 	out->index = page->index;
 	out->mlocked = !!(f & (1u << PG_mlocked));
 	out->mlock_count = out->mlocked ? (int)page->mlock_count : 0;
+	out->swapcache = !!(f & (1u << PG_swapcache));
+	out->swap_offset = out->swapcache ? swp_offset(page_swap_entry(page)) : 0;
 	return 0;
 }
 
@@ -602,6 +641,11 @@ static int clear_refs_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 {
 	struct clear_refs_arg *a = varg;
 	pte_t old = ptep_get(ptep), new;
+	if (is_swap_pte(old)) { /* clear_soft_dirty: pte_swp_clear_soft_dirty */
+		if (a->soft_dirty && pte_swp_soft_dirty(old))
+			set_pte(ptep, pte_swp_clear_soft_dirty(old));
+		return 0;
+	}
 	if (!pte_present(old))
 		return 0;
 	do { /* the MMU may set accessed/dirty meanwhile */

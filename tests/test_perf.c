@@ -34,7 +34,7 @@ Test(perf, physical_memory_is_on_host_huge_pages_unless_4k_pages_are_asked_for)
 		{ COWVM_CONFIG_HOST_4K, "4 KiB host pages, lazily backed" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct cowvm_config cfg = { 32ull << 20, cases[i].flags, 0 };
+		struct cowvm_config cfg = { .phys_bytes = 32ull << 20, .flags = cases[i].flags };
 		cowvm_t *vm = cowvm_create(&cfg);
 		cr_assert(vm, "%s: create", cases[i].what);
 		struct cowvm_machine_info mi;
@@ -77,7 +77,7 @@ Test(perf, physical_memory_is_on_host_huge_pages_unless_4k_pages_are_asked_for)
 /* A machine of less than one host huge page stays on 4 KiB pages. */
 Test(perf, a_machine_smaller_than_a_host_huge_page_is_on_4k_pages)
 {
-	struct cowvm_config cfg = { 1ull << 20, 0, 0 };
+	struct cowvm_config cfg = { .phys_bytes = 1ull << 20 };
 	cowvm_t *vm = cowvm_create(&cfg);
 	cr_assert(vm);
 	struct cowvm_machine_info mi;

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #define TU_MAX_TASKS 1024
 
@@ -22,9 +23,12 @@ static uint64_t tu_zero_pfn = UINT64_MAX;
 
 /* ---- fixture ------------------------------------------------------------------------------- */
 
-void tu_setup_phys(uint64_t phys_bytes)
+static char tu_swap_dir[64];
+static char tu_swap_path[96];
+
+static void tu_setup_config(struct cowvm_config cfg)
 {
-	struct cowvm_config cfg = { .phys_bytes = phys_bytes, .flags = 0, .nr_cpus = 0 };
+	uint64_t phys_bytes = cfg.phys_bytes;
 	struct cowvm_vmstat vs;
 
 	tu_nr_tasks = 0;
@@ -38,6 +42,27 @@ void tu_setup_phys(uint64_t phys_bytes)
 	TU_ASSERT(vs.nr_free_pages > 0 && vs.nr_free_pages < vs.nr_total_pages,
 		  "a new machine has %" PRIu64 " free of %" PRIu64 " frames", vs.nr_free_pages,
 		  vs.nr_total_pages);
+}
+
+void tu_setup_phys(uint64_t phys_bytes)
+{
+	struct cowvm_config cfg = { .phys_bytes = phys_bytes, .flags = 0, .nr_cpus = 0 };
+	tu_setup_config(cfg);
+}
+
+void tu_setup_swap(uint64_t phys_bytes, uint64_t swap_bytes)
+{
+	strcpy(tu_swap_dir, "/tmp/cowvm-test-swap-XXXXXX");
+	TU_ASSERT(mkdtemp(tu_swap_dir) != NULL, "mkdtemp: %s", strerror(errno));
+	snprintf(tu_swap_path, sizeof tu_swap_path, "%s/swap", tu_swap_dir);
+	struct cowvm_config cfg = { .phys_bytes = phys_bytes, .swap_path = tu_swap_path,
+				    .swap_bytes = swap_bytes };
+	tu_setup_config(cfg);
+}
+
+const char *tu_swap_file(void)
+{
+	return tu_swap_dir[0] ? tu_swap_path : NULL;
 }
 
 void tu_setup(void)
@@ -104,8 +129,22 @@ void tu_teardown(void)
 			 vs.nr_page_table_pages, tu_page_tables_after_create);
 		tu_fatal(msg);
 	}
+	struct cowvm_swap_info si;
+	if (cowvm_swap_info(tu_vm, &si) != 0)
+		tu_fatal("cowvm_swap_info failed");
+	if (si.used_slots || si.swap_cache_pages || vs.nr_swapcached) {
+		snprintf(msg, sizeof msg, "swap leak: %" PRIu64 " slots used, %" PRIu64
+			 " swap-cache pages after every task exited", si.used_slots, si.swap_cache_pages);
+		tu_fatal(msg);
+	}
 	cowvm_destroy(tu_vm);
 	tu_vm = NULL;
+	if (tu_swap_dir[0]) {
+		if (access(tu_swap_path, F_OK) == 0)
+			tu_fatal("cowvm_destroy left the swap file it created");
+		rmdir(tu_swap_dir);
+		tu_swap_dir[0] = 0;
+	}
 }
 
 #ifdef TU_CMOCKA

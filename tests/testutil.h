@@ -89,6 +89,10 @@ extern uint64_t tu_free_after_create;
 
 void tu_setup(void);                      /* .init: 16 MiB machine, flags 0 */
 void tu_setup_phys(uint64_t phys_bytes);  /* for suites that want another size */
+/* A machine with a swap file that cowvm creates in a new directory under /tmp (and must unlink
+ * at destroy); teardown also requires every swap slot and swap-cache page to be gone. */
+void tu_setup_swap(uint64_t phys_bytes, uint64_t swap_bytes);
+const char *tu_swap_file(void);
 void tu_teardown(void);                   /* .fini: exit all, check, leak check */
 #ifdef TU_CMOCKA
 /* The same as cmocka fixtures (state unused): cmocka_unit_test_setup_teardown(name,

@@ -43,7 +43,6 @@
 #define _PAGE_SPECIAL    (1ull << 9)  /* _PAGE_BIT_SOFTW1: no struct page to account (zero page) */
 #define _PAGE_UFFD_WP    (1ull << 10) /* _PAGE_BIT_SOFTW2 */
 #define _PAGE_SOFT_DIRTY (1ull << 11) /* _PAGE_BIT_SOFTW3 */
-#define _PAGE_SWP_EXCLUSIVE _PAGE_PSE /* in a swap entry: the swapped page was exclusive */
 
 #define PTE_PFN_MASK 0x000ffffffffff000ull
 
@@ -93,6 +92,43 @@ static inline pte_t ptep_get_and_clear(pte_t *ptep) { return __atomic_exchange_n
 static inline void ptep_set_wrprotect(pte_t *ptep) { __atomic_fetch_and(ptep, ~_PAGE_RW, __ATOMIC_ACQ_REL); }
 /* What the MMU does on a walk: set accessed (and dirty on a write). */
 static inline void ptep_hw_set_bits(pte_t *ptep, uint64_t bits) { __atomic_fetch_or(ptep, bits, __ATOMIC_ACQ_REL); }
+
+/*
+ * Swap PTEs, as x86-64 Linux encodes a non-present entry (arch/x86/include/asm/pgtable_64.h):
+ *
+ *   bit  63..59   58 ........... 9   8   7   6   5   4   3   2   1   0
+ *        TYPE     ~OFFSET            0   0   0   0   0   E   F   SD  0
+ *
+ * P (0) and PROTNONE (8) are clear, so neither the MMU nor pte_present sees a page.  The offset
+ * is stored inverted (so its high bits are set, L1TF), the type in the top 5 bits.  The low bits
+ * that mean RW / USER / PWT in a present entry carry, in a swap entry: SD (1) the soft-dirty bit,
+ * F (2) uffd-wp, E (3) the page was PageAnonExclusive when it was unmapped.  A swap PTE must never
+ * be read with the present-entry helpers (pte_write would read SD).
+ */
+#define _PAGE_SWP_SOFT_DIRTY _PAGE_RW
+#define _PAGE_SWP_UFFD_WP    _PAGE_USER
+#define _PAGE_SWP_EXCLUSIVE  _PAGE_PWT
+#define SWP_TYPE_BITS        5
+#define SWP_OFFSET_FIRST_BIT 9 /* _PAGE_BIT_PROTNONE + 1 */
+#define SWP_OFFSET_SHIFT     (SWP_OFFSET_FIRST_BIT + SWP_TYPE_BITS)
+#define MAX_SWAPFILES_SHIFT  5
+#define SWP_OFFSET_MAX       ((1ull << (64 - SWP_OFFSET_SHIFT)) - 1)
+
+static inline bool is_swap_pte(pte_t pte) { return !pte_none(pte) && !pte_present(pte); }
+static inline unsigned __swp_type(pte_t pte) { return (unsigned)(pte >> (64 - SWP_TYPE_BITS)); }
+static inline uint64_t __swp_offset(pte_t pte) { return ~pte << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT; }
+static inline pte_t __swp_entry_to_pte(unsigned type, uint64_t offset)
+{
+	return (~offset << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | ((uint64_t)type << (64 - SWP_TYPE_BITS));
+}
+static inline bool pte_swp_exclusive(pte_t pte) { return pte & _PAGE_SWP_EXCLUSIVE; }
+static inline pte_t pte_swp_mkexclusive(pte_t pte) { return pte | _PAGE_SWP_EXCLUSIVE; }
+static inline pte_t pte_swp_clear_exclusive(pte_t pte) { return pte & ~_PAGE_SWP_EXCLUSIVE; }
+static inline bool pte_swp_soft_dirty(pte_t pte) { return pte & _PAGE_SWP_SOFT_DIRTY; }
+static inline pte_t pte_swp_mksoft_dirty(pte_t pte) { return pte | _PAGE_SWP_SOFT_DIRTY; }
+static inline pte_t pte_swp_clear_soft_dirty(pte_t pte) { return pte & ~_PAGE_SWP_SOFT_DIRTY; }
+/* The bits of a swap PTE beyond type and offset (__swp_entry_to_pte gives none of them). */
+#define _PAGE_SWP_FLAGS (_PAGE_SWP_SOFT_DIRTY | _PAGE_SWP_UFFD_WP | _PAGE_SWP_EXCLUSIVE)
 
 /*
  * Protections for VMA flags, as x86's protection_map: a private writable mapping is mapped

@@ -31,7 +31,7 @@ static void expect(int cond, const char *what)
 
 int main(void)
 {
-	struct cowvm_config cfg = { 16u << 20, 0, 0 };
+	struct cowvm_config cfg = { 16u << 20, 0, 0, NULL, 0 };
 	struct cowvm_vmstat before, after;
 	char why[256];
 	char p = 0, c = 0;

@@ -401,8 +401,8 @@ static void json_pins_holding(struct view_ctx *c, uint64_t pfn)
 static const char *frame_state_name(int state)
 {
 	static const char *const names[] = { "free", "reserved", "zero", "pgtable", "anon", "shmem",
-					     "pinned" };
-	return state >= 0 && state <= COWVM_FRAME_PINNED ? names[state] : "?";
+					     "pinned", "swapcache" };
+	return state >= 0 && state <= COWVM_FRAME_SWAPCACHE ? names[state] : "?";
 }
 
 static int compare_u64(const void *a, const void *b)
