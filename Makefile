@@ -108,7 +108,7 @@ $(CMOCKA_TESTS): $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTU_CMOCKA -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcmocka $(LDLIBS)
 
-TOOL_TESTS := $(BUILD)/tests/test_scenario $(BUILD)/tests/test_compare
+TOOL_TESTS := $(BUILD)/tests/test_scenario $(BUILD)/tests/test_compare $(BUILD)/tests/test_trace
 $(TOOL_TESTS): $(BUILD)/tests/%: tests/%.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< $(TOOL_LIB_SRC) tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)

@@ -696,6 +696,11 @@ static int dput_common(struct task_struct *parent, struct task_struct *child, in
 	if (get ? (op != COWVM_COPY && op != COWVM_ZERO && op != COWVM_MERGE)
 		: (op != COWVM_COPY && op != COWVM_ZERO && op != COWVM_SNAP))
 		return -EINVAL;
+	static const char *const ops[] = { [COWVM_COPY] = "COPY", [COWVM_ZERO] = "ZERO",
+					   [COWVM_SNAP] = "SNAP", [COWVM_MERGE] = "MERGE" };
+	TRACE_SCOPE(parent->vm, parent, get ? "dget" : "dput", TF_TEXT("op", ops[op]),
+		    TF_NUM("child", child->pid), TF_HEX("parent address", parent_addr),
+		    TF_HEX("child address", child_addr), TF_NUM("bytes", len));
 	if (op == COWVM_SNAP)
 		return take_snapshot(parent, child);
 	if (op == COWVM_MERGE)

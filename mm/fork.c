@@ -61,6 +61,8 @@ cowvm_task_t *cowvm_spawn(cowvm_t *vm)
 static int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)
 {
 	int err = 0;
+	struct cowvm *vm = oldmm->vm;
+	TRACE_SCOPE(vm, NULL, "dup_mmap", TF_NUM("vmas", oldmm->nr_vmas));
 	down_write(&oldmm->mmap_lock);
 	down_write(&mm->mmap_lock);
 	mm->start_brk = oldmm->start_brk;
@@ -74,12 +76,19 @@ static int dup_mmap(struct mm_struct *mm, struct mm_struct *oldmm)
 	mm->hiwater_rss = oldmm->hiwater_rss;
 	for (size_t i = 0; i < oldmm->nr_vmas; i++) {
 		struct vm_area_struct *mpnt = oldmm->vmas[i];
-		if (mpnt->vm_flags & VM_DONTCOPY)
+		if (mpnt->vm_flags & VM_DONTCOPY) {
+			trace_note(vm, "not copied", "MADV_DONTFORK (VM_DONTCOPY): the child has no such VMA",
+				   TF_HEX("vma", mpnt->vm_start));
 			continue;
+		}
+		if (mpnt->vm_flags & VM_WIPEONFORK)
+			trace_note(vm, "wiped", "MADV_WIPEONFORK: the child's VMA starts empty, as a new mapping",
+				   TF_HEX("vma", mpnt->vm_start));
 		err = copy_vma_cow(mm, mpnt, 0, mpnt->vm_flags & VM_WIPEONFORK);
 		if (err)
 			break;
 	}
+	trace_call(vm, "flush_tlb_mm", TF_TEXT("why", "the parent's PTEs lost their write bit"));
 	flush_tlb_mm(oldmm);
 	up_write(&mm->mmap_lock);
 	up_write(&oldmm->mmap_lock);
@@ -94,6 +103,7 @@ cowvm_task_t *cowvm_fork(cowvm_task_t *parent)
 	}
 	current = parent;
 	struct cowvm *vm = parent->vm;
+	TRACE_SCOPE(vm, parent, "copy_process", TF_NUM("parent", parent->pid));
 	struct mm_struct *mm = mm_alloc(vm);
 	if (!mm) {
 		errno = ENOMEM;
@@ -139,6 +149,7 @@ int cowvm_exit(cowvm_task_t *t)
 		return -EINVAL;
 	struct cowvm *vm = t->vm;
 	struct mm_struct *mm = t->mm;
+	TRACE_SCOPE(vm, t, "do_exit", TF_NUM("pid", t->pid), TF_NUM("tid", t->tid));
 	if (current == t)
 		current = NULL;
 	down_write(&mm->mmap_lock);
@@ -148,6 +159,8 @@ int cowvm_exit(cowvm_task_t *t)
 	bool last = --mm->nr_threads == 0;
 	if (last)
 		list_del(&mm->mmlist);
+	if (!last)
+		trace_note(vm, "mm stays", "other threads still use the mm", TF_NUM("threads left", mm->nr_threads));
 	pthread_mutex_unlock(&vm->task_lock);
 	up_write(&mm->mmap_lock);
 	free(t);

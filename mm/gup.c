@@ -166,6 +166,11 @@ static long __get_user_pages(struct task_struct *task, uint64_t start, size_t nr
 			return i ? (long)i : err;
 		for (;;) {
 			enum follow_result r = follow_page_pte(vma, addr, foll, pages ? &pages[i] : NULL);
+			if (tracing(task->vm))
+				trace_call(task->vm, "follow_page_pte", TF_HEX("address", addr),
+					   TF_TEXT("result", r == FOLLOW_OK ? "held" : r == FOLLOW_UNSHARE ?
+						   "must unshare: a read-only pin of a page that may be shared (faultin_page with FAULT_FLAG_UNSHARE)" :
+						   "the PTE does not allow it: fault it in (faultin_page)"));
 			if (r == FOLLOW_OK)
 				break;
 			/* faultin_page */
@@ -349,6 +354,9 @@ cowvm_pin_t *cowvm_pin_user_pages(cowvm_task_t *t, uint64_t addr, size_t npages,
 	current = t;
 	struct mm_struct *mm = t->mm;
 	struct cowvm *vm = t->vm;
+	TRACE_SCOPE(vm, t, (flags & COWVM_FOLL_PIN) ? "pin_user_pages" : "get_user_pages",
+		    TF_HEX("address", addr), TF_NUM("pages", npages), TF_BOOL("write", flags & COWVM_FOLL_WRITE),
+		    TF_BOOL("longterm", flags & COWVM_FOLL_LONGTERM), TF_BOOL("fast", flags & COWVM_FOLL_FAST));
 	struct cowvm_pin *pin = calloc(1, sizeof(*pin) + npages * sizeof(struct page *));
 	if (!pin) {
 		errno = ENOMEM;
@@ -361,6 +369,8 @@ cowvm_pin_t *cowvm_pin_user_pages(cowvm_task_t *t, uint64_t addr, size_t npages,
 		atomic_fetch_or(&mm->flags, MMF_HAS_PINNED); /* for the rest of the mm's life */
 
 	size_t got = (flags & COWVM_FOLL_FAST) ? gup_fast(t, addr, npages, flags, pin->pages) : 0;
+	if (flags & COWVM_FOLL_FAST)
+		trace_call(vm, "gup_fast", TF_NUM("pages held", got), TF_NUM("left to the slow path", npages - got));
 	if (got < npages) {
 		down_read(&mm->mmap_lock);
 		long r = __get_user_pages(t, addr + got * PAGE_SIZE, npages - got, flags, pin->pages + got);
@@ -377,6 +387,12 @@ cowvm_pin_t *cowvm_pin_user_pages(cowvm_task_t *t, uint64_t addr, size_t npages,
 	pthread_mutex_lock(&vm->pin_lock);
 	list_add_tail(&pin->node, &vm->pins);
 	pthread_mutex_unlock(&vm->pin_lock);
+	if (tracing(vm))
+		trace_note(vm, "held", (flags & COWVM_FOLL_PIN) ? "each frame's refcount rose by the pin bias "
+			   "(GUP_PIN_COUNTING_BIAS, 1024): a pinned page is never reused for COW nor shared at fork"
+			   : "each frame's refcount rose by 1 (FOLL_GET)", TF_NUM("pages", npages),
+			   TF_FRAME("first frame", page_to_pfn(vm, pin->pages[0])),
+			   TF_NUM("its refcount", page_ref_count(pin->pages[0])));
 	return pin;
 }
 
@@ -385,11 +401,19 @@ void cowvm_unpin(cowvm_pin_t *pin)
 	if (!pin)
 		return;
 	struct cowvm *vm = pin->vm;
+	TRACE_SCOPE(vm, NULL, (pin->flags & COWVM_FOLL_PIN) ? "unpin_user_pages" : "put_page",
+		    TF_NUM("pages", pin->npages), TF_FRAME("first frame", page_to_pfn(vm, pin->pages[0])));
+	uint64_t free_before = tracing(vm) ? nr_free_pages(vm) : 0;
 	pthread_mutex_lock(&vm->pin_lock);
 	list_del(&pin->node);
 	pthread_mutex_unlock(&vm->pin_lock);
 	for (size_t i = 0; i < pin->npages; i++)
 		gup_put_page(vm, pin->pages[i], pin->flags);
+	if (tracing(vm))
+		trace_note(vm, "released", "the holds are dropped; a frame no PTE maps any more is freed",
+			   TF_FRAME("first frame", page_to_pfn(vm, pin->pages[0])),
+			   TF_NUM("its refcount", page_ref_count(pin->pages[0])),
+			   TF_NUM("frames freed", nr_free_pages(vm) - free_before));
 	free(pin);
 }
 

@@ -289,6 +289,8 @@ static int madvise_do_behavior(struct task_struct *task, uint64_t start, uint64_
 	uint64_t end = start + PAGE_ALIGN(len_in);
 	if (end == start)
 		return 0;
+	TRACE_SCOPE(task->vm, task, "do_madvise", TF_HEX("start", start), TF_NUM("pages", (end - start) >> PAGE_SHIFT),
+		    TF_NUM("advice", behavior));
 	if (behavior == MADV_POPULATE_READ || behavior == MADV_POPULATE_WRITE) {
 		down_read(&mm->mmap_lock);
 		int ret = faultin_page_range(task, start, end, behavior == MADV_POPULATE_WRITE);
@@ -314,6 +316,8 @@ static int madvise_do_behavior(struct task_struct *task, uint64_t start, uint64_
 			addr = vma->vm_start;
 		}
 		uint64_t tmp = vma->vm_end < end ? vma->vm_end : end;
+		trace_call(task->vm, "madvise_vma_behavior", TF_HEX("vma", vma->vm_start), TF_HEX("start", addr),
+			   TF_HEX("end", tmp));
 		error = madvise_vma_behavior(mm, vma, addr, tmp, behavior);
 		if (error)
 			break;

@@ -195,6 +195,7 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 		put_page(vm, page);
 		return VM_FAULT_OOM;
 	}
+	trace_call(vm, "mem_cgroup_charge", TF_NUM("pages", 1));
 	pte_t entry = pte_mkyoung(pfn_pte(page_to_pfn(vm, page), vma->vm_page_prot));
 	if (vma->vm_flags & VM_WRITE)
 		entry = pte_mkwrite(pte_mkdirty(entry));
@@ -402,6 +403,7 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 		put_page(vm, new_page);
 		goto oom;
 	}
+	trace_call(vm, "mem_cgroup_charge", TF_NUM("pages", 1));
 
 	spin_lock(&mm->page_table_lock);
 	if (ptep_get(vmf->pte) != vmf->orig_pte) { /* someone else changed it: our copy is moot */
@@ -851,9 +853,15 @@ static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uin
 			     struct page *page, struct mm_struct *src_mm)
 {
 	struct cowvm *vm = dst_vma->vm_mm->vm;
+	TRACE_SCOPE(vm, NULL, "copy_present_page", TF_FRAME("frame", page_to_pfn(vm, page)), TF_HEX("address", addr),
+		    TF_NUM("refcount", page_ref_count(page)));
+	trace_decide(vm, "copy at fork", "the page is anon-exclusive and may be pinned (refcount at or above "
+		     "the pin bias in an mm that has pinned): sharing it would hide the child's and parent's "
+		     "later writes from the pin, so the child gets its own copy now");
 	struct page *new_page = alloc_page(vm);
 	if (!new_page)
 		return -ENOMEM;
+	trace_call(vm, "alloc_page_vma", TF_FRAME("frame", page_to_pfn(vm, new_page)));
 	/* page_copy_prealloc charges the source mm; here under both PTLs, so without waiting */
 	if (mem_cgroup_charge(new_page, src_mm, MEMCG_CHARGE_NOWAIT)) {
 		put_page(vm, new_page);
@@ -874,8 +882,14 @@ static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uin
  * Copy the PTEs of [addr, end) of src_vma, which lie in one PTE table on each side
  * (copy_pte_range); dst_addr is where addr lands in dst_vma.  Caller holds both PTLs.
  */
+/* What copy_page_range did, for the trace. */
+struct copy_counts {
+	uint64_t ptes, write_protected, made_shared, pinned_copied, zero, shmem;
+};
+
 static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma,
-			  pte_t *dst_pte, pte_t *src_pte, uint64_t addr, uint64_t end, uint64_t dst_addr)
+			  pte_t *dst_pte, pte_t *src_pte, uint64_t addr, uint64_t end, uint64_t dst_addr,
+			  struct copy_counts *n)
 {
 	struct mm_struct *src_mm = src_vma->vm_mm, *dst_mm = dst_vma->vm_mm;
 	struct cowvm *vm = src_mm->vm;
@@ -907,9 +921,11 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 			    page_ref_count(page) >= GUP_PIN_COUNTING_BIAS) {
 				if (copy_present_page(dst_vma, dst_pte, dst_addr, page, src_mm))
 					return -ENOMEM;
+				n->pinned_copied++;
 				continue;
 			}
 			get_page(page);
+			n->made_shared += PageAnonExclusive(page);
 			ClearPageAnonExclusive(page);
 			page_dup_rmap(page, dst_vma);
 			add_mm_counter(dst_mm, MM_ANONPAGES, 1);
@@ -917,10 +933,14 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 			get_page(page);
 			page_dup_rmap(page, dst_vma);
 			add_mm_counter(dst_mm, MM_SHMEMPAGES, 1);
+			n->shmem++;
 		} else {
 			mod_node_page_state(vm, NR_ZERO_MAPPED, 1);
+			n->zero++;
 		}
+		n->ptes++;
 		if (cow && pte_write(pte)) { /* write-protect both sides */
+			n->write_protected++;
 			ptep_set_wrprotect(src_pte);
 			pte = pte_wrprotect(ptep_get(src_pte));
 		}
@@ -951,9 +971,16 @@ int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_v
 {
 	struct mm_struct *src_mm = src_vma->vm_mm, *dst_mm = dst_vma->vm_mm;
 	uint64_t delta = dst_vma->vm_start - src_vma->vm_start; /* modulo 2^64 */
+	struct copy_counts n = { 0 };
+	struct cowvm *vm = src_mm->vm;
 
-	if (!src_vma->anon_vma)
+	if (!src_vma->anon_vma) {
+		trace_note(vm, "skipped", "no anon_vma: the VMA has no anonymous pages, the child faults them in "
+			   "(vma_needs_copy)", TF_HEX("vma", src_vma->vm_start));
 		return 0;
+	}
+	TRACE_SCOPE(vm, NULL, "copy_page_range", TF_HEX("vma", src_vma->vm_start), TF_HEX("end", src_vma->vm_end),
+		    TF_BOOL("cow", is_cow_mapping(src_vma->vm_flags)));
 	for (uint64_t addr = src_vma->vm_start; addr < src_vma->vm_end;) {
 		/* One step stays inside one PTE table on both sides. */
 		uint64_t next = next_table_boundary(addr, src_vma->vm_end);
@@ -972,14 +999,21 @@ int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_v
 		spin_lock(&dst_mm->page_table_lock);
 		if (!same)
 			spin_lock(&src_mm->page_table_lock);
-		int err = copy_pte_range(dst_vma, src_vma, dst_pte, src_pte, addr, next, addr + delta);
+		int err = copy_pte_range(dst_vma, src_vma, dst_pte, src_pte, addr, next, addr + delta, &n);
 		if (!same)
 			spin_unlock(&src_mm->page_table_lock);
 		spin_unlock(&dst_mm->page_table_lock);
-		if (err)
+		if (err) {
+			trace_note(vm, "OOM", "no frame for a page table or a pinned page's copy");
 			return err;
+		}
 		addr = next;
 	}
+	trace_note(vm, "copied", "PTEs are copied, not pages: both sides map the same frames, a private "
+		   "mapping's write-protected so that the first write on either side is a COW fault",
+		   TF_NUM("ptes shared", n.ptes), TF_NUM("write-protected", n.write_protected),
+		   TF_NUM("made non-exclusive", n.made_shared), TF_NUM("pinned pages copied", n.pinned_copied),
+		   TF_NUM("zero page", n.zero), TF_NUM("shmem", n.shmem));
 	return 0;
 }
 
@@ -1034,13 +1068,19 @@ void tlb_remove_page(struct mmu_gather *tlb, struct page *page, uint64_t addr)
 
 void tlb_finish_mmu(struct mmu_gather *tlb)
 {
+	struct cowvm *vm = tlb->mm->vm;
+	uint64_t free_before = tracing(vm) ? nr_free_pages(vm) : 0;
+	bool flush = tlb->need_flush;
 	tlb_flush_mmu(tlb);
+	trace_call(vm, "tlb_finish_mmu", TF_BOOL("tlb flushed", flush),
+		   TF_NUM("frames freed", tracing(vm) ? nr_free_pages(vm) - free_before : 0));
 }
 
 struct zap_details {
 	struct mmu_gather *tlb;
 	struct vm_area_struct *vma;
 	long rss_anon, rss_shmem, rss_swap;
+	uint64_t ptes, zero, last_mapping; /* for the trace */
 };
 
 /* Clear one PTE (zap_pte_range's body).  Caller (walk_page_range) holds the PTL. */
@@ -1058,9 +1098,11 @@ static int zap_pte(pte_t *pte, uint64_t addr, void *arg)
 		return 0;
 	}
 	tlb_flush_range(z->tlb, addr, addr + PAGE_SIZE);
+	z->ptes++;
 	struct page *page = vm_normal_page(z->vma, addr, ptent);
 	if (!page) {
 		mod_node_page_state(mm->vm, NR_ZERO_MAPPED, -1);
+		z->zero++;
 		return 0;
 	}
 	if (PageAnon(page)) {
@@ -1071,6 +1113,7 @@ static int zap_pte(pte_t *pte, uint64_t addr, void *arg)
 			SetPageDirty(page);
 	}
 	page_remove_rmap(mm->vm, page, z->vma);
+	z->last_mapping += page_mapcount(page) == 0;
 	/* The gather may flush and free while we hold the PTL: lower in the lock order. */
 	tlb_remove_page(z->tlb, page, addr);
 	return 0;
@@ -1083,7 +1126,12 @@ static int zap_pte(pte_t *pte, uint64_t addr, void *arg)
 void unmap_page_range(struct mmu_gather *tlb, struct vm_area_struct *vma, uint64_t start, uint64_t end)
 {
 	struct zap_details z = { .tlb = tlb, .vma = vma };
+	struct cowvm *vm = vma->vm_mm->vm;
+	TRACE_SCOPE(vm, NULL, "unmap_page_range", TF_HEX("start", start), TF_HEX("end", end));
 	walk_page_range(vma->vm_mm, start, end, zap_pte, &z);
+	trace_call(vm, "zap_pte_range", TF_NUM("ptes cleared", z.ptes), TF_NUM("anon", -z.rss_anon),
+		   TF_NUM("shmem", -z.rss_shmem), TF_NUM("zero page", z.zero),
+		   TF_NUM("last mapping gone", z.last_mapping));
 	add_mm_counter(vma->vm_mm, MM_ANONPAGES, z.rss_anon);
 	add_mm_counter(vma->vm_mm, MM_SHMEMPAGES, z.rss_shmem);
 	add_mm_counter(vma->vm_mm, MM_SWAPENTS, z.rss_swap);

@@ -527,6 +527,7 @@ out:
 int do_munmap(struct mm_struct *mm, uint64_t start, uint64_t len)
 {
 	uint64_t end = start + len;
+	TRACE_SCOPE(mm->vm, NULL, "do_munmap", TF_HEX("start", start), TF_HEX("end", end));
 	size_t i = vma_index(mm, start);
 	if (i >= mm->nr_vmas || mm->vmas[i]->vm_start >= end)
 		return 0;
@@ -581,6 +582,7 @@ int cowvm_munmap(cowvm_task_t *t, uint64_t addr, uint64_t len)
 	len = PAGE_ALIGN(len);
 	if (!len || len > TASK_SIZE_MAX || addr > TASK_SIZE_MAX - len)
 		return -EINVAL;
+	TRACE_SCOPE(t->vm, t, "munmap", TF_HEX("address", addr), TF_NUM("pages", len >> PAGE_SHIFT));
 	down_write(&t->mm->mmap_lock);
 	int ret = do_munmap(t->mm, addr, len);
 	up_write(&t->mm->mmap_lock);
@@ -726,6 +728,8 @@ int expand_downwards(struct vm_area_struct *vma, uint64_t address)
 void exit_mmap(struct mm_struct *mm)
 {
 	struct mmu_gather tlb;
+	TRACE_SCOPE(mm->vm, NULL, "exit_mmap", TF_NUM("vmas", mm->nr_vmas),
+		    TF_NUM("rss", get_mm_counter(mm, MM_ANONPAGES) + get_mm_counter(mm, MM_SHMEMPAGES)));
 	down_write(&mm->mmap_lock);
 	for (size_t i = 0; i < mm->nr_vmas; i++)
 		if (mm->vmas[i]->vm_file)

@@ -25,6 +25,7 @@ struct change_prot_arg {
 	struct vm_area_struct *vma;
 	bool try_writable;
 	bool need_flush;
+	uint64_t changed, made_writable; /* for the trace */
 };
 
 static int change_pte_entry(pte_t *ptep, uint64_t addr, void *varg)
@@ -40,6 +41,8 @@ static int change_pte_entry(pte_t *ptep, uint64_t addr, void *varg)
 			new = pte_mkwrite(new);
 	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
 							   __ATOMIC_ACQUIRE));
+	a->changed += new != old;
+	a->made_writable += !pte_write(old) && pte_write(new);
 	if ((pte_write(old) && !pte_write(new)) || ((old & _PAGE_PRESENT) && !(new & _PAGE_PRESENT)) ||
 	    (!(old & _PAGE_NX) && (new & _PAGE_NX)))
 		a->need_flush = true;
@@ -57,6 +60,9 @@ static void change_protection(struct vm_area_struct *vma, uint64_t start, uint64
 		.try_writable = !(vma->vm_flags & VM_SHARED) && (vma->vm_flags & VM_WRITE),
 	};
 	walk_page_range(vma->vm_mm, start, end, change_pte_entry, &a);
+	trace_call(vma->vm_mm->vm, "change_protection", TF_HEX("start", start), TF_HEX("end", end),
+		   TF_NUM("ptes changed", a.changed), TF_NUM("made writable", a.made_writable),
+		   TF_BOOL("tlb flushed", a.need_flush));
 	if (a.need_flush)
 		flush_tlb_mm_range(vma->vm_mm, start, end);
 }
@@ -84,6 +90,9 @@ int cowvm_mprotect(cowvm_task_t *t, uint64_t start, uint64_t len, int prot)
 		return -EINVAL;
 	unsigned long rights = ((prot & PROT_READ) ? VM_READ : 0) | ((prot & PROT_WRITE) ? VM_WRITE : 0) |
 			       ((prot & PROT_EXEC) ? VM_EXEC : 0);
+	TRACE_SCOPE(t->vm, t, "do_mprotect_pkey", TF_HEX("start", start), TF_NUM("pages", len >> PAGE_SHIFT),
+		    TF_BOOL("read", prot & PROT_READ), TF_BOOL("write", prot & PROT_WRITE),
+		    TF_BOOL("exec", prot & PROT_EXEC));
 
 	down_write(&mm->mmap_lock);
 	int error = -ENOMEM;

@@ -132,6 +132,7 @@ struct log_fault {
 	int npath;
 	uint64_t old_pfn, new_pfn; /* faults: the frames before and after (0 = none) */
 	const char *outcome;       /* "ok", "SIGSEGV", "OOM", "fixup" ... */
+	int depth;                 /* phases: the depth of the step stream they happen at */
 	int tree;                  /* faults: the event index of its handle_mm_fault ENTER (its
 				      call tree runs from there to this event), -1 if not kept */
 };

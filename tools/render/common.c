@@ -63,7 +63,7 @@ void trace_fact_text(const struct cowvm_trace_fact *f, char *out, size_t len)
 
 void trace_facts_text(FILE *f, const struct log_trace *t, const char *open, const char *close)
 {
-	char value[64];
+	char value[256];
 	for (int i = 0; i < t->nfacts; i++) {
 		trace_fact_text(&t->facts[i], value, sizeof value);
 		fprintf(f, "%s%s=%s", i ? ", " : open, t->facts[i].key, value);

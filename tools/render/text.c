@@ -69,7 +69,7 @@ static void text_fault(struct console *c, const struct step_log *log, const stru
 	int end = log_event_index(log, ev), depth = 0;
 	if (!c->trace)
 		return;
-	if (f->tree >= 0)
+	if (f->tree >= 0 && !c->brief)
 		depth = log->events[f->tree].trace.depth;
 	pending_line(c, ev);
 	fprintf(c->out, "%*s%s %s %#" PRIx64 ":", 6 + 2 * depth, "", f->task, f->access, f->addr);
@@ -110,7 +110,7 @@ static void text_phase(struct console *c, const struct log_event *ev)
 	if (!c->trace)
 		return;
 	pending_line(c, ev);
-	fprintf(out, "      %s %s phase (not a fault): %s", f->task, f->access, f->npath > 1 ? f->path[1] : "?");
+	fprintf(out, "%*s%s %s phase (not a fault): %s", 6 + (c->brief ? 0 : 2 * f->depth), "", f->task, f->access, f->npath > 1 ? f->path[1] : "?");
 	if (f->end) {
 		uint64_t n = f->end - f->addr;
 		fprintf(out, " %#" PRIx64 "-%#" PRIx64, f->addr, f->end);

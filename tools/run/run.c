@@ -947,6 +947,7 @@ static void run_tracer(void *arg, const struct cowvm_fault_event *ev)
 	f->new_pfn = ev->new_pfn;
 	f->outcome = ev->outcome;
 	f->tree = phase ? -1 : r->fault_tree;
+	f->depth = r->trace_depth;
 	log_append(r->log, &le);
 }
 
@@ -971,6 +972,8 @@ static void run_trace(void *arg, const struct cowvm_trace_event *ev)
 		t->task = task_name_by_tid(r, ev->tid, ev->pid, buf, sizeof buf);
 	t->nfacts = ev->nfacts < COWVM_TRACE_MAX_FACTS ? ev->nfacts : COWVM_TRACE_MAX_FACTS;
 	memcpy(t->facts, ev->facts, (size_t)t->nfacts * sizeof t->facts[0]);
+	r->trace_depth = ev->kind == COWVM_TRACE_ENTER ? ev->depth + 1 :
+			 ev->kind == COWVM_TRACE_LEAVE ? ev->depth : r->trace_depth;
 	const struct log_event *kept = log_append(r->log, &le);
 	if (fault_enter)
 		r->fault_tree = kept ? (int)(kept - r->log->events) : -1;

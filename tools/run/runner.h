@@ -116,6 +116,7 @@ struct run {
 	 * index of that ENTER in the log (-1: not kept) */
 	bool in_fault;
 	int fault_tree;
+	int trace_depth;                /* the stream's depth now (ENTER +1, LEAVE -1) */
 };
 
 /* ---- run.c ------------------------------------------------------------------------ */
