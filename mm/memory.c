@@ -153,7 +153,7 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 
 	if (anon_vma_prepare(vma))
 		return VM_FAULT_OOM;
-	struct page *page = alloc_zeroed_user_page(vm);
+	struct page *page = alloc_page_may_reclaim(vm, true);
 	if (!page)
 		return VM_FAULT_OOM;
 	pte_t entry = pte_mkyoung(pfn_pte(page_to_pfn(vm, page), vma->vm_page_prot));
@@ -334,11 +334,11 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 	if (anon_vma_prepare(vma))
 		goto oom;
 	if (!old_page) {
-		new_page = alloc_zeroed_user_page(vm);
+		new_page = alloc_page_may_reclaim(vm, true);
 		if (!new_page)
 			goto oom;
 	} else {
-		new_page = alloc_page(vm);
+		new_page = alloc_page_may_reclaim(vm, false);
 		if (!new_page)
 			goto oom;
 		trace_step(vmf, "cow_user_page");

@@ -303,6 +303,7 @@ struct cowvm {
 	struct list_head pins;          /* pin_lock */
 	/* the swap device (mm/swapfile.c), NULL when none is configured or after swapoff */
 	struct swap_info_struct *swap;
+	struct kswapd *kswapd;          /* the background reclaimer (vmscan.c), with the swap device */
 	/* tracing */
 	cowvm_tracer_fn tracer;
 	void *tracer_arg;

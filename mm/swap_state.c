@@ -109,7 +109,7 @@ struct page *swapin_locked(struct cowvm *vm, swp_entry_t entry, bool *major, int
 			put_page(vm, page);
 			continue;
 		}
-		struct page *new = alloc_page(vm);
+		struct page *new = alloc_page_may_reclaim(vm, false);
 		if (!new) {
 			*err = -ENOMEM;
 			return NULL;
