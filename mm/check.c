@@ -695,6 +695,7 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 		free(c.pin_refs);
 		return -ENOMEM;
 	}
+	kswapd_pause(vm); /* the precondition: nothing else changes the machine meanwhile */
 	for_each_pinned_page(vm, mark_pinned, &c);
 	c.state[0] = F_RESERVED;
 	c.state[page_to_pfn(vm, vm->zero_page)] = F_ZERO;
@@ -781,5 +782,6 @@ int cowvm_check(cowvm_t *vm, char *why, size_t whylen)
 	free(c.locked_ptes);
 	free(c.swap_ptes);
 	free(c.swap_excl);
+	kswapd_resume(vm);
 	return c.failed ? -EUCLEAN : 0;
 }

@@ -40,7 +40,9 @@ cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 	INIT_LIST_HEAD(&vm->lru_active_anon);
 	INIT_LIST_HEAD(&vm->lru_inactive_anon);
 	INIT_LIST_HEAD(&vm->lru_unevictable);
-	if (cfg->swap_path && (err = swap_init(vm, cfg->swap_path, cfg->swap_bytes))) {
+	if (cfg->swap_path && ((err = swap_init(vm, cfg->swap_path, cfg->swap_bytes)) ||
+			       (err = kswapd_run(vm)))) {
+		swap_exit(vm);
 		page_alloc_exit(vm);
 		free(vm);
 		errno = -err;
@@ -65,6 +67,7 @@ void cowvm_destroy(cowvm_t *vm)
 {
 	if (!vm)
 		return;
+	kswapd_stop(vm);
 	while (!list_empty(&vm->pins))
 		cowvm_unpin(list_first_entry(&vm->pins, struct cowvm_pin, node));
 	while (!list_empty(&vm->tasks))

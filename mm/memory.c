@@ -184,7 +184,7 @@ static unsigned do_anonymous_page(struct vm_fault *vmf)
 		     "own, writable and anon-exclusive");
 	if (anon_vma_prepare(vma))
 		return VM_FAULT_OOM;
-	struct page *page = alloc_zeroed_user_page(vm);
+	struct page *page = alloc_page_may_reclaim(vm, true);
 	if (!page) {
 		trace_note(vm, "OOM", "no free frame");
 		return VM_FAULT_OOM;
@@ -386,12 +386,12 @@ static unsigned wp_page_copy(struct vm_fault *vmf, struct page *old_page)
 	if (anon_vma_prepare(vma))
 		goto oom;
 	if (!old_page) {
-		new_page = alloc_zeroed_user_page(vm);
+		new_page = alloc_page_may_reclaim(vm, true);
 		if (!new_page)
 			goto oom;
 		trace_call(vm, "alloc_zeroed_user_page", TF_FRAME("frame", page_to_pfn(vm, new_page)));
 	} else {
-		new_page = alloc_page(vm);
+		new_page = alloc_page_may_reclaim(vm, false);
 		if (!new_page)
 			goto oom;
 		trace_call(vm, "alloc_page_vma", TF_FRAME("frame", page_to_pfn(vm, new_page)));

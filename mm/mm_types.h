@@ -362,6 +362,7 @@ struct cowvm {
 	struct list_head memcgs;        /* every group, online or offline; cgroup_mutex */
 	/* the swap device (mm/swapfile.c), NULL when none is configured or after swapoff */
 	struct swap_info_struct *swap;
+	struct kswapd *kswapd;          /* the background reclaimer (vmscan.c), with the swap device */
 	/* tracing */
 	cowvm_tracer_fn tracer;         /* one event per fault (set before tasks run) */
 	void *tracer_arg;

@@ -114,6 +114,30 @@ uint64_t reclaim_pages(struct cowvm *vm, struct reclaim_list *list);
 /* try_to_free_pages / shrink_node: free about nr pages from the LRU lists.  Returns pages freed. */
 uint64_t try_to_free_pages(struct cowvm *vm, uint64_t nr, bool kswapd);
 
+/*
+ * Watermarks on the machine's free frames (zone->_watermark): min = nr_frames / 128 (at least
+ * 16), low = min + min/4, high = min + min/2, as __setup_per_zone_wmarks spaces them.  Below low
+ * an allocation wakes kswapd, which reclaims until high; a fault whose allocation fails
+ * reclaims directly before it gives up with VM_FAULT_OOM.
+ */
+struct kswapd {
+	pthread_t thread;
+	pthread_mutex_t lock;           /* the fields below */
+	pthread_cond_t wait;            /* kswapd_wait */
+	bool stop, wakeup;
+	pthread_mutex_t running;        /* held while kswapd reclaims; cowvm_check takes it */
+	uint64_t wmark_min, wmark_low, wmark_high;
+};
+int kswapd_run(struct cowvm *vm);
+void kswapd_stop(struct cowvm *vm);
+void wakeup_kswapd(struct cowvm *vm);
+void kswapd_pause(struct cowvm *vm);  /* cowvm_check: no reclaim by kswapd meanwhile */
+void kswapd_resume(struct cowvm *vm);
+/* alloc_page / alloc_zeroed_user_page for the fault path (GFP_HIGHUSER: may reclaim): wakes
+ * kswapd below the low watermark; when no frame is left, direct reclaim and one retry.  Caller
+ * holds no spinlock, no page lock and no anon_vma lock. */
+struct page *alloc_page_may_reclaim(struct cowvm *vm, bool zeroed);
+
 /* ---- memory.c -------------------------------------------------------------------------------- */
 /* swapin_range: fault every swap PTE of [start, end) of mm back in (dput before SNAP/MERGE);
  * mmap_lock held.  0 or -ENOMEM / -EIO. */

@@ -111,7 +111,7 @@ struct page *swapin_locked(struct cowvm *vm, struct mm_struct *mm, swp_entry_t e
 			put_page(vm, page);
 			continue;
 		}
-		struct page *new = alloc_page(vm);
+		struct page *new = alloc_page_may_reclaim(vm, false);
 		if (!new) {
 			*err = -ENOMEM;
 			return NULL;

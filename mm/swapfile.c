@@ -450,6 +450,8 @@ int cowvm_fail_swap_io(cowvm_t *vm, int what, uint64_t n)
 	return 0;
 }
 
+static int try_to_unuse(struct cowvm *vm, struct swap_info_struct *si);
+
 /*
  * swapoff (try_to_unuse): bring every swap PTE's page back into every mm (swapin_range maps
  * it as unuse_pte does), then empty the swap cache and close the device.
@@ -459,6 +461,20 @@ int cowvm_swapoff(cowvm_t *vm)
 	if (!vm || !vm->swap)
 		return -EINVAL;
 	struct swap_info_struct *si = vm->swap;
+	int err = 0;
+	kswapd_pause(vm);
+	err = try_to_unuse(vm, si);
+	kswapd_resume(vm);
+	if (err)
+		return err;
+	kswapd_stop(vm); /* nothing left to reclaim anonymous memory to */
+	swap_exit(vm);
+	return 0;
+}
+
+/* try_to_unuse: every swap PTE of every mm back in memory, then the swap cache emptied. */
+static int try_to_unuse(struct cowvm *vm, struct swap_info_struct *si)
+{
 	int err = 0;
 	pthread_mutex_lock(&vm->task_lock);
 	size_t nmms = 0;
@@ -498,8 +514,5 @@ int cowvm_swapoff(cowvm_t *vm)
 	}
 	if (!err && si->inuse_pages)
 		err = -EBUSY;
-	if (err)
-		return err;
-	swap_exit(vm);
-	return 0;
+	return err;
 }

@@ -138,8 +138,9 @@ static void smaps_pte_entry(struct mem_size_stats *mss, struct vm_area_struct *v
 	bool dirty = pte_dirty(pte) || PageDirty(page);
 	if (PageAnon(page)) {
 		mss->anonymous += size;
-		if (!dirty)
-			mss->lazyfree += size; /* clean anonymous memory: MADV_FREE made it so */
+		if (!dirty && !PageSwapCache(page))
+			mss->lazyfree += size; /* clean anonymous memory: MADV_FREE made it so (a clean
+						* swap-cache page is a copy of its slot, not lazy-free) */
 	}
 	mss->resident += size;
 	if (pte_young(pte) || PageFlag(page, PG_referenced))

@@ -310,8 +310,10 @@ static int shrink_active_list(struct cowvm *vm, int nr)
 	int n = isolate_lru_pages(vm, &vm->lru_active_anon, pages, nr,
 				  global_node_page_state(vm, NR_ACTIVE_ANON));
 	for (int i = 0; i < n; i++) {
-		if (page_mapcount(pages[i]) > 0)
-			folio_referenced(vm, pages[i]);
+		if (page_mapcount(pages[i]) > 0 && trylock_page(pages[i])) {
+			folio_referenced(vm, pages[i]); /* page lock: its anon_vma stays put */
+			unlock_page(pages[i]);
+		}
 		lru_deactivate(vm, pages[i]);
 		count_vm_event(vm, PGDEACTIVATE);
 		put_page(vm, pages[i]);
@@ -366,4 +368,131 @@ int64_t cowvm_reclaim(cowvm_t *vm, uint64_t nr)
 	if (!vm)
 		return -EINVAL;
 	return (int64_t)try_to_free_pages(vm, nr, false);
+}
+
+/* ---- watermarks, kswapd and direct reclaim ---------------------------------------------------- */
+
+#define KSWAPD_BATCH 64
+
+static int kswapd_lock_running(struct cowvm *vm)
+{
+	return vm->kswapd ? pthread_mutex_lock(&vm->kswapd->running) : 0;
+}
+
+static void kswapd_unlock_running(struct cowvm *vm)
+{
+	if (vm->kswapd)
+		pthread_mutex_unlock(&vm->kswapd->running);
+}
+
+/* The checker's exclusion: kswapd finishes its batch and waits (see mm/check.c). */
+void kswapd_pause(struct cowvm *vm)
+{
+	kswapd_lock_running(vm);
+}
+
+void kswapd_resume(struct cowvm *vm)
+{
+	kswapd_unlock_running(vm);
+}
+
+void wakeup_kswapd(struct cowvm *vm)
+{
+	struct kswapd *k = vm->kswapd;
+	if (!k || nr_free_pages(vm) >= k->wmark_low)
+		return;
+	pthread_mutex_lock(&k->lock);
+	if (!k->wakeup) {
+		k->wakeup = true;
+		pthread_cond_signal(&k->wait);
+	}
+	pthread_mutex_unlock(&k->lock);
+}
+
+/*
+ * kswapd - sleep until an allocation finds free frames below the low watermark, then reclaim
+ * in batches until they are above the high one (balance_pgdat), or until a pass frees nothing
+ * (then wait for the next wakeup, as kswapd_try_to_sleep after a failed balance).
+ */
+static void *kswapd(void *arg)
+{
+	struct cowvm *vm = arg;
+	struct kswapd *k = vm->kswapd;
+	for (;;) {
+		pthread_mutex_lock(&k->lock);
+		while (!k->stop && !k->wakeup)
+			pthread_cond_wait(&k->wait, &k->lock);
+		bool stop = k->stop;
+		k->wakeup = false;
+		pthread_mutex_unlock(&k->lock);
+		if (stop)
+			return NULL;
+		for (;;) {
+			uint64_t free = nr_free_pages(vm);
+			if (free >= k->wmark_high)
+				break;
+			pthread_mutex_lock(&k->running);
+			uint64_t freed = try_to_free_pages(vm, KSWAPD_BATCH, true);
+			pthread_mutex_unlock(&k->running);
+			pthread_mutex_lock(&k->lock);
+			stop = k->stop;
+			pthread_mutex_unlock(&k->lock);
+			if (stop || !freed)
+				break;
+		}
+	}
+}
+
+int kswapd_run(struct cowvm *vm)
+{
+	struct kswapd *k = calloc(1, sizeof(*k));
+	if (!k)
+		return -ENOMEM;
+	k->wmark_min = vm->nr_frames / 128 < 16 ? 16 : vm->nr_frames / 128;
+	k->wmark_low = k->wmark_min + k->wmark_min / 4;
+	k->wmark_high = k->wmark_min + k->wmark_min / 2;
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_mutex_init(&k->running, NULL);
+	pthread_cond_init(&k->wait, NULL);
+	vm->kswapd = k;
+	if (pthread_create(&k->thread, NULL, kswapd, vm)) {
+		vm->kswapd = NULL;
+		pthread_cond_destroy(&k->wait);
+		pthread_mutex_destroy(&k->running);
+		pthread_mutex_destroy(&k->lock);
+		free(k);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void kswapd_stop(struct cowvm *vm)
+{
+	struct kswapd *k = vm->kswapd;
+	if (!k)
+		return;
+	pthread_mutex_lock(&k->lock);
+	k->stop = true;
+	pthread_cond_signal(&k->wait);
+	pthread_mutex_unlock(&k->lock);
+	pthread_join(k->thread, NULL);
+	vm->kswapd = NULL;
+	pthread_cond_destroy(&k->wait);
+	pthread_mutex_destroy(&k->running);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+struct page *alloc_page_may_reclaim(struct cowvm *vm, bool zeroed)
+{
+	for (int attempt = 0;; attempt++) {
+		struct page *page = zeroed ? alloc_zeroed_user_page(vm) : alloc_page(vm);
+		if (page || !vm->swap || attempt == 2) {
+			wakeup_kswapd(vm);
+			return page;
+		}
+		/* __alloc_pages_direct_reclaim; a second pass frees what the first wrote out */
+		if (!try_to_free_pages(vm, SWAP_CLUSTER_MAX, false) && attempt == 1)
+			return NULL;
+	}
 }

@@ -523,3 +523,118 @@ Test(swap, the_swap_file_is_unlinked_only_when_cowvm_created_it)
 	EQ(access(path, F_OK), -1);
 	rmdir(dir);
 }
+
+/* ---- under pressure: direct reclaim and kswapd ---------------------------------------------- */
+
+static void setup_small(void)
+{
+	tu_setup_swap(1ull << 20, 16ull << 20); /* 256 frames, 4095 slots */
+}
+
+TestSuite(pressure, .init = setup_small, .fini = tu_teardown);
+
+static uint64_t checksum_seed(uint64_t page, uint64_t gen)
+{
+	return (page * 2654435761u + gen * 40503u) & 0xff;
+}
+
+Test(pressure, a_process_touching_four_times_memory_reads_everything_back)
+{
+	cowvm_task_t *t = tu_spawn();
+	const uint64_t npages = 1024; /* 4 MiB on a 1 MiB machine */
+	uint64_t a = cowvm_mmap(t, 0, npages * PG, PROT_RW, MAP_PRIV_ANON);
+	TU_ASSERT((int64_t)a > 0, "mmap");
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t v = i * 0x9e3779b97f4a7c15ull;
+		EQ_WHY(cowvm_store64(t, a + i * PG, v), 0, "first touch under pressure");
+		EQ(cowvm_store64(t, a + i * PG + PG - 8, ~v), 0);
+	}
+	CHECK();
+	struct cowvm_vmstat v = vmstat();
+	TU_ASSERT(v.pswpout >= npages / 2, "pswpout %" PRIu64, v.pswpout);
+	TU_ASSERT(stats(t).rss_swap > 0, "nothing in swap");
+	for (uint64_t i = 0; i < npages; i++) {
+		uint64_t x, y;
+		EQ(cowvm_load64(t, a + i * PG, &x), 0);
+		EQ(cowvm_load64(t, a + i * PG + PG - 8, &y), 0);
+		EQ_WHY(x, i * 0x9e3779b97f4a7c15ull, "contents after swap-in");
+		EQ(y, ~(i * 0x9e3779b97f4a7c15ull));
+	}
+	CHECK();
+	TU_ASSERT(stats(t).maj_flt > 0, "no major fault");
+	TU_ASSERT(vmstat().pgsteal_direct + vmstat().pgsteal_kswapd > 0, "no reclaim counted");
+}
+
+/*
+ * A fork tree over checksummed pages on a machine with a quarter of the memory the tree
+ * touches: 4 processes x 192 pages (768 pages) over 256 frames.  Every process writes random
+ * pages with a value that depends on (process, page, generation) and remembers it; reads check
+ * it.  Reclaim and swap-in run all along; the checker runs every few thousand steps.
+ */
+Test(pressure, fork_tree_with_random_writes_keeps_every_checksum)
+{
+	enum { NPROC = 4, NPAGES = 192 };
+	static uint64_t want[NPROC][NPAGES];
+	cowvm_task_t *task[NPROC];
+	task[0] = tu_spawn();
+	uint64_t a = map_fixed(task[0], TU_BASE, NPAGES, PROT_RW, MAP_PRIV_ANON);
+	for (uint64_t i = 0; i < NPAGES; i++) {
+		want[0][i] = checksum_seed(i, 0) | 0x100;
+		EQ(cowvm_store64(task[0], a + i * PG, want[0][i]), 0);
+	}
+	for (int p = 1; p < NPROC; p++) {
+		task[p] = tu_fork(task[p / 2]);
+		memcpy(want[p], want[p / 2], sizeof want[p]);
+	}
+	CHECK();
+	uint64_t rng = 12345;
+	const int steps = 60000;
+	for (int s = 1; s <= steps; s++) {
+		rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+		int p = (int)((rng >> 33) % NPROC);
+		uint64_t i = (rng >> 40) % NPAGES;
+		uint64_t x;
+		if ((rng >> 20) & 1) {
+			want[p][i] = ((uint64_t)s << 16) | ((uint64_t)p << 8) | checksum_seed(i, (uint64_t)s);
+			EQ(cowvm_store64(task[p], a + i * PG, want[p][i]), 0);
+		} else {
+			EQ(cowvm_load64(task[p], a + i * PG, &x), 0);
+			EQ_WHY(x, want[p][i], "a page's value after reclaim and swap-in");
+		}
+		if (s % 7 == 0) /* now and then some advice too */
+			EQ(cowvm_madvise(task[p], a + ((rng >> 50) % (NPAGES - 4)) * PG, 4 * PG, MADV_PAGEOUT), 0);
+		if (s % 15000 == 0)
+			CHECK();
+	}
+	for (int p = 0; p < NPROC; p++)
+		for (uint64_t i = 0; i < NPAGES; i++) {
+			uint64_t x;
+			EQ(cowvm_load64(task[p], a + i * PG, &x), 0);
+			EQ(x, want[p][i]);
+		}
+	CHECK();
+	struct cowvm_vmstat v = vmstat();
+	TU_ASSERT(v.pswpin > 1000 && v.pswpout > 1000, "the tree hardly swapped: in %" PRIu64 ", out %" PRIu64,
+		  v.pswpin, v.pswpout);
+}
+
+Test(pressure, kswapd_starts_and_stops_with_the_machine)
+{
+	/* a machine with swap has a kswapd that reclaims in the background once free frames fall
+	 * below the low watermark; cowvm_destroy stops it.  Ten machines in a row, each under
+	 * pressure for a moment. */
+	for (int round = 0; round < 10; round++) {
+		cowvm_task_t *t = tu_spawn();
+		uint64_t a = cowvm_mmap(t, 0, 300 * PG, PROT_RW, MAP_PRIV_ANON);
+		for (int i = 0; i < 300; i++)
+			EQ(cowvm_store64(t, a + (uint64_t)i * PG, (uint64_t)i), 0);
+		for (int i = 0; i < 300; i++) {
+			uint64_t x;
+			EQ(cowvm_load64(t, a + (uint64_t)i * PG, &x), 0);
+			EQ(x, (uint64_t)i);
+		}
+		CHECK();
+		tu_teardown();
+		setup_small();
+	}
+}
