@@ -118,17 +118,13 @@ static int madvise_free_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 static int madvise_cold_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 {
 	struct madvise_free_arg *a = varg;
-	pte_t old = ptep_get(ptep), new;
+	pte_t old = ptep_get(ptep);
 	if (!pte_present(old))
 		return 0;
 	struct page *page = vm_normal_page(a->vma, addr, old);
 	if (!page)
 		return 0;
-	do {
-		new = pte_mkold(old);
-	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
-							   __ATOMIC_ACQUIRE));
-	if (new != old)
+	if (ptep_test_and_clear_young(ptep))
 		a->need_flush = true;
 	ClearPageFlag(page, PG_referenced);
 	lru_deactivate(a->vma->vm_mm->vm, page);
@@ -152,18 +148,14 @@ struct pageout_arg {
 static int madvise_pageout_pte_range(pte_t *ptep, uint64_t addr, void *varg)
 {
 	struct pageout_arg *a = varg;
-	pte_t old = ptep_get(ptep), new;
+	pte_t old = ptep_get(ptep);
 	a->next = addr + PAGE_SIZE;
 	if (!pte_present(old))
 		return 0;
 	struct page *page = vm_normal_page(a->vma, addr, old);
 	if (!page || !PageAnon(page) || page_mapcount(page) > 1)
 		return 0;
-	do {
-		new = pte_mkold(old);
-	} while (new != old && !__atomic_compare_exchange_n(ptep, &old, new, false, __ATOMIC_ACQ_REL,
-							   __ATOMIC_ACQUIRE));
-	if (new != old)
+	if (ptep_test_and_clear_young(ptep))
 		a->need_flush = true;
 	ClearPageFlag(page, PG_referenced);
 	if (PageFlag(page, PG_unevictable))

@@ -71,12 +71,7 @@ static int folio_referenced_one(struct page *page, struct vm_area_struct *vma, u
 	if (ptep) {
 		/* ptep_clear_flush_young: the MMU sets the bit on a TLB fill, so clearing it must
 		 * flush the entry or later accesses would not set it again */
-		pte_t old = ptep_get(ptep);
-		while (pte_young(old) &&
-		       !__atomic_compare_exchange_n(ptep, &old, pte_mkold(old), false, __ATOMIC_ACQ_REL,
-						    __ATOMIC_ACQUIRE))
-			;
-		if (pte_young(old)) {
+		if (ptep_test_and_clear_young(ptep)) {
 			ra->referenced++;
 			flush_tlb_mm_range(mm, addr, addr + PAGE_SIZE);
 		}

@@ -89,6 +89,12 @@ static inline pte_t ptep_get(const pte_t *ptep) { return __atomic_load_n(ptep, _
 static inline void set_pte(pte_t *ptep, pte_t pte) { __atomic_store_n(ptep, pte, __ATOMIC_RELEASE); }
 static inline pte_t ptep_get_and_clear(pte_t *ptep) { return __atomic_exchange_n(ptep, 0, __ATOMIC_ACQ_REL); }
 /* Clear RW without losing a dirty bit the MMU sets at the same time. */
+/* Clear the accessed bit of a present PTE under its PTL (the MMU may set A/D meanwhile, hence
+ * the atomic); whether it was set.  The caller flushes the TLB when it was. */
+static inline bool ptep_test_and_clear_young(pte_t *ptep)
+{
+	return __atomic_fetch_and(ptep, ~_PAGE_ACCESSED, __ATOMIC_ACQ_REL) & _PAGE_ACCESSED;
+}
 static inline void ptep_set_wrprotect(pte_t *ptep) { __atomic_fetch_and(ptep, ~_PAGE_RW, __ATOMIC_ACQ_REL); }
 /* What the MMU does on a walk: set accessed (and dirty on a write). */
 static inline void ptep_hw_set_bits(pte_t *ptep, uint64_t bits) { __atomic_fetch_or(ptep, bits, __ATOMIC_ACQ_REL); }
