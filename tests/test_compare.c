@@ -97,15 +97,15 @@ Test(compare, corpus_scenarios_agree)
 
 /* Every kind of observation, on a scenario small enough to count them by hand: one process,
  * one page written.  Step 3 (the write) compares the result, A's faults, the page's 4 pagemap
- * bits and the zero page, its sharing class (root), the VMA's bounds, perms, 8 smaps fields
- * (Locked too) and VmFlags. */
+ * bits and the zero page, its sharing class (root), the VMA's bounds, perms, 10 smaps fields
+ * (Locked, Swap and SwapPss too) and VmFlags. */
 Test(compare, observations_are_made)
 {
 	struct result r = compare_captured("one.cows", "spawn A\nmmap A buf 1 page\nwrite A buf 1\n");
 	cr_assert_eq(r.status, COMPARE_AGREE, "%s", r.out);
 	cr_assert_eq(r.totals.steps, 3);
-	/* spawn: the result; mmap: result, faults, 5 page bits, VMA 11; write: the same + class */
-	uint64_t want = 1 + (1 + 1 + 5 + 11) + (1 + 1 + 5 + 11) + (host_frames_readable() ? 1 : 0);
+	/* spawn: the result; mmap: result, faults, 5 page bits, VMA 13; write: the same + class */
+	uint64_t want = 1 + (1 + 1 + 5 + 13) + (1 + 1 + 5 + 13) + (host_frames_readable() ? 1 : 0);
 	cr_assert_eq(r.totals.observations, want, "%lu observations, expected %lu:\n%s",
 		     (unsigned long)r.totals.observations, (unsigned long)want, r.out);
 	free(r.out);

@@ -41,6 +41,14 @@ int scenario_run_text(const char *name, const char *text, const struct run_opts 
 	struct scenario *s = scenario_parse(name, text, &perr);
 	if (!s)
 		return not_run(name, opts, out, perr.line, perr.message);
+	if (opts->swap_path) {
+		free(s->swap_path);
+		if (!(s->swap_path = strdup(opts->swap_path))) {
+			scenario_free(s);
+			return not_run(name, opts, out, 0, "out of memory");
+		}
+		s->swap_bytes = opts->swap_bytes;
+	}
 	struct step_log log;
 	struct console c = console_of(opts, out);
 	log_init(&log, s->name, s);

@@ -7,6 +7,7 @@
 #define COWVM_TOOLS_DRIVER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "run/run.h"
@@ -20,6 +21,8 @@ struct run_opts {
 	bool dot;               /* write the final state as Graphviz (and SVG when dot exists) */
 	const char *dot_dir;    /* where --dot writes, NULL = the current directory */
 	FILE *err;              /* failures and bad input; NULL = stderr */
+	const char *swap_path;  /* --swap FILE:SIZE: every scenario's machine swaps to FILE ... */
+	uint64_t swap_bytes;    /* ... of SIZE bytes (its own `swap` line's size is replaced) */
 };
 
 /*

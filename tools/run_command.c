@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "driver.h"
+#include "run/swapdev.h"
 
 void cowvm_usage(FILE *f)
 {
@@ -51,6 +52,10 @@ static void run_usage(FILE *f)
 	      "  --dot            when a scenario ends, write NAME.dot (processes -> VMAs -> pages\n"
 	      "                   -> frames) and render NAME.svg if Graphviz's dot is installed\n"
 	      "  --dot-dir DIR    where --dot writes (default: the current directory)\n"
+	      "  --swap FILE:SIZE give every machine a swap device: the host file FILE (created\n"
+	      "                   and removed when it does not exist, else left in place) of SIZE\n"
+	      "                   (a unit is required: 64M, 512K, 1G); it replaces a scenario's\n"
+	      "                   own `swap SIZE` line.  Scenarios swap with `pageout P LOC`\n"
 	      "  -h, --help       this text\n"
 	      "\n"
 	      "Failures and bad input are reported on standard error as FILE:LINE: message.\n"
@@ -84,6 +89,7 @@ int run_command(int argc, char **argv)
 		{ "trace", optional_argument, NULL, 't' },  { "json", no_argument, NULL, 'j' },
 		{ "show", required_argument, NULL, 's' }, { "dot", no_argument, NULL, 'd' },
 		{ "dot-dir", required_argument, NULL, 'D' }, { "help", no_argument, NULL, 'h' },
+		{ "swap", required_argument, NULL, 'S' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_opts opts = { .err = stderr };
@@ -112,6 +118,14 @@ int run_command(int argc, char **argv)
 			break;
 		case 'd': opts.dot = true; break;
 		case 'D': opts.dot_dir = optarg; break;
+		case 'S': {
+			char why[160];
+			if (!swapdev_parse_spec(optarg, &opts.swap_path, &opts.swap_bytes, why, sizeof why)) {
+				fprintf(stderr, "cowvm run: --swap %s\n", why);
+				return 2;
+			}
+			break;
+		}
 		case 'h': run_usage(stdout); return 0;
 		default:
 			fprintf(stderr, "cowvm run: %s '%s' (see cowvm run --help)\n",

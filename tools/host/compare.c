@@ -37,6 +37,8 @@
 #include "host/compare.h"
 #include "cowvm.h"
 #include "host/host.h"
+#include "host/host_swap.h"
+#include "run/swapdev.h"
 #include "lang/scenario.h"
 #include "driver.h"
 #include "lang/words.h"
@@ -52,6 +54,7 @@
 #define PM_SWAP (1ull << 62)
 #define PM_PRESENT (1ull << 63)
 #define HEAP_MARGIN (16 * PG)
+#define NR_SMAPS_KB 10 /* smaps_kb_names */
 
 /* ---- state ---------------------------------------------------------------------------------- */
 
@@ -63,6 +66,8 @@ struct cproc {
 	int host;                  /* index in host.procs, -1 */
 	uint64_t cow_before, host_before; /* faults before the step */
 	bool host_before_ok;
+	uint64_t cow_maj_before, host_maj_before; /* major faults before the step */
+	bool host_maj_ok;
 };
 
 struct cregion {
@@ -85,13 +90,13 @@ struct obs_page {
 struct obs_vma {
 	uint64_t start, end;       /* cowvm addresses */
 	char perms[5];
-	uint64_t kb[8];            /* smaps_kb_names order */
+	uint64_t kb[NR_SMAPS_KB];  /* smaps_kb_names order */
 	char vmflags[96];          /* the VmFlags line's letters */
 };
 
-static const char *const smaps_kb_names[8] = {
+static const char *const smaps_kb_names[NR_SMAPS_KB] = {
 	"Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty", "Anonymous",
-	"Locked",
+	"Locked", "Swap", "SwapPss",
 };
 
 struct slot {
@@ -148,6 +153,7 @@ struct cmp {
 	uint8_t *kbuf;
 	char trace[512];           /* --verbose: this step's fault counts */
 	struct cmark *marks;       /* by mark id */
+	struct swapdev swapdev;    /* cowvm's swap file, for a scenario with a `swap` line */
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -330,6 +336,14 @@ static bool resolve(struct cmp *c, const struct location *loc, uint64_t *start, 
 }
 
 /* ---- processes ------------------------------------------------------------------------------- */
+
+static uint64_t cow_majflt(struct cmp *c, int p)
+{
+	struct cowvm_task_stats st;
+	if (!c->procs[p].live || cowvm_task_stats(c->procs[p].t, &st))
+		return 0;
+	return st.maj_flt;
+}
 
 static uint64_t cow_faults(struct cmp *c, int p)
 {
@@ -936,8 +950,9 @@ static int cowvm_vmas(struct cmp *c, int p, const struct slot *slots, int ns, st
 		o->start = hv[i].start;
 		o->end = hv[i].end;
 		memcpy(o->perms, hv[i].perms, 5);
-		uint64_t kb[8] = { hv[i].rss, hv[i].pss, hv[i].shared_clean, hv[i].shared_dirty,
-				   hv[i].private_clean, hv[i].private_dirty, hv[i].anonymous, hv[i].locked };
+		uint64_t kb[NR_SMAPS_KB] = { hv[i].rss, hv[i].pss, hv[i].shared_clean, hv[i].shared_dirty,
+					     hv[i].private_clean, hv[i].private_dirty, hv[i].anonymous,
+					     hv[i].locked, hv[i].swap, hv[i].swap_pss };
 		memcpy(o->kb, kb, sizeof kb);
 		memcpy(o->vmflags, hv[i].vmflags, sizeof o->vmflags);
 	}
@@ -965,8 +980,9 @@ static int host_vmas(struct cmp *c, int p, const struct slot *slots, int ns, str
 		o->start = s;
 		o->end = e;
 		memcpy(o->perms, hv[i].perms, 5);
-		uint64_t kb[8] = { hv[i].rss, hv[i].pss, hv[i].shared_clean, hv[i].shared_dirty,
-				   hv[i].private_clean, hv[i].private_dirty, hv[i].anonymous, hv[i].locked };
+		uint64_t kb[NR_SMAPS_KB] = { hv[i].rss, hv[i].pss, hv[i].shared_clean, hv[i].shared_dirty,
+					     hv[i].private_clean, hv[i].private_dirty, hv[i].anonymous,
+					     hv[i].locked, hv[i].swap, hv[i].swap_pss };
 		memcpy(o->kb, kb, sizeof kb);
 		memcpy(o->vmflags, hv[i].vmflags, sizeof o->vmflags);
 	}
@@ -1041,7 +1057,7 @@ static void compare_vmas(struct cmp *c, int p, const struct slot *slots, int ns)
 			snprintf(what, sizeof what, "%s: perms", name);
 			add_diff(c, what, cv[i].perms, hv[j].perms);
 		}
-		for (int k = 0; k < 8; k++) {
+		for (int k = 0; k < NR_SMAPS_KB; k++) {
 			snprintf(what, sizeof what, "%s: %s kB", name, smaps_kb_names[k]);
 			cmp_u64(c, what, cv[i].kb[k], hv[j].kb[k]);
 		}
@@ -1231,6 +1247,11 @@ static void snapshot_faults(struct cmp *c)
 		pr->cow_before = cow_faults(c, p);
 		pr->host_before_ok = c->host_on && pr->host >= 0 &&
 				     host_faults(&c->host, pr->host, &pr->host_before);
+		if (c->s->swap_bytes) {
+			pr->cow_maj_before = cow_majflt(c, p);
+			pr->host_maj_ok = pr->host_before_ok &&
+					  host_majflt(&c->host, pr->host, &pr->host_maj_before);
+		}
 	}
 }
 
@@ -1254,6 +1275,12 @@ static void compare_faults(struct cmp *c, int actor, const struct outcome *hs, i
 		}
 		snprintf(what, sizeof what, "faults of %s", pr->name);
 		cmp_u64(c, what, cd, hd);
+		uint64_t hmaj;
+		if (c->s->swap_bytes && pr->host_maj_ok && host_majflt(&c->host, pr->host, &hmaj)) {
+			/* with swap, major faults apart (swap-ins read from the device) */
+			snprintf(what, sizeof what, "major faults of %s", pr->name);
+			cmp_u64(c, what, cow_majflt(c, p) - pr->cow_maj_before, hmaj - pr->host_maj_before);
+		}
 		size_t used = strlen(c->trace);
 		snprintf(c->trace + used, sizeof c->trace - used, " %s %" PRIu64 "/%" PRIu64, pr->name, cd, hd);
 	}
@@ -1506,7 +1533,7 @@ static bool changes_state(const struct op *op)
 	switch (op->kind) {
 	case OP_EXPECT:
 		return op->expect.kind == EXPECT_MEMORY; /* a read by the process */
-	case OP_MEMORY: case OP_MARK: case OP_CHECK: case OP_SHOW: case OP_ECHO:
+	case OP_MEMORY: case OP_SWAP: case OP_MARK: case OP_CHECK: case OP_SHOW: case OP_ECHO:
 		return false;
 	default:
 		return true;
@@ -1672,6 +1699,7 @@ static void release(struct cmp *c)
 	if (c->vm)
 		cowvm_destroy(c->vm);
 	c->vm = NULL;
+	swapdev_release(&c->swapdev);
 	if (c->host_ready)
 		host_fini(&c->host);
 	c->host_ready = false;
@@ -1714,9 +1742,12 @@ static bool replay(struct cmp *c, bool dry)
 	/* built as the host is: without soft-dirty (no `sd` in VmFlags, pagemap bit 55 clear) */
 	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : DEFAULT_PHYS_BYTES,
 				    .nr_cpus = 1, .flags = COWVM_CONFIG_NO_SOFT_DIRTY };
-	if (c->task_proc && c->regions && c->marks)
+	int swap_error = swapdev_setup(&c->swapdev, s, &cfg);
+	if (c->task_proc && c->regions && c->marks && !swap_error)
 		c->vm = cowvm_create(&cfg);
 	if (!c->vm) {
+		if (swap_error)
+			errno = -swap_error;
 		fail_host(c, "cannot make a cowvm machine: %s", strerror(errno));
 		release(c);
 		return false;
@@ -1840,6 +1871,25 @@ int compare_text(const char *name, const char *text, const struct compare_opts *
 	struct cmp c = { .s = s, .o = opts, .out = out };
 	int status = COMPARE_AGREE;
 	bool ok = replay(&c, true);
+	if (ok && s->swap_bytes) {
+		/* a scenario with a swap device needs one on the host too, or it is not compared */
+		char why[200];
+		if (!host_swap_on(s->swap_bytes > (1u << 20) ? s->swap_bytes : 1u << 20, why, sizeof why)) {
+			fprintf(out, "%s: SKIPPED: it has a `swap` line and the host has no swap device for "
+				"it: %s\n", name, why);
+			if (run_status == RUN_EXPECTATION_FAILED) {
+				fprintf(out, "  its expect lines fail on cowvm (as `cowvm run` reports them):\n");
+				indent(out, errors ? errors : "");
+			}
+			t->swap_skipped++;
+			free(errors);
+			free(c.diffs);
+			free(c.win);
+			scenario_free(s);
+			return run_status == RUN_EXPECTATION_FAILED || opts->require_swap ? COMPARE_DIVERGE
+											   : COMPARE_AGREE;
+		}
+	}
 	if (ok) {
 		merge_window(&c);
 		/* the dry run's notes are not the comparison's */
@@ -1847,6 +1897,8 @@ int compare_text(const char *name, const char *text, const struct compare_opts *
 		c.observations = 0;
 		ok = replay(&c, false);
 	}
+	if (s->swap_bytes)
+		host_swap_off();
 	t->steps += (uint64_t)c.step;
 	t->observations += c.observations;
 	t->differences += (uint64_t)c.nr_diffs;
@@ -1965,6 +2017,11 @@ static void compare_usage(FILE *f)
 	      "\n"
 	      "  --require-frames  fail (status 2) unless frame numbers are readable (root), so\n"
 	      "                    that the sharing structure is compared, never skipped\n"
+	      "  --require-swap    a scenario with a `swap` line that cannot have a host swap\n"
+	      "                    device (not root, swapon refused) is a failure (status 1), not\n"
+	      "                    a skip.  With the device (a file in a temporary directory,\n"
+	      "                    swapon'ed for the scenario, swapoff'ed and removed after it, at\n"
+	      "                    exit and on a fatal signal) page-cluster is 0 while it runs\n"
 	      "  --verbose         a line for every step: outcomes and fault counts on both sides\n"
 	      "  --max-rows N      differences printed per scenario (default 50)\n"
 	      "  --worker PROGRAM  the host worker program (default: this one)\n"
@@ -1978,6 +2035,7 @@ int compare_command(int argc, char **argv)
 {
 	static const struct option options[] = {
 		{ "require-frames", no_argument, NULL, 'r' }, { "verbose", no_argument, NULL, 'v' },
+		{ "require-swap", no_argument, NULL, 'R' },
 		{ "max-rows", required_argument, NULL, 'm' }, { "worker", required_argument, NULL, 'w' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
@@ -1988,6 +2046,7 @@ int compare_command(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
 		switch (ch) {
 		case 'r': opts.require_frames = true; break;
+		case 'R': opts.require_swap = true; break;
 		case 'v': opts.verbose = true; break;
 		case 'm': opts.max_rows = atoi(optarg); break;
 		case 'w': opts.worker_exe = optarg; break;
@@ -2027,15 +2086,18 @@ int compare_command(int argc, char **argv)
 			worst = status;
 		fflush(stdout);
 	}
-	printf("compare: %d scenario%s: %d agree, %d diverge, %d bad input; %" PRIu64 " steps, %" PRIu64
+	printf("compare: %d scenario%s: %d agree, %d diverge, %d bad input, %d skipped; %" PRIu64 " steps, %" PRIu64
 	       " observations, %" PRIu64 " difference%s\n", t.scenarios, t.scenarios == 1 ? "" : "s",
-	       t.agree, t.diverge, t.bad, t.steps, t.observations, t.differences,
+	       t.agree, t.diverge, t.bad, t.swap_skipped, t.steps, t.observations, t.differences,
 	       t.differences == 1 ? "" : "s");
 	if (t.frames_skipped)
 		printf("compare: SKIPPED: the sharing structure (which pages map the same frame) was not "
 		       "compared: frame numbers need root (CAP_SYS_ADMIN)\n");
 	else if (t.frames_compared)
 		printf("compare: sharing structure compared (frame numbers readable)\n");
+	if (t.swap_skipped)
+		printf("compare: SKIPPED: %d scenario%s with a `swap` line not compared: no host swap "
+		       "device (see above)\n", t.swap_skipped, t.swap_skipped == 1 ? "" : "s");
 	if (t.skipped_ops)
 		printf("compare: %" PRIu64 " scenario%s stopped early on the host at an operation it "
 		       "cannot replay (see above)\n", t.skipped_ops, t.skipped_ops == 1 ? "" : "s");

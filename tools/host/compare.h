@@ -19,12 +19,14 @@ struct compare_opts {
 	const char *worker_exe;   /* program run as a host worker; NULL = /proc/self/exe */
 	bool require_frames;      /* no frame numbers (not root) is an error, not a skip */
 	bool verbose;             /* a line for every step, not only the differences */
+	bool require_swap;        /* a scenario with `swap` and no host swap device fails */
 	int max_rows;             /* differences printed per scenario; 0 = 50 */
 };
 
 /* What one or more compare_* calls found, summed. */
 struct compare_totals {
 	int scenarios, agree, diverge, bad;
+	int swap_skipped;         /* scenarios with a `swap` line not compared: no host swap */
 	uint64_t steps, observations, differences, skipped_ops;
 	bool frames_compared;     /* sharing classes were compared (frame numbers readable) */
 	bool frames_skipped;      /* ... or they were not */

@@ -466,6 +466,7 @@ bool host_parse_smaps(FILE *f, struct host_vma **vmas, int *count)
 		else if ((v = field_kb(line, "Private_Dirty")) != UINT64_MAX) cur->private_dirty = v;
 		else if ((v = field_kb(line, "Anonymous")) != UINT64_MAX) cur->anonymous = v;
 		else if ((v = field_kb(line, "Swap")) != UINT64_MAX) cur->swap = v;
+		else if ((v = field_kb(line, "SwapPss")) != UINT64_MAX) cur->swap_pss = v;
 		else if ((v = field_kb(line, "Locked")) != UINT64_MAX) cur->locked = v;
 		else if (!strncmp(line, "VmFlags:", 8)) {
 			const char *f0 = line + 8;
@@ -514,7 +515,24 @@ bool host_status(struct host *h, int proc, char *buf, size_t len)
 	return true;
 }
 
+static bool fault_counts(struct host *h, int proc, uint64_t *minor, uint64_t *major);
+
 bool host_faults(struct host *h, int proc, uint64_t *faults)
+{
+	uint64_t minor, major;
+	if (!fault_counts(h, proc, &minor, &major))
+		return false;
+	*faults = minor + major;
+	return true;
+}
+
+bool host_majflt(struct host *h, int proc, uint64_t *majflt)
+{
+	uint64_t minor;
+	return fault_counts(h, proc, &minor, majflt);
+}
+
+static bool fault_counts(struct host *h, int proc, uint64_t *minor, uint64_t *major)
 {
 	char path[64], buf[2048];
 	snprintf(path, sizeof path, "/proc/%d/stat", h->procs[proc].pid);
@@ -541,7 +559,8 @@ bool host_faults(struct host *h, int proc, uint64_t *faults)
 	}
 	if (field != 12)
 		return fail(h, "cannot parse %s", path);
-	*faults = minflt + majflt;
+	*minor = minflt;
+	*major = majflt;
 	return true;
 }
 

@@ -61,7 +61,7 @@ struct host_vma {
 	uint64_t start, end;
 	char perms[5];                   /* "rw-p" */
 	uint64_t rss, pss, shared_clean, shared_dirty, private_clean, private_dirty, anonymous;
-	uint64_t swap;
+	uint64_t swap, swap_pss;
 	uint64_t locked;
 	char vmflags[96];                /* "rd wr mr mw me ac" */
 };
@@ -92,6 +92,7 @@ bool host_smaps(struct host *h, int proc, struct host_vma **vmas, int *count); /
 /* The same parser over any smaps text (cowvm's cowvm_proc_smaps too); false: out of memory. */
 bool host_parse_smaps(FILE *f, struct host_vma **vmas, int *count);
 bool host_faults(struct host *h, int proc, uint64_t *faults); /* /proc/PID/stat minflt + majflt */
+bool host_majflt(struct host *h, int proc, uint64_t *majflt); /* /proc/PID/stat majflt */
 bool host_status(struct host *h, int proc, char *buf, size_t len); /* the text of /proc/PID/status */
 /* /proc/PID/mem, as remote_read / remote_write: bytes moved or -errno. */
 int64_t host_mem_access(struct host *h, int proc, uint64_t addr, void *buf, uint64_t len, bool write);

@@ -612,6 +612,30 @@ static bool parse_madvise(struct parser *p, struct op *op)
 	return parse_expect_end(p);
 }
 
+/* ---- swap (issue 12) -------------------------------------------------------------------------- */
+
+/* swap SIZE: the machine gets a swap device of SIZE bytes (a file the runner makes). */
+static bool parse_swap(struct parser *p, struct op *op)
+{
+	if (p->seen_op)
+		return parse_fail(p, "'swap' must come before every operation but 'memory'");
+	if (!take_size(p, &op->size, "the swap size"))
+		return false;
+	if (op->size % COWVM_PAGE_SIZE || op->size < (8u << 10) || op->size > (64ull << 30))
+		return parse_fail(p, "swap must be a multiple of 4 KiB from 8 KiB to 64 GiB");
+	p->s->swap_bytes = op->size;
+	return parse_expect_end(p);
+}
+
+/* pageout P LOC [SIZE], cold P LOC [SIZE]: madvise(MADV_PAGEOUT / MADV_COLD) in other words. */
+static bool parse_pageout_or_cold(struct parser *p, struct op *op)
+{
+	op->kind = OP_MADVISE;
+	op->advice = !strcmp(p->list.tokens[0].text, "pageout") ? 21 /* MADV_PAGEOUT */ : 20 /* MADV_COLD */;
+	return use_task(p, &op->task) && take_location(p, &op->loc) &&
+	       take_optional_length(p, &op->loc, 0) && parse_expect_end(p);
+}
+
 /* brk P SIZE | +SIZE | -SIZE  (the heap's size, or a change of it) */
 static bool parse_brk(struct parser *p, struct op *op)
 {
@@ -1112,6 +1136,7 @@ static bool parse_caps(struct parser *p, struct op *op)
  * (tools/README.md, "Adding a command").
  */
 #define CMD_RESULT 0x1u
+#define CMD_ALIAS 0x2u  /* another word for a kind an earlier entry names (op_name skips it) */
 static const struct command {
 	const char *name;
 	enum op_kind kind;
@@ -1127,6 +1152,9 @@ static const struct command {
 	{ "munmap", OP_MUNMAP, CMD_RESULT, parse_munmap },
 	{ "mprotect", OP_MPROTECT, CMD_RESULT, parse_mprotect },
 	{ "madvise", OP_MADVISE, CMD_RESULT, parse_madvise },
+	{ "pageout", OP_MADVISE, CMD_RESULT | CMD_ALIAS, parse_pageout_or_cold },
+	{ "cold", OP_MADVISE, CMD_RESULT | CMD_ALIAS, parse_pageout_or_cold },
+	{ "swap", OP_SWAP, 0, parse_swap },
 	{ "brk", OP_BRK, CMD_RESULT, parse_brk },
 	{ "read", OP_READ, CMD_RESULT, parse_read },
 	{ "write", OP_WRITE, CMD_RESULT, parse_write },
@@ -1162,7 +1190,7 @@ static const struct command {
 static const struct command *command_of(enum op_kind kind)
 {
 	for (size_t i = 0; i < NR_COMMANDS; i++)
-		if (commands[i].kind == kind)
+		if (commands[i].kind == kind && !(commands[i].flags & CMD_ALIAS))
 			return &commands[i];
 	return NULL;
 }
@@ -1242,7 +1270,7 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 			       "get_user, put_user, pin, unpin, pin_write, remote_read, remote_write, "
 			       "clear_refs, dput, dget, mremap, mlock, mlock2, munlock, mlockall, "
 			       "munlockall, process_madvise, rlimit, caps, fail_alloc, mark, check, show, "
-			       "echo, expect, memory)",
+			       "echo, expect, memory, swap, pageout, cold)",
 			    first->text);
 	p->pos = 1;
 	struct op op = { .kind = commands[i].kind, .line = p->line, .task = -1, .new_task = -1,
@@ -1261,7 +1289,7 @@ static bool parse_line(struct parser *p, const char *line, size_t len)
 		free(op.expect.data.bytes);
 		return false;
 	}
-	if (op.kind != OP_MEMORY)
+	if (op.kind != OP_MEMORY && op.kind != OP_SWAP)
 		p->seen_op = true;
 	if (commands[i].flags & CMD_RESULT)
 		p->last_result_op = p->s->nr_ops - 1;
@@ -1328,6 +1356,7 @@ void scenario_free(struct scenario *s)
 	for (int i = 0; i < s->nr_pins; i++)
 		free(s->pin_names[i]);
 	free(s->pin_names);
+	free(s->swap_path);
 	free(s->name);
 	free(s);
 }

@@ -115,7 +115,7 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 		{ "present", PAGE_PRESENT }, { "exclusive", PAGE_EXCLUSIVE }, { "zero", PAGE_ZERO },
 		{ "writable", PAGE_WRITABLE }, { "dirty", PAGE_DIRTY }, { "swapped", PAGE_SWAPPED },
 		{ "anon_exclusive", PAGE_ANON_EXCLUSIVE }, { "soft_dirty", PAGE_SOFT_DIRTY },
-		{ "file", PAGE_FILE },
+		{ "file", PAGE_FILE }, { "swapcache", PAGE_SWAPCACHE },
 	};
 	if (!use_task(p, &e->task) || !take_location(p, &e->loc))
 		return false;
@@ -169,7 +169,7 @@ static bool parse_expect_page(struct parser *p, struct expect *e)
 				break;
 		if (i == sizeof props / sizeof props[0])
 			return parse_fail(p, "unknown page property '%s' (present, exclusive, zero, writable, "
-				       "dirty, swapped, anon_exclusive, soft_dirty, file, same P [LOC], held_by PIN, "
+				       "dirty, swapped, swapcache, anon_exclusive, soft_dirty, file, same P [LOC], held_by PIN, "
 			       "frame same as [P [LOC]] at mark M, frame differs from ... at mark M)", w);
 		if (negated)
 			e->want_clear |= props[i].bit;
@@ -226,6 +226,8 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 	} counters[] = {
 		{ "faults", COUNTER_FAULTS, UNIT_COUNT, true },
 		{ "thread_faults", COUNTER_THREAD_FAULTS, UNIT_COUNT, true },
+		{ "majflt", COUNTER_MAJFLT, UNIT_COUNT, true },
+		{ "minflt", COUNTER_MINFLT, UNIT_COUNT, true },
 		{ "rss", COUNTER_RSS, UNIT_PAGES, true },
 		{ "rss_anon", COUNTER_RSS_ANON, UNIT_PAGES, true },
 		{ "rss_shmem", COUNTER_RSS_SHMEM, UNIT_PAGES, true },
@@ -248,7 +250,7 @@ static bool parse_expect_counter(struct parser *p, struct expect *e, const char 
 			break;
 	if (i == sizeof counters / sizeof counters[0])
 		return parse_fail(p, "unknown expectation '%s' (error, result, mem, kbuf, pin, page, faults, "
-			       "thread_faults, rss, rss_anon, rss_shmem, rss_swap, vmas, total_vm, "
+			       "thread_faults, majflt, minflt, rss, rss_anon, rss_shmem, rss_swap, vmas, total_vm, "
 			       "page_tables, tlb_misses, vmstat, smaps, status, refcount, mapcount, merge)", name);
 	e->kind = EXPECT_COUNTER;
 	e->counter = counters[i].kind;

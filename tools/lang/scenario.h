@@ -26,6 +26,7 @@
 
 enum op_kind {
 	OP_MEMORY,          /* memory SIZE: the machine's physical memory (before any other op) */
+	OP_SWAP,            /* swap SIZE: the machine has a swap device of SIZE (before any op) */
 	OP_SPAWN,           /* spawn P */
 	OP_FORK,            /* fork P Q */
 	OP_THREAD,          /* thread P T */
@@ -121,6 +122,7 @@ enum page_property {
 	PAGE_ANON_EXCLUSIVE = 1u << 6, /* the frame has PageAnonExclusive */
 	PAGE_SOFT_DIRTY = 1u << 7,     /* pagemap bit 55 */
 	PAGE_FILE = 1u << 8,           /* pagemap bit 61: file page or shared anonymous memory */
+	PAGE_SWAPCACHE = 1u << 9,      /* its page (mapped, or its swap slot's) is in the swap cache */
 };
 
 /* A place in what a pin holds: NAME, NAME[I] (page I of it), either +OFF bytes further. */
@@ -133,6 +135,8 @@ struct pin_ref {
 enum counter_kind {
 	COUNTER_FAULTS,          /* process: min_flt + maj_flt of all its threads, living or not */
 	COUNTER_THREAD_FAULTS,   /* one thread's min_flt + maj_flt */
+	COUNTER_MAJFLT,          /* one task's maj_flt (majflt in /proc/PID/stat) */
+	COUNTER_MINFLT,          /* one task's min_flt */
 	COUNTER_RSS,             /* process: rss_anon + rss_shmem, pages */
 	COUNTER_RSS_ANON, COUNTER_RSS_SHMEM, COUNTER_RSS_SWAP,
 	COUNTER_VMAS, COUNTER_TOTAL_VM, COUNTER_PAGE_TABLES,
@@ -222,6 +226,9 @@ struct op {
 struct scenario {
 	char *name;                /* the file name, for messages */
 	uint64_t phys_bytes;       /* `memory`, 0 = the default */
+	uint64_t swap_bytes;       /* `swap` (or the driver's --swap), 0 = no swap device */
+	char *swap_path;           /* the swap file (--swap FILE:SIZE); NULL = a file in a temporary
+				      directory the runner makes and removes */
 	struct op *ops;
 	int nr_ops;
 	char **task_names;         /* id -> name */

@@ -116,6 +116,10 @@ const struct vmstat_field vmstat_fields[] = {
 	VMSTAT(nr_pinned),        VMSTAT(gup_fast_fallbacks),
 	VMSTAT(nr_unevictable),   VMSTAT(nr_mlock),
 	VMSTAT(unevictable_pgs_mlocked), VMSTAT(unevictable_pgs_munlocked),
+	VMSTAT(nr_swapcached),    VMSTAT(pswpin),             VMSTAT(pswpout),
+	VMSTAT(pgscan_kswapd),    VMSTAT(pgscan_direct),
+	VMSTAT(pgsteal_kswapd),   VMSTAT(pgsteal_direct),
+	VMSTAT(pgactivate),       VMSTAT(pgdeactivate),
 };
 #undef VMSTAT
 const int nr_vmstat_fields = sizeof vmstat_fields / sizeof vmstat_fields[0];

@@ -22,6 +22,7 @@
 
 #include "run/runner.h"
 #include "lang/words.h"
+#include "run/swapdev.h"
 
 #define PG ((uint64_t)COWVM_PAGE_SIZE)
 #define PTE_PRESENT 0x1ull
@@ -263,11 +264,13 @@ static void page_facts(struct run *r, cowvm_task_t *t, uint64_t addr, struct pag
 		f->props |= PAGE_WRITABLE;
 	if ((f->pte & PTE_PRESENT) && (f->pte & PTE_DIRTY))
 		f->props |= PAGE_DIRTY;
+	if (page_in_swap_cache(r->vm, f->word))
+		f->props |= PAGE_SWAPCACHE;
 }
 
 static const char *const property_names[] = { "present", "exclusive", "zero", "writable",
 					       "dirty", "swapped", "anon_exclusive", "soft_dirty",
-					       "file" };
+					       "file", "swapcache" };
 
 /* "present, not exclusive, read-only, frame 6 (refcount 2, mapcount 2)" */
 static void describe_page(struct run *r, const struct page_facts *f, char *out, size_t outlen)
@@ -431,6 +434,8 @@ static uint64_t stats_field(const struct cowvm_task_stats *st, enum counter_kind
 	case COUNTER_PAGE_TABLES: return st->nr_ptes;
 	case COUNTER_TLB_MISSES: return st->tlb_misses;
 	case COUNTER_THREAD_FAULTS: return st->min_flt + st->maj_flt;
+	case COUNTER_MAJFLT: return st->maj_flt;
+	case COUNTER_MINFLT: return st->min_flt;
 	default: return 0;
 	}
 }
@@ -458,7 +463,7 @@ static bool counter_value(struct run *r, const struct op *op, int64_t *out, char
 		if (m)
 			*out -= process < m->nr_processes ? (int64_t)m->process_faults[process] : 0;
 		return true;
-	case COUNTER_THREAD_FAULTS:
+	case COUNTER_THREAD_FAULTS: case COUNTER_MAJFLT: case COUNTER_MINFLT:
 	case COUNTER_TLB_MISSES:
 		cowvm_task_stats(t, &st);
 		*out = (int64_t)stats_field(&st, e->counter);

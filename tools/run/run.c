@@ -16,6 +16,7 @@
 
 #include "run/runner.h"
 #include "lang/words.h"
+#include "run/swapdev.h"
 
 #define PG ((uint64_t)COWVM_PAGE_SIZE)
 #define MAX_ACCESS_BYTES (64ull << 20) /* one read, write or copy line moves at most this */
@@ -795,6 +796,7 @@ static void run_check(struct run *r, const struct op *op)
 /* What runs each kind of line (lang/parse.c's command table says how it is parsed). */
 static void (*const runners[NR_OPS])(struct run *, const struct op *) = {
 	[OP_MEMORY] = NULL, /* the machine is made with it */
+	[OP_SWAP] = NULL,   /* so is its swap device (run/swapdev.c) */
 	[OP_SPAWN] = run_make_task, [OP_FORK] = run_make_task, [OP_THREAD] = run_make_task,
 	[OP_EXIT] = run_exit,
 	[OP_MMAP] = run_mmap,
@@ -1071,11 +1073,20 @@ int run_scenario(const struct scenario *s, struct step_log *log)
 	r.pins = calloc((size_t)s->nr_pins + 1, sizeof *r.pins);
 	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : RUN_DEFAULT_PHYS_BYTES,
 				    .nr_cpus = 1 };
-	if (r.tasks && r.regions && r.marks && r.pins)
+	struct swapdev sd;
+	int swap_error = swapdev_setup(&sd, s, &cfg);
+	if (r.tasks && r.regions && r.marks && r.pins && !swap_error)
 		r.vm = cowvm_create(&cfg);
 	if (!r.vm) {
-		run_bad_input(&r, 0, "cannot make a machine of %" PRIu64 " bytes: %s", cfg.phys_bytes,
-			      strerror(errno));
+		int error = swap_error ? -swap_error : errno;
+		if (cfg.swap_path)
+			run_bad_input(&r, 0, "cannot make a machine of %" PRIu64 " bytes with a swap device "
+				      "of %" PRIu64 " bytes at %s: %s", cfg.phys_bytes, cfg.swap_bytes,
+				      cfg.swap_path, strerror(error));
+		else
+			run_bad_input(&r, 0, "cannot make a machine of %" PRIu64 " bytes: %s", cfg.phys_bytes,
+				      strerror(error));
+		swapdev_release(&sd);
 		summarize(&r, RUN_BAD_INPUT);
 		free_run(&r);
 		return RUN_BAD_INPUT;
@@ -1095,6 +1106,7 @@ int run_scenario(const struct scenario *s, struct step_log *log)
 	cowvm_set_tracer(r.vm, NULL, NULL);
 	cowvm_set_trace(r.vm, NULL, NULL);
 	cowvm_destroy(r.vm);
+	swapdev_release(&sd);
 	int status = r.bad_input ? RUN_BAD_INPUT : r.failures ? RUN_EXPECTATION_FAILED : RUN_OK;
 	summarize(&r, status);
 	free_run(&r);
