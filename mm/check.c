@@ -372,10 +372,11 @@ static void check_dirty_log(struct checker *c, struct mm_struct *mm, struct cowv
 		const struct snapshot_log_entry *e = &mm->snap_log.ent[i];
 		log[i] = e->addr;
 		struct vm_area_struct *iv = find_vma(img, e->addr);
-		if (e->old == SNAP_OLD_UNKNOWN || !iv || iv->vm_start > e->addr)
+		if (e->old == SNAP_OLD_UNKNOWN || !iv || iv->vm_start > e->addr ||
+		    atomic_load(&snap->image_changed))
 			continue;
 		pte_t r = pte_or_none(img, e->addr);
-		bool same = pte_none(e->old) ? pte_none(r) : !pte_none(r) && pte_pfn(e->old) == pte_pfn(r);
+		bool same = snapshot_same_pte(mm->vm, e->old, r);
 		if (!same)
 			fail(c, "pid %d: the dirty log says page %#llx held frame %llu, its snapshot holds %llu",
 			     mm->tgid, (unsigned long long)e->addr,
@@ -403,7 +404,7 @@ static void check_dirty_log(struct checker *c, struct mm_struct *mm, struct cowv
 			}
 			for (; a < next; a += PAGE_SIZE) {
 				pte_t t = pte_or_none(mm, a), r = pte_or_none(img, a);
-				bool same = pte_none(t) ? pte_none(r) : !pte_none(r) && pte_pfn(t) == pte_pfn(r);
+				bool same = snapshot_same_pte(mm->vm, t, r);
 				if (same || bsearch(&a, log, nr, sizeof(*log), cmp_addr))
 					continue;
 				fail(c, "pid %d: page %#llx maps frame %llu, its snapshot frame %llu, and is not in "

@@ -261,6 +261,9 @@ unsigned do_user_addr_fault(struct task_struct *task, uint64_t address, bool wri
  */
 #define SNAP_OLD_UNKNOWN (~0ull) /* not a PTE: the old value was not given */
 void snapshot_record(struct mm_struct *mm, uint64_t addr, pte_t old); /* snapshot.c */
+/* Do two PTEs hold the same page (none, the same frame, the same swap slot, or a swap slot
+ * whose swap-cache page is the other's frame)?  snapshot.c; takes the swap lock. */
+bool snapshot_same_pte(struct cowvm *vm, pte_t a, pte_t b);
 /*
  * It is also where cowvm_snapshot's dirty log learns of a change: a PTE table's page names its
  * mm (mapping) and the address it starts at (index), so the PTE's address is known here.  old
@@ -278,6 +281,8 @@ static inline void mark_table_changed_from(struct cowvm *vm, const pte_t *ptep, 
 	if (unlikely(mm && mm->snap_base))
 		snapshot_record(mm, table->index + (((off & (PAGE_SIZE - 1)) / sizeof(pte_t)) << PAGE_SHIFT),
 				old);
+	else if (unlikely(mm && mm->image_of))
+		atomic_store_explicit(&mm->image_of->image_changed, true, memory_order_relaxed);
 }
 
 static inline void mark_table_changed(struct cowvm *vm, const pte_t *ptep)

@@ -198,6 +198,10 @@ struct cowvm_snapshot {
 	size_t nr_vmas;
 	uint64_t start_brk, brk;
 	struct list_head node;          /* in mm->snapshots */
+	/* An image PTE changed since the owner's dirty log began (swapoff brought a swap PTE in,
+	 * a rebuild write-protected one): the log's old PTEs may be stale, restore reads the
+	 * image instead.  Set without a lock by mark_table_changed on the image's tables. */
+	_Atomic bool image_changed;
 };
 
 /* ---- reverse mapping ------------------------------------------------------------------------ */

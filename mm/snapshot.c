@@ -48,8 +48,16 @@
  *         any / none        frame G            drop what the task maps, map G write-protected
  *                                              (get_page, page_dup_rmap, RSS), COW as after fork
  *         frame F           none               drop F (page_remove_rmap, freed after the flush)
+ *         swap S            swap S (or S's     nothing (the same page: equal slot, or the
+ *         (or frame P)      cache page P)      slot's swap-cache page)
+ *         swap S            other              free_swap_and_cache(S), then as above
+ *         any               swap T             swap_duplicate(T) under the image's PTL, then
+ *                                              map T's swap PTE (not exclusive), as fork does
  *
  *     Pages freed go through an mmu_gather: the TLB is flushed before any frame is reused.
+ *     The image changes after the snapshot only when swapoff brings one of its swap PTEs in
+ *     (reclaim never unmaps an image PTE): snap->image_changed then makes restore read the
+ *     image instead of trusting the log's old PTEs.
  *     Restoring another snapshot does the same for every page of every private VMA (tables
  *     missing on both sides skipped), once; it becomes the base.
  *  3. The break comes back; the log is emptied; the snapshot is the base.
@@ -61,6 +69,7 @@
 #include <stdlib.h>
 
 #include "mm.h"
+#include "swap.h"
 
 #define SNAP_LOG_MAX (1u << 20)        /* entries; beyond, restore compares every PTE */
 #define SNAP_PIN_BIAS 1024             /* GUP_PIN_COUNTING_BIAS */
@@ -289,6 +298,7 @@ cowvm_snapshot_t *cowvm_snapshot(cowvm_task_t *t)
 	list_add_tail(&snap->node, &mm->snapshots);
 	mm->snap_base = snap;
 	log_reset(mm);
+	atomic_store(&snap->image_changed, false); /* copying into the image set it */
 	up_write(&mm->mmap_lock);
 	return snap;
 
@@ -453,21 +463,34 @@ static int restore_page(struct mm_struct *mm, struct mm_struct *image, uint64_t 
 	struct vm_area_struct *vma = vma_at(mm, addr);
 	if (!vma || vma->vm_file)
 		return 0; /* unmapped since (step 1 took it), or shared memory */
-	if (want == SNAP_OLD_UNKNOWN) { /* look in the image */
-		pte_t *ip = vma_at(image, addr) ? pte_offset_map(image, addr) : NULL;
+	pte_t *ip = NULL;
+	if (want == SNAP_OLD_UNKNOWN || is_swap_pte(want)) { /* look in the image */
+		ip = vma_at(image, addr) ? pte_offset_map(image, addr) : NULL;
 		want = ip ? ptep_get(ip) : 0;
 	}
 	pte_t *tp = pte_offset_map(mm, addr);
 	pte_t have = tp ? ptep_get(tp) : 0;
-	if (pte_none(have) && pte_none(want))
-		return 0;
-	if (!pte_none(have) && !pte_none(want) && pte_pfn(have) == pte_pfn(want))
+	if (snapshot_same_pte(vm, have, want))
 		return 0;
 	if (!tp && !(tp = pte_alloc_map(mm, addr)))
 		return -ENOMEM;
+	if (is_swap_pte(want)) {
+		/* The image's swap PTE names a slot it counts; swapoff may bring it in meanwhile
+		 * (then the image maps a frame, which stays until the snapshot is freed).  Under
+		 * the image's PTL, take our own count on the slot, as fork's copy_nonpresent_pte. */
+		spin_lock(&image->page_table_lock);
+		want = ptep_get(ip);
+		int err = is_swap_pte(want) ? swap_duplicate(vm, pte_to_swp_entry(want)) : 0;
+		spin_unlock(&image->page_table_lock);
+		if (err)
+			return err; /* SWAP_MAP_MAX: no count continuation in cowvm */
+	}
 	spin_lock(&mm->page_table_lock);
 	pte_t old = ptep_get_and_clear(tp);
-	if (!pte_none(old)) {
+	if (is_swap_pte(old)) {
+		add_mm_counter(mm, MM_SWAPENTS, -1);
+		free_swap_and_cache(vm, pte_to_swp_entry(old));
+	} else if (!pte_none(old)) {
 		struct page *page = vm_normal_page(vma, addr, old);
 		tlb_flush_range(tlb, addr, addr + PAGE_SIZE);
 		if (page) {
@@ -478,7 +501,10 @@ static int restore_page(struct mm_struct *mm, struct mm_struct *image, uint64_t 
 			mod_node_page_state(vm, NR_ZERO_MAPPED, -1);
 		}
 	}
-	if (!pte_none(want)) {
+	if (is_swap_pte(want)) {
+		add_mm_counter(mm, MM_SWAPENTS, 1);
+		set_pte(tp, pte_swp_clear_exclusive(want));
+	} else if (!pte_none(want)) {
 		struct page *page = vm_normal_page(vma, addr, want); /* held by the image */
 		if (page) {
 			get_page(page);
@@ -498,8 +524,10 @@ static int restore_page(struct mm_struct *mm, struct mm_struct *image, uint64_t 
 static int restore_logged(struct mm_struct *mm, struct mm_struct *image, struct mmu_gather *tlb)
 {
 	const struct snapshot_log *log = &mm->snap_log;
+	bool stale = atomic_load(&image->image_of->image_changed);
 	for (size_t i = 0; i < log->nr; i++) {
-		int err = restore_page(mm, image, log->ent[i].addr, log->ent[i].old, tlb);
+		int err = restore_page(mm, image, log->ent[i].addr,
+				       stale ? SNAP_OLD_UNKNOWN : log->ent[i].old, tlb);
 		if (err)
 			return err;
 	}
@@ -557,6 +585,7 @@ int cowvm_restore(cowvm_task_t *t, cowvm_snapshot_t *snap)
 	mm->start_brk = snap->start_brk;
 	mm->brk = snap->brk;
 	log_reset(mm);
+	atomic_store(&snap->image_changed, false); /* the log now starts from the image as it is */
 	if (!err)
 		mm->snap_base = snap;
 	up_read(&image->mmap_lock);
@@ -566,7 +595,35 @@ int cowvm_restore(cowvm_task_t *t, cowvm_snapshot_t *snap)
 
 /* ---- what changed ----------------------------------------------------------------------------- */
 
-/* The frame at addr for comparing: 0 for none or the zero page (a read is not a change). */
+/* The frame a swap PTE's slot has in the swap cache, or 0. */
+static uint64_t swap_cache_pfn(struct cowvm *vm, pte_t pte)
+{
+	struct swap_info_struct *si = vm->swap;
+	swp_entry_t e = pte_to_swp_entry(pte);
+	if (!si || swp_offset(e) == 0 || swp_offset(e) >= si->max)
+		return 0;
+	spin_lock(&si->lock);
+	struct page *page = si->swap_cache[swp_offset(e)];
+	uint64_t pfn = page ? page_to_pfn(vm, page) : 0;
+	spin_unlock(&si->lock);
+	return pfn;
+}
+
+bool snapshot_same_pte(struct cowvm *vm, pte_t a, pte_t b)
+{
+	if (pte_none(a) || pte_none(b))
+		return pte_none(a) && pte_none(b);
+	if (pte_present(a) && pte_present(b))
+		return pte_pfn(a) == pte_pfn(b);
+	if (!pte_present(a) && !pte_present(b))
+		return pte_to_swp_entry(a).val == pte_to_swp_entry(b).val;
+	pte_t swp = pte_present(a) ? b : a, pres = pte_present(a) ? a : b;
+	uint64_t pfn = swap_cache_pfn(vm, swp);
+	return pfn && pfn == pte_pfn(pres);
+}
+
+/* The page at addr for comparing: 0 for none or the zero page (a read is not a change), the
+ * frame, or for a swap PTE its swap-cache frame, else its slot (top bit set). */
 static uint64_t frame_at(struct mm_struct *mm, uint64_t addr)
 {
 	struct vm_area_struct *vma = vma_at(mm, addr);
@@ -574,6 +631,10 @@ static uint64_t frame_at(struct mm_struct *mm, uint64_t addr)
 		return 0;
 	pte_t *p = pte_offset_map(mm, addr);
 	pte_t e = p ? ptep_get(p) : 0;
+	if (is_swap_pte(e)) {
+		uint64_t pfn = swap_cache_pfn(mm->vm, e);
+		return pfn ? pfn : (1ull << 63) | pte_to_swp_entry(e).val;
+	}
 	if (!pte_present(e) || pte_special(e))
 		return 0;
 	return pte_pfn(e);

@@ -489,3 +489,177 @@ Test(snapshot, pagemap_range_equals_one_pagemap_call_per_page)
 		EQ_WHY(words[i], pagemap(t, A - 4 * PG + (uint64_t)i * PG), "page i");
 	EQ(cowvm_pagemap_range(t, A, 0, NULL), 0);
 }
+
+/* ---- with swap and memory cgroups ------------------------------------------------------------
+ * The snapshot's image maps its frames as a fork child would, so its swap PTEs count in the
+ * slots' swap_map; reclaim never unmaps an image PTE (try_to_unmap_one refuses snapshot mms),
+ * but it may turn the task's PTE of a page both map into a swap PTE, and swapoff brings the
+ * image's swap PTEs back in.  The fixture requires no frame, slot or swap-cache page left. */
+
+static void setup_swap(void)
+{
+	tu_setup_swap(4ull << 20, 4ull << 20);
+}
+
+TestSuite(snapshot_swap, .init = setup_swap, .fini = tu_teardown);
+
+static void pageout_ok(cowvm_task_t *t, uint64_t a, uint64_t npages)
+{
+	EQ(cowvm_madvise(t, a, npages * PG, MADV_PAGEOUT), 0);
+	CHECK();
+}
+
+static int swapped(cowvm_task_t *t, uint64_t addr)
+{
+	return (pagemap(t, addr) & COWVM_PM_SWAP) != 0;
+}
+
+Test(snapshot_swap, pages_swapped_out_at_snapshot_time_come_back)
+{
+	cowvm_task_t *t = tu_spawn();
+	map_fixed(t, A, 8, PROT_RW, MAP_PRIV_ANON);
+	fill_pages(t, A, 8, 10);
+	pageout_ok(t, A, 8);
+	for (int i = 0; i < 8; i++)
+		EQ_WHY(swapped(t, A + i * PG), 1, "swapped before the snapshot");
+	cowvm_snapshot_t *s = snap_ok(t);
+	EQ(stats(t).rss_swap, 8);
+	for (int round = 0; round < 3; round++) {
+		fill_pages(t, A, 3, 50); /* swap-in, then COW: the image holds the swap entries */
+		expect_pages(t, A + 3 * PG, 2, 13); /* read in from the swap cache */
+		CHECK();
+		int64_t nd = cowvm_dirty_pages(t, s, NULL, 0);
+		TU_ASSERT(nd >= 3, "dirty pages %lld", (long long)nd);
+		restore_ok(t, s);
+		expect_pages(t, A, 8, 10);
+		CHECK();
+		EQ(cowvm_dirty_pages(t, s, NULL, 0), 0);
+	}
+	pageout_ok(t, A, 8);
+	restore_ok(t, s);
+	expect_pages(t, A, 8, 10);
+	EQ(cowvm_snapshot_free(s), 0);
+	CHECK();
+	expect_pages(t, A, 8, 10);
+}
+
+Test(snapshot_swap, pages_swapped_out_after_the_snapshot_are_put_back)
+{
+	cowvm_task_t *t = tu_spawn();
+	map_fixed(t, A, 8, PROT_RW, MAP_PRIV_ANON);
+	fill_pages(t, A, 8, 10);
+	cowvm_snapshot_t *s = snap_ok(t);
+	fill_pages(t, A, 4, 60);   /* the task's own copies now */
+	pageout_ok(t, A, 8);       /* those 4 go to swap; the 4 the image shares stay */
+	for (int i = 0; i < 4; i++)
+		EQ_WHY(swapped(t, A + i * PG), 1, "an exclusive copy is swapped");
+	EQ(stats(t).rss_swap, 4);
+	restore_ok(t, s);
+	EQ(stats(t).rss_swap, 0);
+	expect_pages(t, A, 8, 10);
+	struct cowvm_swap_info si;
+	EQ(cowvm_swap_info(tu_vm, &si), 0);
+	EQ_WHY(si.used_slots, 0, "the swapped copies' slots are freed by restore");
+	fill_pages(t, A + 4 * PG, 4, 70);
+	restore_ok(t, s);
+	expect_pages(t, A, 8, 10);
+}
+
+Test(snapshot_swap, swapoff_brings_the_snapshots_swap_entries_in)
+{
+	cowvm_task_t *t = tu_spawn();
+	map_fixed(t, A, 8, PROT_RW, MAP_PRIV_ANON);
+	fill_pages(t, A, 8, 10);
+	pageout_ok(t, A, 8);
+	cowvm_snapshot_t *s = snap_ok(t);
+	fill_pages(t, A, 2, 80);
+	EQ(cowvm_swapoff(tu_vm), 0);
+	CHECK();
+	expect_pages(t, A, 2, 80);
+	restore_ok(t, s);
+	expect_pages(t, A, 8, 10);
+	fill_pages(t, A + 6 * PG, 2, 90);
+	restore_ok(t, s);
+	expect_pages(t, A, 8, 10);
+}
+
+/* A small machine: reclaim under pressure turns the task's PTEs of pages the snapshot shares
+ * into swap PTEs (the image keeps its mapping, so the page stays in the swap cache). */
+static void setup_small_swap(void)
+{
+	tu_setup_swap(1ull << 20, 16ull << 20); /* 256 frames */
+}
+
+TestSuite(snapshot_pressure, .init = setup_small_swap, .fini = tu_teardown);
+
+Test(snapshot_pressure, restore_under_reclaim_keeps_every_page)
+{
+	cowvm_task_t *t = tu_spawn();
+	const uint64_t n = 96;
+	uint64_t a = map_fixed(t, A, n, PROT_RW, MAP_PRIV_ANON);
+	for (uint64_t i = 0; i < n; i++)
+		EQ(cowvm_store64(t, a + i * PG, i * 77 + 1), 0);
+	cowvm_snapshot_t *s = snap_ok(t);
+	uint64_t b = cowvm_mmap(t, 0, 512 * PG, PROT_RW, MAP_PRIV_ANON); /* twice the machine */
+	TU_ASSERT((int64_t)b > 0, "mmap");
+	for (int round = 0; round < 4; round++) {
+		for (uint64_t i = 0; i < n; i += 3)
+			EQ(cowvm_store64(t, a + i * PG, 0xdead0000 + i), 0);
+		for (uint64_t i = 0; i < 512; i++)
+			EQ(cowvm_store64(t, b + i * PG, i), 0);
+		CHECK();
+		restore_ok(t, s);
+		for (uint64_t i = 0; i < n; i++) {
+			uint64_t x;
+			EQ(cowvm_load64(t, a + i * PG, &x), 0);
+			EQ_WHY(x, i * 77 + 1, "the snapshot's value after restore under pressure");
+		}
+		EQ_WHY(tu_has_vma_at(t, b), 0, "the mapping made since is gone");
+		b = cowvm_mmap(t, 0, 512 * PG, PROT_RW, MAP_PRIV_ANON);
+		TU_ASSERT((int64_t)b > 0, "mmap");
+		CHECK();
+	}
+	TU_ASSERT(vmstat().pswpout > 0, "no swap-out happened: the test did not test");
+	EQ(cowvm_snapshot_free(s), 0);
+	CHECK();
+}
+
+/* Memory cgroups: the image's frames stay charged where they were allocated (as a fork child's
+ * shared pages); a restore charges nothing new, and the copies it drops are uncharged. */
+TestSuite(snapshot_memcg, .init = tu_setup, .fini = tu_teardown);
+
+static uint64_t cg_current(cowvm_cgroup_t *cg)
+{
+	struct cowvm_cgroup_info ci;
+	EQ(cowvm_cgroup_info(cg, &ci), 0);
+	return ci.current;
+}
+
+Test(snapshot_memcg, restore_uncharges_the_copies_and_charges_nothing)
+{
+	cowvm_task_t *t = tu_spawn();
+	cowvm_cgroup_t *cg = cowvm_cgroup_create(cowvm_cgroup_root(tu_vm), "fuzz");
+	TU_ASSERT(cg != NULL, "cgroup");
+	EQ(cowvm_cgroup_attach(cg, t), 0);
+	map_fixed(t, A, 16, PROT_RW, MAP_PRIV_ANON);
+	fill_pages(t, A, 16, 10);
+	EQ(cg_current(cg), 16 * PG);
+	cowvm_snapshot_t *s = snap_ok(t);
+	EQ_WHY(cg_current(cg), 16 * PG, "a snapshot shares, it does not charge");
+	for (int round = 0; round < 3; round++) {
+		fill_pages(t, A, 5, 40);
+		EQ_WHY(cg_current(cg), 21 * PG, "each COW copy is charged");
+		restore_ok(t, s);
+		EQ_WHY(cg_current(cg), 16 * PG, "restore frees and uncharges the copies");
+		expect_pages(t, A, 16, 10);
+	}
+	/* a limit the copies hit: the faults reclaim or fail, restore still works */
+	EQ(cowvm_cgroup_set(cg, COWVM_CGROUP_MEMORY_MAX, 18 * PG), 0);
+	EQ(cowvm_restore(t, s), 0);
+	CHECK();
+	EQ(cowvm_snapshot_free(s), 0);
+	EQ_WHY(cg_current(cg), 16 * PG, "freeing the snapshot leaves the task's pages charged");
+	tu_exit(t);
+	EQ(cg_current(cg), 0);
+	EQ(cowvm_cgroup_destroy(cg), 0);
+}
