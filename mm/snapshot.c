@@ -704,7 +704,8 @@ int64_t cowvm_dirty_pages(cowvm_task_t *t, cowvm_snapshot_t *snap, uint64_t *add
 	if (fast && nr && !copy) {
 		o.n = -ENOMEM;
 	} else if (fast) {
-		qsort(copy, nr, sizeof(*copy), cmp_u64);
+		if (nr) /* an empty log has no array (qsort must not see NULL) */
+			qsort(copy, nr, sizeof(*copy), cmp_u64);
 		for (size_t i = 0; i < nr; i++)
 			if (frame_at(mm, copy[i]) != frame_at(image, copy[i]))
 				emit(&o, copy[i]);
