@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "driver.h"
 
@@ -93,6 +94,18 @@ struct fuzz_run *fuzz_run_new(const struct fuzz_config *cfg)
 			r->cfg.max_pages = 8;
 	}
 	struct cowvm_config c = { .phys_bytes = r->cfg.phys_bytes, .nr_cpus = r->cfg.nr_cpus };
+	if (r->cfg.swap_bytes) {
+		strcpy(r->swap_dir, "/tmp/cowvm-fuzz-swap-XXXXXX");
+		if (!mkdtemp(r->swap_dir)) {
+			fprintf(stderr, "fuzz: mkdtemp: %s\n", strerror(errno));
+			r->swap_dir[0] = 0;
+			fuzz_run_free(r);
+			return NULL;
+		}
+		snprintf(r->swap_path, sizeof(r->swap_path), "%s/swap", r->swap_dir);
+		c.swap_path = r->swap_path; /* cowvm makes the file and unlinks it at destroy */
+		c.swap_bytes = r->cfg.swap_bytes;
+	}
 	r->vm = cowvm_create(&c);
 	r->buf = malloc(FUZZ_MAX_ACCESS);
 	r->buf2 = malloc(FUZZ_MAX_ACCESS);
@@ -123,6 +136,10 @@ void fuzz_run_free(struct fuzz_run *r)
 		model_image_free(r->snaps[i].image);
 	if (r->vm)
 		cowvm_destroy(r->vm);
+	if (r->swap_dir[0]) {
+		unlink(r->swap_path); /* only if cowvm_create failed before taking it */
+		rmdir(r->swap_dir);
+	}
 	if (!r->log_fixed)
 		free(r->log);
 	free(r->buf);

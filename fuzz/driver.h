@@ -148,6 +148,7 @@ struct fuzz_config {
 	unsigned max_pages;       /* the generator keeps a process near this many pages; 0 = auto */
 	unsigned avoid;           /* FUZZ_AVOID_* (default FUZZ_KNOWN) */
 	unsigned inject_one_in;   /* inject before 1 in n allocating operations; 0 = never */
+	uint64_t swap_bytes;      /* a swap file of this size (in a fresh /tmp directory); 0 = none */
 };
 
 struct fuzz_stats {
@@ -170,6 +171,7 @@ struct fuzz_run {
 	struct fuzz_config cfg;
 	cowvm_t *vm;
 	uint64_t free_after_create;
+	char swap_dir[64], swap_path[96]; /* the swap file's directory and path, "" = none */
 	cowvm_task_t *task[FUZZ_SLOTS];
 	struct model_mm *mm[FUZZ_SLOTS];
 	uint64_t zero_pfn;        /* learnt from the first zero-page mapping seen */

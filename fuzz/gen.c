@@ -526,6 +526,7 @@ int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
 			MADV_DONTFORK, MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_WIPEONFORK,
 			MADV_KEEPONFORK, MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED,
 			MADV_POPULATE_READ, MADV_POPULATE_WRITE, MADV_POPULATE_WRITE,
+			MADV_PAGEOUT, MADV_PAGEOUT, MADV_PAGEOUT, MADV_COLD,
 		};
 		static const int bad[] = { 5, 6, 7, 999, -1 };
 		op->arg = chance(s, 40) ? bad[below(s, 5)] : advices[below(s, sizeof(advices) / sizeof(advices[0]))];

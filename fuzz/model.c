@@ -384,6 +384,7 @@ static int advice_known(int advice)
 	case MADV_NORMAL: case MADV_RANDOM: case MADV_SEQUENTIAL: case MADV_WILLNEED:
 	case MADV_DONTNEED: case MADV_DONTFORK: case MADV_DOFORK: case MADV_WIPEONFORK:
 	case MADV_KEEPONFORK: case MADV_POPULATE_READ: case MADV_POPULATE_WRITE:
+	case MADV_COLD: case MADV_PAGEOUT: /* residency only: no byte changes */
 		return 1;
 	}
 	return 0; /* the driver asks only about these and about values Linux rejects */

@@ -49,6 +49,7 @@ struct options {
 	uint64_t ops, per_seed, seed, first_seed;
 	int one_seed, jobs, sweep, random, regress, minimize, verbose;
 	uint64_t phys_mib;
+	uint64_t swap_mib;        /* --swap MIB: every 4th seed on a 1 MiB machine with this much swap */
 	struct fuzz_config cfg;
 	const char *replay, *print_c, *avoid;
 };
@@ -77,7 +78,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: fuzz-smoke [--ops N] [--per-seed M] [--seed S] [--first-seed S] [--jobs J]\n"
-		"                  [--phys MIB] [--max-pages N] [--check-every N] [--compare-every N]\n"
+		"                  [--phys MIB] [--swap MIB] [--max-pages N] [--check-every N] [--compare-every N]\n"
 		"                  [--inject-one-in N]\n"
 		"                  [--avoid LIST] [--no-sweep | --sweep-only] [--no-regress | --regress-only]\n"
 		"                  [--no-minimize] [--verbose]\n"
@@ -106,6 +107,15 @@ static struct fuzz_config seed_config(const struct options *o, uint64_t seed)
 	static const uint64_t mib[3] = { 4, 8, 16 };
 	c.phys_bytes = (o->phys_mib ? o->phys_mib : mib[seed % 3]) << 20;
 	c.nr_cpus = 1 + (unsigned)((seed / 3) % 2);
+	if (o->swap_mib && seed % 4 == 3) {
+		/* --swap: every 4th seed gets a small machine with a swap file, so that reclaim
+		 * (kswapd, direct) and swap-in run under the fuzzer */
+		if (!o->phys_mib)
+			c.phys_bytes = 1ull << 20;
+		c.swap_bytes = o->swap_mib << 20;
+		if (!c.max_pages)
+			c.max_pages = 32; /* 8 processes of 32 pages: more than the 256 frames */
+	}
 	return c;
 }
 
@@ -261,6 +271,9 @@ static void report_failure(const struct options *o, uint64_t seed, struct job *j
 	char extra[160] = "";
 	if (o->phys_mib)
 		snprintf(extra, sizeof(extra), " --phys %llu", (unsigned long long)o->phys_mib);
+	if (o->swap_mib)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), " --swap %llu",
+			 (unsigned long long)o->swap_mib);
 	if (o->avoid)
 		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra), " --avoid %s", o->avoid);
 	fprintf(stderr, "  repeat: fuzz-smoke --seed %llu --ops %llu%s (per-seed settings as in this run)\n",
@@ -567,6 +580,8 @@ int main(int argc, char **argv)
 			o.jobs = (int)num(v);
 		else if (ARG("--phys"))
 			o.phys_mib = num(v);
+		else if (ARG("--swap"))
+			o.swap_mib = num(v);
 		else if (ARG("--check-every"))
 			o.cfg.check_every = (unsigned)num(v);
 		else if (ARG("--compare-every"))

@@ -725,13 +725,14 @@ static unsigned handle_pte_fault(struct vm_fault *vmf)
 	TRACE_SCOPE(mm->vm, NULL, "handle_pte_fault");
 	pte_t entry = ptep_get(vmf->pte);
 	if (tracing(mm->vm))
-		trace_note(mm->vm, pte_none(entry) ? "pte none" : "pte present",
+		trace_note(mm->vm, pte_none(entry) ? "pte none" : is_swap_pte(entry) ? "swap pte" : "pte present",
 			   pte_none(entry) ? "no entry yet: the first touch of this page" :
+			   is_swap_pte(entry) ? "the page is in swap: do_swap_page brings it back" :
 			   !(vmf->flags & (FAULT_FLAG_WRITE | FAULT_FLAG_UNSHARE)) || pte_write(entry) ?
 			   "the entry allows the access: only the accessed (and dirty) bits are set" :
 			   "a write to a read-only entry: do_wp_page",
 			   TF_HEX("pte", entry), TF_TEXT("bits", pte_words(entry)),
-			   TF_FRAME("frame", pte_none(entry) ? NO_FRAME : pte_pfn(entry)));
+			   TF_FRAME("frame", pte_none(entry) || is_swap_pte(entry) ? NO_FRAME : pte_pfn(entry)));
 	if (pte_none(entry)) {
 		if (vma_is_anonymous_private(vmf->vma))
 			return do_anonymous_page(vmf);
@@ -837,8 +838,10 @@ unsigned handle_mm_fault(struct vm_area_struct *vma, uint64_t address, unsigned 
 		ret = __handle_mm_fault(&vmf);
 	}
 	mm_account_fault(task, flags, ret);
-	if (vma->vm_mm->vm->tracer)
+	if (vma->vm_mm->vm->tracer) {
+		vmf.flags |= flags & FAULT_FLAG_WRITE; /* do_swap_page clears it when its mapping did the write */
 		trace_fault(&vmf, ret, flags & FAULT_FLAG_USER);
+	}
 	return ret;
 }
 

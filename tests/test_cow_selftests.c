@@ -29,9 +29,8 @@
  *   mem: [ 1 page, RW, private, anonymous ]   filled with SEED_OLD before the case starts
  *
  * Not here:
- *  - The kernel runs every anon case a second time with the page swapped out first
- *    (run_with_swap, MADV_PAGEOUT).  cowvm has no swap yet (mm/swap.c holds only the LRU), so
- *    those variants are skipped; when swap arrives, each case below gets a swapped_out twin.
+ *  - (The kernel runs every anon case a second time with the page swapped out first,
+ *    run_with_swap: those are the cow_anon_swapped twins at the end of this file.)
  *  - THP, PTE-mapped THP and hugetlb variants: cowvm has base pages only.
  *  - test_iouring_* need io_uring in the kernel; here the R/W long-term pin is taken directly.
  */
@@ -660,4 +659,338 @@ Test(cow_zeropage, test_ro_pin, .description = "R/O longterm GUP pin")
 Test(cow_zeropage, test_ro_fast_pin, .description = "R/O longterm GUP-fast pin")
 {
 	do_test_ro_pin_on_zeropage(true);
+}
+
+/* ---- the swapped-out twins (run_with_swap) ------------------------------------------------ */
+
+/*
+ * The kernel runs every base-page anon case a second time with the page swapped out first:
+ * run_with_swap populates the page, MADV_PAGEOUTs it and skips the test when pagemap does not
+ * show it swapped ("MADV_PAGEOUT did not work, is swap enabled?").  The body then starts from a
+ * swap PTE (with the exclusive marker): fork copies the swap PTE (swap_duplicate), the first
+ * access of each side swaps the page in from the swap cache.  Each twin asserts the kernel's
+ * pass condition, then the swap facts cowvm can see.  The machine has a 4 MiB swap file.
+ */
+static void setup_swap(void)
+{
+	tu_setup_swap(16ull << 20, 4ull << 20);
+}
+
+TestSuite(cow_anon_swapped, .init = setup_swap, .fini = tu_teardown, .timeout = 30);
+
+static uint64_t swapped_base_page(cowvm_task_t *t)
+{
+	uint64_t mem = map_anon(t, 1, PROT_RW);
+	fill_page(t, mem, SEED_OLD);
+	EQ(cowvm_madvise(t, mem, PG, MADV_PAGEOUT), 0);
+	CHECK();
+	if (!(pagemap(t, mem) & COWVM_PM_SWAP))
+		cr_skip_test("MADV_PAGEOUT did not work, is swap enabled?");
+	EQ(pm_present(t, mem), 0);
+	EQ(stats(t).rss_swap, 1);
+	return mem;
+}
+
+#define is_swapped(t, addr) ((pagemap((t), (addr)) & COWVM_PM_SWAP) != 0)
+
+/*
+ * After the pipe lets go, the page it held is in the swap cache with no PTE naming its slot
+ * any more (the write that copied it did not drop the cache: the pipe's reference was there).
+ * Linux leaves it so until reclaim frees it (__remove_mapping); so does cowvm.
+ */
+static void expect_orphan_reclaimed(uint64_t x)
+{
+	struct cowvm_swap_info si;
+	EQ(cowvm_swap_info(tu_vm, &si), 0);
+	EQ(si.swap_cache_pages, 1);
+	EQ(si.used_slots, 1);
+	NE(frame(x).state, COWVM_FRAME_FREE);
+	EQ(frame(x).mapcount, 0);
+	EQ(cowvm_reclaim(tu_vm, 64) >= 1, 1);
+	CHECK();
+	EQ(cowvm_swap_info(tu_vm, &si), 0);
+	EQ(si.swap_cache_pages, 0);
+	EQ(frame(x).state, COWVM_FRAME_FREE);
+}
+
+static void do_test_cow_in_parent_swapped(bool do_mprotect)
+{
+	cowvm_task_t *parent = tu_spawn();
+	uint64_t mem = swapped_base_page(parent);
+	cowvm_task_t *child = tu_fork(parent);
+	CHECK();
+	EQ(is_swapped(child, mem), 1); /* copy_nonpresent_pte: the swap PTE, the slot shared */
+	EQ(is_swapped(parent, mem), 1);
+
+	uint8_t old[COWVM_PAGE_SIZE], now[COWVM_PAGE_SIZE];
+	read_page(child, mem, old); /* swapped in from the swap cache: a minor fault */
+	EQ(stats(child).maj_flt, 0);
+	EQ(pte_writable(child, mem), 0); /* not exclusive: the parent still holds the slot */
+	if (do_mprotect) {
+		EQ(cowvm_mprotect(parent, mem, PG, PROT_READ), 0);
+		CHECK();
+		EQ(cowvm_mprotect(parent, mem, PG, PROT_RW), 0);
+		CHECK();
+	}
+	fill_page(parent, mem, SEED_NEW);
+	CHECK();
+
+	/* pass condition: the child's memcmp(old, mem) == 0 */
+	read_page(child, mem, now);
+	EQ(memcmp(old, now, PG), 0);
+	NE(pfn_of(parent, mem), pfn_of(child, mem));
+	expect_page(parent, mem, SEED_NEW);
+	expect_page(child, mem, SEED_OLD);
+}
+
+Test(cow_anon_swapped, test_cow_in_parent, .description = "Basic COW after fork() (swapped out)")
+{
+	do_test_cow_in_parent_swapped(false);
+}
+
+Test(cow_anon_swapped, test_cow_in_parent_mprotect,
+     .description = "Basic COW after fork() with mprotect() optimization (swapped out)")
+{
+	do_test_cow_in_parent_swapped(true);
+}
+
+static void do_test_vmsplice_in_child_swapped(bool do_mprotect)
+{
+	cowvm_task_t *parent = tu_spawn();
+	uint64_t mem = swapped_base_page(parent);
+	cowvm_task_t *child = tu_fork(parent);
+	CHECK();
+	uint8_t old[COWVM_PAGE_SIZE], new[COWVM_PAGE_SIZE];
+	read_page(child, mem, old);
+	cowvm_pin_t *pipe = pin(child, mem, COWVM_FOLL_GET);
+	CHECK();
+	uint64_t x = cowvm_pin_pfn(pipe, 0);
+	EQ(pfn_of(child, mem), x);
+	EQ(cowvm_munmap(child, mem, PG), 0);
+	CHECK();
+	EQ(is_swapped(parent, mem), 1); /* the parent's PTE is still the swap PTE */
+	if (do_mprotect) {
+		EQ(cowvm_mprotect(parent, mem, PG, PROT_READ), 0);
+		CHECK();
+		EQ(cowvm_mprotect(parent, mem, PG, PROT_RW), 0);
+		CHECK();
+	}
+	struct cowvm_vmstat v0 = vmstat();
+	fill_page(parent, mem, SEED_NEW); /* swaps in the page the pipe holds: must copy */
+	CHECK();
+
+	/* pass condition: what the pipe holds is what the child saw before unmapping */
+	pin_page_contents(pipe, new);
+	EQ(memcmp(old, new, PG), 0);
+	EQ(vmstat().cow_copies - v0.cow_copies, 1);
+	NE(pfn_of(parent, mem), x);
+	cowvm_unpin(pipe);
+	CHECK();
+	expect_orphan_reclaimed(x);
+	expect_page(parent, mem, SEED_NEW);
+}
+
+Test(cow_anon_swapped, test_vmsplice_in_child, .description = "vmsplice() + unmap in child (swapped out)")
+{
+	do_test_vmsplice_in_child_swapped(false);
+}
+
+Test(cow_anon_swapped, test_vmsplice_in_child_mprotect,
+     .description = "vmsplice() + unmap in child with mprotect() optimization (swapped out)")
+{
+	do_test_vmsplice_in_child_swapped(true);
+}
+
+static void do_test_vmsplice_in_parent_swapped(bool before_fork)
+{
+	cowvm_task_t *parent = tu_spawn();
+	uint64_t mem = swapped_base_page(parent);
+	uint8_t old[COWVM_PAGE_SIZE], new[COWVM_PAGE_SIZE];
+	read_page(parent, mem, old); /* the exclusive marker: mapped writable, exclusive */
+	EQ(pte_writable(parent, mem), 1);
+	EQ(stats(parent).maj_flt, 0);
+	cowvm_pin_t *pipe = NULL;
+	if (before_fork) {
+		pipe = pin(parent, mem, COWVM_FOLL_GET);
+		CHECK();
+	}
+	cowvm_task_t *child = tu_fork(parent);
+	CHECK();
+	if (!before_fork) {
+		pipe = pin(parent, mem, COWVM_FOLL_GET);
+		CHECK();
+	}
+	uint64_t x = cowvm_pin_pfn(pipe, 0);
+	EQ(pfn_of(child, mem), x);
+	EQ(cowvm_munmap(parent, mem, PG), 0);
+	CHECK();
+	struct cowvm_vmstat v0 = vmstat();
+	fill_page(child, mem, SEED_NEW);
+	CHECK();
+
+	/* pass condition: the pipe shows the content from before the child's write */
+	pin_page_contents(pipe, new);
+	EQ(memcmp(old, new, PG), 0);
+	EQ(vmstat().cow_copies - v0.cow_copies, 1); /* the pipe's and the swap cache's references */
+	NE(pfn_of(child, mem), x);
+	cowvm_unpin(pipe);
+	CHECK();
+	expect_orphan_reclaimed(x);
+	expect_page(child, mem, SEED_NEW);
+}
+
+Test(cow_anon_swapped, test_vmsplice_before_fork,
+     .description = "vmsplice() before fork(), unmap in parent after fork() (swapped out)")
+{
+	do_test_vmsplice_in_parent_swapped(true);
+}
+
+Test(cow_anon_swapped, test_vmsplice_after_fork,
+     .description = "vmsplice() + unmap in parent after fork() (swapped out)")
+{
+	do_test_vmsplice_in_parent_swapped(false);
+}
+
+Test(cow_anon_swapped, test_iouring_ro,
+     .description = "R/O-mapping a page registered as iouring fixed buffer (swapped out)")
+{
+	cowvm_task_t *p = tu_spawn();
+	uint64_t mem = swapped_base_page(p);
+	cowvm_pin_t *fixed = pin(p, mem, COWVM_FOLL_WRITE | COWVM_FOLL_LONGTERM); /* swaps it in */
+	CHECK();
+	uint64_t x = cowvm_pin_pfn(fixed, 0);
+	EQ(pfn_of(p, mem), x);
+	EQ(frame(x).anon_exclusive, 1);
+	EQ(frame(x).refcount, 1 + 1024); /* the write fault dropped the swap cache */
+	EQ(cowvm_mprotect(p, mem, PG, PROT_READ), 0);
+	CHECK();
+	EQ(cowvm_clear_refs(p, 4), 0);
+	CHECK();
+	EQ(cowvm_mprotect(p, mem, PG, PROT_RW), 0);
+	CHECK();
+	EQ(pte_writable(p, mem), 0);
+	struct cowvm_vmstat v1 = vmstat();
+	fill_page(p, mem, SEED_NEW);
+	CHECK();
+
+	/* pass condition: the pin sees the page as the process does */
+	EXPECT_PIN_SEES_MEM(fixed, p, mem);
+	EQ(vmstat().pgreuse - v1.pgreuse, 1);
+	EQ(pfn_of(p, mem), x);
+	cowvm_unpin(fixed);
+	CHECK();
+}
+
+Test(cow_anon_swapped, test_iouring_fork, .description = "fork() with an iouring fixed buffer (swapped out)")
+{
+	cowvm_task_t *parent = tu_spawn();
+	uint64_t mem = swapped_base_page(parent);
+	cowvm_pin_t *fixed = pin(parent, mem, COWVM_FOLL_WRITE | COWVM_FOLL_LONGTERM);
+	CHECK();
+	uint64_t x = cowvm_pin_pfn(fixed, 0);
+	cowvm_task_t *child = tu_fork(parent);
+	CHECK();
+	NE(pfn_of(child, mem), x); /* copied at fork: the page may be pinned */
+	EQ(pfn_of(parent, mem), x);
+	struct cowvm_task_stats p0 = stats(parent);
+	fill_page(parent, mem, SEED_NEW);
+	CHECK();
+
+	/* pass condition: the pin sees the page as the process does */
+	EXPECT_PIN_SEES_MEM(fixed, parent, mem);
+	EQ(stats(parent).min_flt, p0.min_flt);
+	expect_page(child, mem, SEED_OLD);
+	cowvm_unpin(fixed);
+	CHECK();
+	tu_exit(child);
+	CHECK();
+}
+
+/*
+ * The R/O long-term pin cases, swapped out: GUP faults the swap PTE in first (a read fault:
+ * do_swap_page), then unshares what may be shared.  Pass condition: the pin sees the write
+ * made through the page tables afterwards.
+ */
+static void do_test_ro_pin_swapped(enum ro_pin_test test, bool fast)
+{
+	cowvm_task_t *p = tu_spawn();
+	uint64_t mem = swapped_base_page(p);
+	cowvm_task_t *child = NULL;
+	if (test == RO_PIN_TEST_SHARED || test == RO_PIN_TEST_PREVIOUSLY_SHARED) {
+		child = tu_fork(p);
+		CHECK();
+		EQ(is_swapped(child, mem), 1);
+		if (test == RO_PIN_TEST_PREVIOUSLY_SHARED) {
+			tu_exit(child);
+			child = NULL;
+			CHECK();
+		}
+	} else if (test == RO_PIN_TEST_RO_EXCLUSIVE) {
+		EQ(cowvm_mprotect(p, mem, PG, PROT_READ), 0);
+		CHECK();
+		EQ(cowvm_clear_refs(p, 4), 0);
+		CHECK();
+		EQ(cowvm_mprotect(p, mem, PG, PROT_RW), 0);
+		CHECK();
+	}
+	EQ(is_swapped(p, mem), 1);
+	cowvm_pin_t *ro = pin(p, mem, COWVM_FOLL_LONGTERM | (fast ? COWVM_FOLL_FAST : 0));
+	CHECK();
+	uint64_t x = cowvm_pin_pfn(ro, 0);
+	EQ(pfn_of(p, mem), x);
+	EQ(pte_writable(p, mem), 0);
+	EQ(frame(x).anon_exclusive, 1);
+	if (child)
+		EQ(is_swapped(child, mem), 1); /* the child's PTE still names the slot */
+	struct cowvm_vmstat v1 = vmstat();
+	fill_page(p, mem, SEED_NEW);
+	CHECK();
+	EQ(vmstat().pgreuse - v1.pgreuse, 1);
+	EQ(pfn_of(p, mem), x);
+
+	/* pass condition: "Longterm R/O pin is reliable" */
+	EXPECT_PIN_SEES_MEM(ro, p, mem);
+	cowvm_unpin(ro);
+	CHECK();
+	if (child) {
+		expect_page(child, mem, SEED_OLD);
+		tu_exit(child);
+		CHECK();
+	}
+}
+
+Test(cow_anon_swapped, test_ro_pin_on_shared,
+     .description = "R/O GUP pin on R/O-mapped shared page (swapped out)")
+{
+	do_test_ro_pin_swapped(RO_PIN_TEST_SHARED, false);
+}
+
+Test(cow_anon_swapped, test_ro_fast_pin_on_shared,
+     .description = "R/O GUP-fast pin on R/O-mapped shared page (swapped out)")
+{
+	do_test_ro_pin_swapped(RO_PIN_TEST_SHARED, true);
+}
+
+Test(cow_anon_swapped, test_ro_pin_on_ro_previously_shared,
+     .description = "R/O GUP pin on R/O-mapped previously-shared page (swapped out)")
+{
+	do_test_ro_pin_swapped(RO_PIN_TEST_PREVIOUSLY_SHARED, false);
+}
+
+Test(cow_anon_swapped, test_ro_fast_pin_on_ro_previously_shared,
+     .description = "R/O GUP-fast pin on R/O-mapped previously-shared page (swapped out)")
+{
+	do_test_ro_pin_swapped(RO_PIN_TEST_PREVIOUSLY_SHARED, true);
+}
+
+Test(cow_anon_swapped, test_ro_pin_on_ro_exclusive,
+     .description = "R/O GUP pin on R/O-mapped exclusive page (swapped out)")
+{
+	do_test_ro_pin_swapped(RO_PIN_TEST_RO_EXCLUSIVE, false);
+}
+
+Test(cow_anon_swapped, test_ro_fast_pin_on_ro_exclusive,
+     .description = "R/O GUP-fast pin on R/O-mapped exclusive page (swapped out)")
+{
+	do_test_ro_pin_swapped(RO_PIN_TEST_RO_EXCLUSIVE, true);
 }
