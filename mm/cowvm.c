@@ -74,8 +74,8 @@ void cowvm_destroy(cowvm_t *vm)
 		cowvm_exit(list_first_entry(&vm->tasks, struct task_struct, task_node));
 	pthread_mutex_destroy(&vm->pin_lock);
 	pthread_mutex_destroy(&vm->task_lock);
+	swap_exit(vm); /* frees the swap cache's pages and slots: they uncharge their groups */
 	mem_cgroup_exit_vm(vm);
-	swap_exit(vm);
 	page_alloc_exit(vm);
 	free(vm);
 }
