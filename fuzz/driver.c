@@ -30,6 +30,7 @@ static const char *const kind_names[FOP_NKINDS] = {
 	"spawn", "fork", "thread", "exit", "mmap", "munmap", "mprotect", "madvise", "brk",
 	"read", "write", "load64", "store64", "copy_from_user", "copy_to_user", "get_user",
 	"put_user", "compare", "pin", "unpin", "pin_io", "remote", "dput", "dget",
+	"snapshot", "restore",
 };
 
 const char *fuzz_kind_name(int kind)
@@ -118,6 +119,8 @@ void fuzz_run_free(struct fuzz_run *r)
 	for (int i = 0; i < FUZZ_SLOTS; i++)
 		if (r->mm[i])
 			model_mm_put(r->mm[i]);
+	for (int i = 0; i < FUZZ_SNAPS; i++) /* the handles go with their processes */
+		model_image_free(r->snaps[i].image);
 	if (r->vm)
 		cowvm_destroy(r->vm);
 	if (!r->log_fixed)
@@ -1321,6 +1324,86 @@ static int op_dput(struct fuzz_run *r, const struct fuzz_op *op, struct touched 
 		       (unsigned long long)len, ret, want);
 }
 
+/* The process mm is gone: the library has freed its snapshots with it. */
+static void snaps_forget(struct fuzz_run *r, const struct model_mm *mm)
+{
+	for (int i = 0; i < FUZZ_SNAPS; i++)
+		if (r->snaps[i].snap && r->snaps[i].mm == mm) {
+			model_image_free(r->snaps[i].image);
+			memset(&r->snaps[i], 0, sizeof(r->snaps[i]));
+		}
+}
+
+/* Does the run hold a pin (or GET reference) on a page of mm? */
+static int mm_pinned(const struct fuzz_run *r, const struct model_mm *mm)
+{
+	for (int i = 0; i < FUZZ_PINS; i++)
+		if (r->pins[i].pin && r->pins[i].mm == mm)
+			return 1;
+	return 0;
+}
+
+/*
+ * snapshot: cowvm_snapshot of the task's process into slot op->slot (an older snapshot there,
+ * if its process lives, is freed first), and the model's image of the process.  A pinned
+ * private page refuses it (-EBUSY): accepted only while the run holds a pin on the process.
+ * restore: cowvm_restore to it.  Another process's snapshot is -EINVAL; otherwise the process
+ * must equal the image afterwards, page by page and VMA by VMA (checked in full), and pins on
+ * it no longer see what it sees.  -ENOMEM (an injected or real shortage) leaves it partly
+ * restored; a second restore must finish the job (the contract in mm/snapshot.c).
+ */
+static int op_snapshot(struct fuzz_run *r, const struct fuzz_op *op, struct touched *tc)
+{
+	cowvm_task_t *t = r->task[op->task];
+	struct model_mm *mm = r->mm[op->task];
+	struct fuzz_snap *fs = &r->snaps[op->slot];
+	if (op->kind == FOP_SNAPSHOT) {
+		if (fs->snap) {
+			int ret = cowvm_snapshot_free(fs->snap);
+			if (ret)
+				return diverge(r, "errno", "cowvm_snapshot_free returned %d", ret);
+			model_image_free(fs->image);
+			memset(fs, 0, sizeof(*fs));
+		}
+		arm(r, op);
+		errno = 0;
+		cowvm_snapshot_t *snap = cowvm_snapshot(t);
+		int e = errno;
+		disarm(r, op);
+		if (!snap) {
+			if (e == EBUSY && mm_pinned(r, mm)) {
+				r->st.snapshot_busy++;
+				return 0;
+			}
+			if (e == ENOMEM && absorb(r, op))
+				return 0;
+			return diverge(r, "snapshot", "cowvm_snapshot failed, errno %d%s", e,
+				       mm_pinned(r, mm) ? "" : " (no pin held on the process)");
+		}
+		*fs = (struct fuzz_snap){ snap, mm, model_image_take(mm) };
+		r->st.snapshots++;
+		*tc = (struct touched){ op->task, 0, 0, 0, 1, -1, 0, 0, 0 }; /* nothing may change */
+		return 0;
+	}
+	int want = fs->mm == mm ? 0 : -EINVAL;
+	arm(r, op);
+	int ret = cowvm_restore(t, fs->snap);
+	disarm(r, op);
+	if (ret == -ENOMEM && !want && absorb(r, op))
+		ret = cowvm_restore(t, fs->snap); /* the failure met; this one finishes */
+	if (ret == -EBUSY && !want && mm_pinned(r, mm))
+		return 0;
+	if (ret != want)
+		return diverge(r, "restore", "cowvm_restore returned %d, the model says %d", ret, want);
+	if (want)
+		return 0;
+	model_image_restore(mm, fs->image);
+	pins_forget(r, mm, 0, UINT64_MAX);
+	r->st.restores++;
+	*tc = (struct touched){ op->task, 0, 0, 0, 1, -1, 0, 0, 0 };
+	return 0;
+}
+
 static int op_task(struct fuzz_run *r, const struct fuzz_op *op, struct touched *tc)
 {
 	cowvm_task_t *t = r->task[op->task], *n;
@@ -1365,10 +1448,12 @@ static int op_task(struct fuzz_run *r, const struct fuzz_op *op, struct touched 
 		int ret = cowvm_exit(t);
 		if (ret)
 			return diverge(r, "errno", "cowvm_exit returned %d", ret);
-		if (r->mm[op->task]->users == 1) /* the process is gone; its pins stay held */
+		if (r->mm[op->task]->users == 1) { /* the process is gone; its pins stay held */
 			for (int i = 0; i < FUZZ_PINS; i++)
 				if (r->pins[i].mm == r->mm[op->task])
 					r->pins[i].mm = NULL, r->pins[i].coherent = 0;
+			snaps_forget(r, r->mm[op->task]); /* the library freed its snapshots */
+		}
 		model_mm_put(r->mm[op->task]);
 		r->task[op->task] = NULL;
 		r->mm[op->task] = NULL;
@@ -1389,11 +1474,13 @@ int fuzz_exec(struct fuzz_run *r, const struct fuzz_op *op)
 	int no_task = k == FOP_SPAWN || k == FOP_UNPIN || k == FOP_PIN_IO;
 	int pin_op = k == FOP_PIN || k == FOP_UNPIN || k == FOP_PIN_IO;
 	int two_tasks = k == FOP_DPUT || k == FOP_DGET;
+	int snap_op = k == FOP_SNAPSHOT || k == FOP_RESTORE;
 	if (k >= FOP_NKINDS || (!no_task && (op->task >= FUZZ_SLOTS || !r->task[op->task])) ||
 	    (two_tasks && (op->slot >= FUZZ_SLOTS || !r->task[op->slot])) ||
 	    (new_task && (op->slot >= FUZZ_SLOTS || r->task[op->slot])) ||
 	    (pin_op && (op->slot >= FUZZ_PINS ||
-			(k == FOP_PIN ? r->pins[op->slot].pin != NULL : r->pins[op->slot].pin == NULL)))) {
+			(k == FOP_PIN ? r->pins[op->slot].pin != NULL : r->pins[op->slot].pin == NULL))) ||
+	    (snap_op && (op->slot >= FUZZ_SNAPS || (k == FOP_RESTORE && !r->snaps[op->slot].snap)))) {
 		r->st.skipped++; /* a replayed list whose task is gone */
 		return 0;
 	}
@@ -1415,6 +1502,9 @@ int fuzz_exec(struct fuzz_run *r, const struct fuzz_op *op)
 		break;
 	case FOP_DPUT: case FOP_DGET:
 		ret = op_dput(r, op, &tc);
+		break;
+	case FOP_SNAPSHOT: case FOP_RESTORE:
+		ret = op_snapshot(r, op, &tc);
 		break;
 	default:
 		ret = op_access(r, op, &tc);
@@ -1442,6 +1532,10 @@ int fuzz_finish(struct fuzz_run *r)
 		r->mm[s] = NULL;
 		if (ret)
 			return diverge(r, "errno", "cowvm_exit returned %d", ret);
+	}
+	for (int i = 0; i < FUZZ_SNAPS; i++) { /* freed with their processes */
+		model_image_free(r->snaps[i].image);
+		memset(&r->snaps[i], 0, sizeof(r->snaps[i]));
 	}
 	char why[512];
 	if (cowvm_check(r->vm, why, sizeof(why)))

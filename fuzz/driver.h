@@ -13,7 +13,8 @@
  * reads, writes, 64-bit loads and stores; copy_from_user, copy_to_user, get_user, put_user;
  * pins (pin_user_pages with FOLL_PIN/GET/WRITE/LONGTERM/FAST, unpin, reads and writes through
  * a pin); access_remote (ptrace-style FOLL_FORCE reads and writes); a full comparison;
- * Determinator's dput and dget (COPY, ZERO, SNAP, MERGE) between two tasks.
+ * Determinator's dput and dget (COPY, ZERO, SNAP, MERGE) between two tasks; snapshot and
+ * restore of a process (checked in full against the model's image after each restore).
  *
  * After each operation fuzz_exec checks:
  *   - the return value and errno against the model's prediction (Linux rules, model.c);
@@ -61,6 +62,7 @@ enum fuzz_kind {
 	FOP_COMPARE,
 	FOP_PIN, FOP_UNPIN, FOP_PIN_IO, FOP_REMOTE,
 	FOP_DPUT, FOP_DGET,
+	FOP_SNAPSHOT, FOP_RESTORE,
 	FOP_NKINDS
 };
 
@@ -68,7 +70,7 @@ struct fuzz_op {
 	uint8_t kind;   /* enum fuzz_kind */
 	uint8_t task;   /* slot of the task making the call; dput/dget: the parent */
 	uint8_t slot;   /* spawn/fork/thread: slot the new task takes; pin ops: the pin's slot;
-			 * dput/dget: the child's task slot */
+			 * dput/dget: the child's task slot; snapshot/restore: the snapshot's slot */
 	uint8_t inject; /* 1: COWVM_FAIL_NEXT armed for this operation */
 	int32_t arg;    /* mmap/mprotect: prot; madvise: advice; pin: COWVM_FOLL_*;
 			 * dput/dget: the op (COWVM_COPY ...) */
@@ -79,6 +81,15 @@ struct fuzz_op {
 };
 
 #define FUZZ_PINS 8 /* pins held at once */
+#define FUZZ_SNAPS 4 /* snapshots held at once */
+
+/* A snapshot the run took: cowvm's handle and the model's image of the process then.  The
+ * library frees the handle when the process exits; mm is NULL from then on. */
+struct fuzz_snap {
+	cowvm_snapshot_t *snap;
+	struct model_mm *mm;    /* the process it was taken of */
+	struct model_mm *image; /* model_image_take */
+};
 
 /*
  * A pin the run holds.  Its bytes are checked against the model when it is taken.  Later it is
@@ -152,6 +163,7 @@ struct fuzz_stats {
 	uint64_t merge_conflicts; /* MERGEs that returned -EBADE */
 	uint64_t merge_pages;     /* pages those MERGEs found changed on both sides of the SNAP */
 	uint64_t dput_resyncs;    /* dput/dget cut short by -ENOMEM, model resynchronised */
+	uint64_t snapshots, restores, snapshot_busy; /* taken; restored; refused for a pin (EBUSY) */
 };
 
 struct fuzz_run {
@@ -162,6 +174,7 @@ struct fuzz_run {
 	struct model_mm *mm[FUZZ_SLOTS];
 	uint64_t zero_pfn;        /* learnt from the first zero-page mapping seen */
 	struct fuzz_pin pins[FUZZ_PINS];
+	struct fuzz_snap snaps[FUZZ_SNAPS];
 	int inject_consumed;      /* the last operation with inject set met the failure */
 	int sweep_armed;          /* COWVM_FAIL_NTH armed by the sweep and not met yet */
 	size_t absorbed_at;       /* the operation that last met an allocation failure */

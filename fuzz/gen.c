@@ -71,6 +71,7 @@ static const unsigned gen_weights[FOP_NKINDS] = {
 	[FOP_COPY_FROM] = 5, [FOP_COPY_TO] = 6, [FOP_GET_USER] = 2, [FOP_PUT_USER] = 2,
 	[FOP_COMPARE] = 1, [FOP_PIN] = 2, [FOP_UNPIN] = 1, [FOP_PIN_IO] = 2, [FOP_REMOTE] = 3,
 	[FOP_DPUT] = 5, [FOP_DGET] = 5,
+	[FOP_SNAPSHOT] = 1, [FOP_RESTORE] = 2,
 };
 
 #define BRK_PAGES 24
@@ -363,6 +364,27 @@ static void gen_dput(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op,
 	op->len = len;
 }
 
+/* restore: a held snapshot, mostly by a task of its own process (else -EINVAL); -1 if there is
+ * none.  Sets op->task and op->slot (the latter is overwritten by the caller for other kinds). */
+static int gen_restore(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
+{
+	int held[FUZZ_SNAPS], n = 0;
+	for (int i = 0; i < FUZZ_SNAPS; i++)
+		if (r->snaps[i].snap)
+			held[n++] = i;
+	if (!n)
+		return -1;
+	int i = held[below(s, (uint64_t)n)];
+	if (!chance(s, 8))
+		for (int t = 0; t < FUZZ_SLOTS; t++)
+			if (r->task[t] && r->mm[t] == r->snaps[i].mm) {
+				op->task = (uint8_t)t;
+				break;
+			}
+	op->slot = (uint8_t)i;
+	return 0;
+}
+
 int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
 {
 	int live[FUZZ_SLOTS], nlive = 0, free_slot = -1;
@@ -404,8 +426,11 @@ int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
 		kind = FOP_PIN;
 	if ((kind == FOP_MMAP || kind == FOP_BRK) && mm->n >= r->cfg.max_pages)
 		kind = FOP_MUNMAP;
+	if (kind == FOP_RESTORE && gen_restore(r, s, op) < 0)
+		kind = FOP_SNAPSHOT;
 	op->kind = (uint8_t)kind;
-	op->slot = (uint8_t)(free_slot < 0 ? 0 : free_slot);
+	if (kind != FOP_RESTORE)
+		op->slot = (uint8_t)(free_slot < 0 ? 0 : free_slot);
 
 	switch (kind) {
 	case FOP_MMAP: {
@@ -600,6 +625,11 @@ int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
 	case FOP_DPUT: case FOP_DGET:
 		gen_dput(r, s, op, kind == FOP_DGET, live, nlive);
 		break;
+	case FOP_SNAPSHOT:
+		op->slot = (uint8_t)below(s, FUZZ_SNAPS);
+		break;
+	case FOP_RESTORE:
+		break; /* gen_restore chose the task and the slot */
 	case FOP_LOAD64: case FOP_STORE64: case FOP_GET_USER: case FOP_PUT_USER:
 		op->addr = pick_access(s, mm, 10);
 		if (chance(s, 4))
@@ -615,7 +645,7 @@ int fuzz_gen(struct fuzz_run *r, struct fuzz_src *s, struct fuzz_op *op)
 			 kind == FOP_WRITE || kind == FOP_LOAD64 || kind == FOP_STORE64 ||
 			 kind == FOP_COPY_FROM || kind == FOP_COPY_TO || kind == FOP_GET_USER ||
 			 kind == FOP_PUT_USER || kind == FOP_MMAP || kind == FOP_PIN || kind == FOP_REMOTE ||
-			 kind == FOP_DPUT || kind == FOP_DGET;
+			 kind == FOP_DPUT || kind == FOP_DGET || kind == FOP_SNAPSHOT || kind == FOP_RESTORE;
 	if ((avoid & FUZZ_AVOID_DPUT_OOM_HOLE) && (kind == FOP_DPUT || kind == FOP_DGET) &&
 	    op->arg == COWVM_COPY)
 		allocating = 0;

@@ -231,6 +231,52 @@ void model_mm_put(struct model_mm *mm)
 	free(mm);
 }
 
+/* ---- snapshots ------------------------------------------------------------------------------ */
+
+/* Every page of src, as it is, into a new array of dst (which has none). */
+static void copy_all_pages(struct model_mm *dst, const struct model_mm *src)
+{
+	dst->start_brk = src->start_brk;
+	dst->brk = src->brk;
+	dst->cap = src->n ? src->n : 1;
+	dst->n = 0;
+	dst->pages = xcalloc(dst->cap, sizeof(*dst->pages));
+	for (size_t i = 0; i < src->n; i++) {
+		const struct model_page *p = &src->pages[i];
+		struct model_page *q = &dst->pages[dst->n++];
+		*q = *p;
+		if (p->obj)
+			p->obj->refs++;
+		else if (p->data)
+			q->data = xmemdup(p->data, MODEL_PAGE);
+	}
+}
+
+struct model_mm *model_image_take(const struct model_mm *mm)
+{
+	struct model_mm *image = xcalloc(1, sizeof(*image));
+	copy_all_pages(image, mm);
+	return image;
+}
+
+void model_image_restore(struct model_mm *mm, const struct model_mm *image)
+{
+	for (size_t i = 0; i < mm->n; i++)
+		page_release(&mm->pages[i]);
+	free(mm->pages);
+	copy_all_pages(mm, image);
+}
+
+void model_image_free(struct model_mm *image)
+{
+	if (!image)
+		return;
+	for (size_t i = 0; i < image->n; i++)
+		page_release(&image->pages[i]);
+	free(image->pages);
+	free(image);
+}
+
 /* ---- mmap / munmap / mprotect / madvise / brk ------------------------------------------------ */
 
 int model_mmap_check(const struct model_mm *mm, uint64_t addr, uint64_t len, int prot, int flags,

@@ -188,6 +188,16 @@ int model_dmerge(struct model_mm *pmm, uint64_t pa, const struct model_mm *cmm, 
 		 uint64_t len, int apply, int *alt, struct model_merge_res *res,
 		 model_merge_hook hook, void *arg);
 
+/*
+ * Snapshots (cowvm_snapshot / cowvm_restore, include/cowvm.h): an image is a copy of the whole
+ * process as it was - every page with its protection, fork advice and bytes, the break; a
+ * shared page names its object (holding it), whose bytes are not rolled back: other processes
+ * see them.  Restore makes mm that again (its threads and its dput SNAP stay as they are).
+ */
+struct model_mm *model_image_take(const struct model_mm *mm);
+void model_image_restore(struct model_mm *mm, const struct model_mm *image);
+void model_image_free(struct model_mm *image);
+
 /* For resynchronising after a dput/dget cut short by -ENOMEM: make addr a private page with
  * these bytes (NULL = zeros) and flags, or a page of obj; or unmap it. */
 void model_set_private(struct model_mm *mm, uint64_t addr, int prot, int dontfork, int wipeonfork,

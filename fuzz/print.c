@@ -78,6 +78,7 @@ void fuzz_print_c(FILE *f, const struct fuzz_config *cfg, const struct fuzz_op *
 		"\tcowvm_t *vm = cowvm_create(&cfg);\n"
 		"\tcowvm_task_t *t[%d] = { 0 };\n"
 		"\tcowvm_pin_t *pin[%d] = { 0 };\n"
+		"\tcowvm_snapshot_t *snap[%d] = { 0 };\n"
 		"\tint64_t got;\n"
 		"\tstatic uint8_t buf[%d];\n"
 		"\tuint64_t v;\n\tsize_t nc;\n\tint r;\n"
@@ -85,9 +86,9 @@ void fuzz_print_c(FILE *f, const struct fuzz_config *cfg, const struct fuzz_op *
 		"\tstruct cowvm_merge_report mr;\n"
 		"\tcowvm_vmstat(vm, &vs);\n"
 		"\tuint64_t free0 = vs.nr_free_pages;\n"
-		"\t(void)v; (void)nc; (void)r; (void)got; (void)mr;\n\n",
+		"\t(void)v; (void)nc; (void)r; (void)got; (void)mr; (void)snap;\n\n",
 		n, (unsigned long long)(cfg->phys_bytes ? cfg->phys_bytes : 16ull << 20),
-		cfg->nr_cpus ? cfg->nr_cpus : 1, FUZZ_SLOTS, FUZZ_PINS, FUZZ_MAX_ACCESS);
+		cfg->nr_cpus ? cfg->nr_cpus : 1, FUZZ_SLOTS, FUZZ_PINS, FUZZ_SNAPS, FUZZ_MAX_ACCESS);
 	for (size_t i = 0; i < n; i++) {
 		const struct fuzz_op *op = &ops[i];
 		unsigned T = op->task, S = op->slot;
@@ -186,6 +187,14 @@ void fuzz_print_c(FILE *f, const struct fuzz_config *cfg, const struct fuzz_op *
 			if (op->kind == FOP_DGET && op->arg == COWVM_MERGE)
 				fprintf(f, "\tcowvm_merge_report(t[%u], &mr); printf(\"  conflicts %%llu first %%#llx\\n\", "
 					"(unsigned long long)mr.conflicts, (unsigned long long)mr.first_conflict);\n", T);
+			break;
+		case FOP_SNAPSHOT:
+			fprintf(f, "\tif (snap[%u]) cowvm_snapshot_free(snap[%u]);\n\tsnap[%u] = cowvm_snapshot(t[%u]); "
+				"printf(\"%zu snapshot -> %%s errno %%d\\n\", snap[%u] ? \"ok\" : \"NULL\", errno);\n",
+				S, S, S, T, i, S);
+			break;
+		case FOP_RESTORE:
+			fprintf(f, "\tprintf(\"%zu restore -> %%d\\n\", cowvm_restore(t[%u], snap[%u]));\n", i, T, S);
 			break;
 		default:
 			fprintf(f, "\t/* %zu: %s */\n", i, name);

@@ -143,6 +143,19 @@ static size_t dput_shmem_overlap_cow(struct fuzz_op *ops, uint64_t b)
 		DPUT(0, 1, COWVM_COPY, A + 0x10, A + P(2) + 0x10, P(2) + 0x7f0), READ(1, A + P(4), 0x800)));
 }
 
+/* A populated shared mapping, a snapshot of its process, then its mapping replaced (here by
+ * a dget COPY over it from a process with no mappings, which leaves holes).  The snapshot's
+ * record still holds the object, and the object its page: the checker took the page for lost
+ * because it looked for shmem objects through VMAs only. */
+#define SNAPSHOT(t, s) { .kind = FOP_SNAPSHOT, .task = (t), .slot = (s) }
+#define RESTORE(t, s) { .kind = FOP_RESTORE, .task = (t), .slot = (s) }
+static size_t snapshot_shmem_record(struct fuzz_op *ops, uint64_t b)
+{
+	(void)b;
+	BUILD(L(SPAWN(0), SPAWN(1), MMAP(1, A, P(1), PROT_READ, SHRD | MAP_POPULATE), SNAPSHOT(1, 0),
+		DGET(1, 0, COWVM_COPY, A - 0x123, 0x7ffff7ff8000 - 0x123, P(4)), RESTORE(1, 0), READ(1, A, 16)));
+}
+
 static const struct regression regressions[] = {
 	{ "mmap rounds an unaligned hint down", "do_mmap: round_hint_to_min() masks the hint "
 	  "with PAGE_MASK before get_unmapped_area tries it", 0, unaligned_hint },
@@ -174,6 +187,10 @@ static const struct regression regressions[] = {
 	  "and both may be one shared page", 0, dput_shmem_overlap_cow },
 	{ "COPY out of memory is -ENOMEM, not a hole", "include/cowvm.h: holes are unmapped source "
 	  "pages; running out of frames returns -ENOMEM", 0, dput_oom_hole },
+	{ "a snapshot's shared record keeps its object's pages", "mm/snapshot.c: a shared mapping is "
+	  "saved as a record holding its object, so the object's cache pages live on after the "
+	  "mapping is gone, until restore maps them again or the snapshot is freed", 0,
+	  snapshot_shmem_record },
 };
 #define NREGRESS ((int)(sizeof(regressions) / sizeof(regressions[0])))
 

@@ -394,6 +394,9 @@ static int run_random(const struct options *o, struct fuzz_stats *total, unsigne
 			total->merge_conflicts += job->st.merge_conflicts;
 			total->merge_pages += job->st.merge_pages;
 			total->dput_resyncs += job->st.dput_resyncs;
+			total->snapshots += job->st.snapshots;
+			total->restores += job->st.restores;
+			total->snapshot_busy += job->st.snapshot_busy;
 			for (int k = 0; k < FOP_NKINDS; k++)
 				total->by_kind[k] += job->st.by_kind[k];
 		} else {
@@ -647,6 +650,9 @@ int main(int argc, char **argv)
 		       (unsigned long long)total.snaps, (unsigned long long)total.merges,
 		       (unsigned long long)total.merge_conflicts, (unsigned long long)total.merge_pages,
 		       (unsigned long long)total.dput_resyncs);
+		printf("fuzz-smoke: snapshots: %llu taken (%llu refused for a pin), %llu restores checked "
+		       "in full against the model's image\n", (unsigned long long)total.snapshots,
+		       (unsigned long long)total.snapshot_busy, (unsigned long long)total.restores);
 		if (o.verbose) {
 			for (int k = 0; k < FOP_NKINDS; k++)
 				printf("  %-15s %llu\n", fuzz_kind_name(k), (unsigned long long)total.by_kind[k]);

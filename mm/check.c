@@ -288,31 +288,44 @@ static void check_vmas(struct checker *c, struct mm_struct *mm)
 		fail(c, "pid %d: def_flags %#lx beyond VM_LOCKED|VM_LOCKONFAULT", mm->tgid, mm->def_flags);
 }
 
+/* The frames of one shmem object: each in its cache once, at its own offset. */
+static void check_shmem_object(struct checker *c, struct shmem_inode *inode)
+{
+	for (uint64_t idx = 0; idx < inode->size_pages; idx++) {
+		struct page *page = inode->pages[idx];
+		if (!page)
+			continue;
+		uint64_t pfn = page_to_pfn(c->vm, page);
+		if (c->state[pfn] == F_SHMEM)
+			continue; /* object seen through another VMA or snapshot record */
+		if (c->state[pfn] != F_UNSEEN || !PageShmem(page) || page->mapping != inode ||
+		    page->index != idx) {
+			fail(c, "shmem object %llu: frame %llu at offset %llu is inconsistent",
+			     (unsigned long long)inode->id, (unsigned long long)pfn,
+			     (unsigned long long)idx);
+			return;
+		}
+		c->state[pfn] = F_SHMEM;
+		c->cache_refs[pfn] = 1;
+		c->shmem_cached++;
+	}
+}
+
+/*
+ * The objects mm's shared VMAs map, and those its snapshots' records hold: a record keeps its
+ * object (and the object its pages) after the mapping is gone, until restore maps it again or
+ * the snapshot is freed.
+ */
 static void check_shmem_objects(struct checker *c, struct mm_struct *mm)
 {
-	for (size_t i = 0; i < mm->nr_vmas && !c->failed; i++) {
-		struct shmem_inode *inode = mm->vmas[i]->vm_file;
-		if (!inode)
-			continue;
-		for (uint64_t idx = 0; idx < inode->size_pages; idx++) {
-			struct page *page = inode->pages[idx];
-			if (!page)
-				continue;
-			uint64_t pfn = page_to_pfn(c->vm, page);
-			if (c->state[pfn] == F_SHMEM)
-				continue; /* object seen through another VMA */
-			if (c->state[pfn] != F_UNSEEN || !PageShmem(page) || page->mapping != inode ||
-			    page->index != idx) {
-				fail(c, "shmem object %llu: frame %llu at offset %llu is inconsistent",
-				     (unsigned long long)inode->id, (unsigned long long)pfn,
-				     (unsigned long long)idx);
-				return;
-			}
-			c->state[pfn] = F_SHMEM;
-			c->cache_refs[pfn] = 1;
-			c->shmem_cached++;
-		}
-	}
+	for (size_t i = 0; i < mm->nr_vmas && !c->failed; i++)
+		if (mm->vmas[i]->vm_file)
+			check_shmem_object(c, mm->vmas[i]->vm_file);
+	struct cowvm_snapshot *snap;
+	list_for_each_entry(snap, &mm->snapshots, node)
+		for (size_t k = 0; snap->image && k < snap->nr_vmas && !c->failed; k++)
+			if (snap->vmas[k].vm_file)
+				check_shmem_object(c, snap->vmas[k].vm_file);
 }
 
 static void check_tlbs(struct checker *c, struct mm_struct *mm)
