@@ -510,11 +510,16 @@ struct cowvm_cgroup_info {
 	uint64_t anon, shmem, swap, anon_thp;
 	uint64_t pgfault, pgmajfault;
 	uint64_t local_pages;    /* pages charged to this group itself, not its descendants */
+	/* memory.swap.events (this group and below): max = a swap-out refused at a
+	 * memory.swap.max, fail = a swap-out that found no slot or was refused */
+	struct { uint64_t high, max, fail; } swap_events;
+	uint64_t pgscan, pgsteal; /* memory.stat: pages reclaim looked at / freed (hierarchical) */
 };
 int cowvm_cgroup_info(cowvm_cgroup_t *cg, struct cowvm_cgroup_info *out); /* 0 or -EINVAL */
 
 /* The text of one of the group's files, in the kernel's format: "memory.current",
- * "memory.max", "memory.high", "memory.swap.current", "memory.swap.max", "memory.oom.group",
+ * "memory.max", "memory.high", "memory.swap.current", "memory.swap.max", "memory.swap.events",
+ * "memory.oom.group",
  * "memory.events", "memory.events.local", "memory.stat", "cgroup.procs".  As snprintf: the
  * full length, or -EINVAL / -ENOENT (no such file; the root has no memory.max ...). */
 int64_t cowvm_cgroup_read(cowvm_cgroup_t *cg, const char *file, char *buf, size_t size);

@@ -74,7 +74,7 @@ void cowvm_destroy(cowvm_t *vm)
 		cowvm_exit(list_first_entry(&vm->tasks, struct task_struct, task_node));
 	pthread_mutex_destroy(&vm->pin_lock);
 	pthread_mutex_destroy(&vm->task_lock);
-	swap_exit(vm); /* its orphaned swap-cache pages are still charged: before the memcgs go */
+	swap_exit(vm); /* frees the swap cache's pages and slots, which uncharge their groups: before the memcgs go */
 	mem_cgroup_exit_vm(vm);
 	page_alloc_exit(vm);
 	free(vm);

@@ -31,19 +31,22 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "mm.h"
+#include "swap.h"
 
 #define MAX_RECLAIM_RETRIES 16
 #define PAGE_COUNTER_MAX (UINT64_MAX / PAGE_SIZE) /* "max", in pages */
 
 /* memory.events */
+/* memory.events, then memory.swap.events (Linux's enum memcg_memory_event order) */
 enum memcg_memory_event {
 	MEMCG_LOW, MEMCG_HIGH, MEMCG_MAX, MEMCG_OOM, MEMCG_OOM_KILL, MEMCG_OOM_GROUP_KILL,
+	MEMCG_SWAP_HIGH, MEMCG_SWAP_MAX, MEMCG_SWAP_FAIL,
 	MEMCG_NR_MEMORY_EVENTS
 };
+#define MEMCG_NR_MEMORY_FILE_EVENTS (MEMCG_OOM_GROUP_KILL + 1) /* the ones memory.events shows */
 
 static const char *const memcg_event_names[MEMCG_NR_MEMORY_EVENTS] = {
-	"low", "high", "max", "oom", "oom_kill", "oom_group_kill",
+	"low", "high", "max", "oom", "oom_kill", "oom_group_kill", "high", "max", "fail",
 };
 
 struct mem_cgroup {
@@ -61,16 +64,19 @@ struct mem_cgroup {
 	_Atomic uint64_t watermark;     /* highest usage (v1 memory.max_usage_in_bytes) */
 	_Atomic uint64_t failcnt;       /* failed charges at this level (v1 memory.failcnt) */
 	_Atomic uint64_t max, high;     /* pages */
-	/* the swap page_counter (no swap device yet: usage stays 0) */
+	/* the swap page_counter: slots, hierarchical (charged at add_to_swap, uncharged when the
+	 * slot is freed, as v2) */
 	_Atomic uint64_t swap_usage, swap_max;
 	_Atomic int oom_group;
 	_Atomic uint64_t events[MEMCG_NR_MEMORY_EVENTS];       /* this group and below */
 	_Atomic uint64_t events_local[MEMCG_NR_MEMORY_EVENTS]; /* this group's own */
 	/* local statistics: pages charged to this group itself, and its processes' faults */
 	_Atomic long nr_anon, nr_shmem;
+	_Atomic long nr_swap;           /* swap slots whose swap_cgroup names this group */
 	_Atomic uint64_t pgfault, pgmajfault;
+	_Atomic uint64_t pgscan, pgsteal; /* reclaim of this group's own pages (direct / limit) */
 	/* the checker's tallies (checker only) */
-	long check_anon, check_shmem;
+	long check_anon, check_shmem, check_swap;
 };
 
 /* cgroup_disable=memory (COWVM_CONFIG_NO_MEMCG) */
@@ -129,7 +135,8 @@ static void memcg_sweep_offline(struct cowvm *vm)
 		list_for_each_entry_safe(memcg, next, &vm->memcgs, all) {
 			if (memcg->online || memcg->nr_child_structs ||
 			    atomic_load_explicit(&memcg->nr_anon, memory_order_acquire) ||
-			    atomic_load_explicit(&memcg->nr_shmem, memory_order_acquire))
+			    atomic_load_explicit(&memcg->nr_shmem, memory_order_acquire) ||
+			    atomic_load_explicit(&memcg->nr_swap, memory_order_acquire))
 				continue;
 			list_del(&memcg->all);
 			memcg->parent->nr_child_structs--;
@@ -249,21 +256,124 @@ static uint64_t mem_cgroup_margin(struct mem_cgroup *memcg)
 	return usage < max ? max - usage : 0;
 }
 
-/* ---- reclaim: the hook vmscan plugs into ----------------------------------------------------- */
+/* ---- reclaim within a group ------------------------------------------------------------------ */
 
 /*
- * try_to_free_mem_cgroup_pages - reclaim up to nr_pages of memcg's (and its descendants')
- * pages through the shrink path; returns the pages reclaimed.  Until swap and vmscan exist,
- * anonymous pages cannot be reclaimed, so it frees nothing and returns 0 (as the host kernel,
- * which has no swap device, cannot reclaim anonymous memory either): the OOM path runs.
- * Called with no spinlock held; may take mmap_locks by trylock only.
+ * mem_cgroup_page_in_subtree - is the page charged to memcg or one of its descendants?  The
+ * LRU scan's filter (vmscan.c filters the machine's LRU lists by page_memcg instead of keeping
+ * a list per group: docs/memcg.md).  Caller holds lru_lock with the page on an LRU list, so
+ * its charge and its group stay (put_page takes it off the list before it uncharges).
+ */
+bool mem_cgroup_page_in_subtree(const struct page *page, const struct mem_cgroup *memcg)
+{
+	return page->memcg_data && mem_cgroup_is_descendant(page_memcg(page), memcg);
+}
+
+/*
+ * mem_cgroup_get_nr_swap_pages - how many more swap slots memcg may take: the least room
+ * below memory.swap.max from memcg up to the root, and no more than the device has free.
+ * 0 without a swap device.
+ */
+long mem_cgroup_get_nr_swap_pages(struct mem_cgroup *memcg)
+{
+	struct cowvm *vm = memcg->vm;
+	struct swap_info_struct *si = vm->swap;
+	if (!si)
+		return 0;
+	spin_lock(&si->lock);
+	long nr = (long)(si->max - 1 - si->inuse_pages);
+	spin_unlock(&si->lock);
+	if (mem_cgroup_disabled(vm))
+		return nr;
+	for (struct mem_cgroup *m = memcg; m && !mem_cgroup_is_root(m); m = m->parent) {
+		uint64_t usage = atomic_load(&m->swap_usage), max = atomic_load(&m->swap_max);
+		long room = usage < max ? (long)(max - usage > LONG_MAX ? LONG_MAX : max - usage) : 0;
+		if (room < nr)
+			nr = room;
+	}
+	return nr;
+}
+
+/*
+ * try_to_free_mem_cgroup_pages - reclaim at least nr_pages (SWAP_CLUSTER_MAX at least, as
+ * Linux) of memcg's and its descendants' pages through vmscan's shrink path; returns the pages
+ * freed.  Anonymous pages can only go to swap: without may_swap, without a device, or with no
+ * room left below memory.swap.max, nothing is scanned (can_reclaim_anon_pages), and the OOM
+ * path runs.  Called with no spinlock and no page lock held; takes mmap_locks by trylock only.
  */
 uint64_t try_to_free_mem_cgroup_pages(struct mem_cgroup *memcg, uint64_t nr_pages, bool may_swap)
 {
-	(void)memcg;
-	(void)nr_pages;
-	(void)may_swap;
+	struct cowvm *vm = memcg->vm;
+	if (!may_swap || !vm->swap || mem_cgroup_get_nr_swap_pages(memcg) <= 0)
+		return 0;
+	if (nr_pages < 32)
+		nr_pages = 32;
+	return shrink_memcg(vm, memcg, nr_pages);
+}
+
+/* vmscan counts the pages it scanned and freed of memcg's own (memory.stat pgscan / pgsteal). */
+void count_memcg_reclaim(struct mem_cgroup *memcg, uint64_t scanned, uint64_t stolen)
+{
+	if (!memcg)
+		return;
+	atomic_fetch_add_explicit(&memcg->pgscan, scanned, memory_order_relaxed);
+	atomic_fetch_add_explicit(&memcg->pgsteal, stolen, memory_order_relaxed);
+}
+
+/* ---- swap charges (v2: a separate swap counter; a slot is charged from add_to_swap until it
+ * is freed, to the group of the page that was written to it) ------------------------------ */
+
+/*
+ * mem_cgroup_try_charge_swap - the page got the slot entry (folio_alloc_swap): charge one
+ * slot to the page's group and every ancestor, and record the group in swap_cgroup.  When a
+ * level is at memory.swap.max, count max and fail events in the page's group and refuse
+ * (-ENOMEM): the caller gives the slot back and keeps the page in memory.  entry 0 (the
+ * device is full) counts a fail event and returns -ENOMEM.  Page locked.
+ */
+int mem_cgroup_try_charge_swap(struct cowvm *vm, struct page *page, swp_entry_t entry)
+{
+	struct swap_info_struct *si = vm->swap;
+	struct mem_cgroup *memcg = page->memcg_data ? page_memcg(page) : NULL;
+	if (!memcg || mem_cgroup_disabled(vm))
+		return entry.val ? 0 : -ENOMEM;
+	if (!entry.val) {
+		memcg_memory_event(memcg, MEMCG_SWAP_FAIL);
+		return -ENOMEM;
+	}
+	for (struct mem_cgroup *c = memcg; c; c = c->parent) {
+		uint64_t new = atomic_fetch_add_explicit(&c->swap_usage, 1, memory_order_relaxed) + 1;
+		if (!mem_cgroup_is_root(c) && new > atomic_load_explicit(&c->swap_max, memory_order_relaxed)) {
+			for (struct mem_cgroup *u = memcg; ; u = u->parent) {
+				atomic_fetch_sub_explicit(&u->swap_usage, 1, memory_order_relaxed);
+				if (u == c)
+					break;
+			}
+			memcg_memory_event(memcg, MEMCG_SWAP_MAX);
+			memcg_memory_event(memcg, MEMCG_SWAP_FAIL);
+			return -ENOMEM;
+		}
+	}
+	atomic_fetch_add_explicit(&memcg->nr_swap, 1, memory_order_relaxed);
+	spin_lock(&si->lock);
+	si->swap_cgroup[swp_offset(entry)] = memcg;
+	spin_unlock(&si->lock);
 	return 0;
+}
+
+/*
+ * mem_cgroup_uncharge_swap - the slot at off was freed (its map went to 0): give its charge
+ * back to the group recorded for it.  si->lock held.  The local counter drops last: a removed
+ * group may be freed as soon as nothing is charged to it.
+ */
+void mem_cgroup_uncharge_swap(struct swap_info_struct *si, uint64_t off)
+{
+	struct mem_cgroup *memcg = si->swap_cgroup[off];
+	if (!memcg)
+		return;
+	si->swap_cgroup[off] = NULL;
+	for (struct mem_cgroup *c = memcg; c; c = c->parent)
+		atomic_fetch_sub_explicit(&c->swap_usage, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&memcg->nr_swap, 1, memory_order_release);
 }
 
 /* ---- the OOM killer within a group ------------------------------------------------------------- */
@@ -834,8 +944,13 @@ int cowvm_cgroup_info(cowvm_cgroup_t *memcg, struct cowvm_cgroup_info *out)
 		out->shmem += (uint64_t)atomic_load(&m->nr_shmem) * PAGE_SIZE;
 		out->pgfault += atomic_load(&m->pgfault);
 		out->pgmajfault += atomic_load(&m->pgmajfault);
+		out->pgscan += atomic_load(&m->pgscan);
+		out->pgsteal += atomic_load(&m->pgsteal);
 	}
 	out->swap = out->swap_current;
+	out->swap_events.high = atomic_load(&memcg->events[MEMCG_SWAP_HIGH]);
+	out->swap_events.max = atomic_load(&memcg->events[MEMCG_SWAP_MAX]);
+	out->swap_events.fail = atomic_load(&memcg->events[MEMCG_SWAP_FAIL]);
 	pthread_mutex_unlock(&vm->cgroup_mutex);
 	return 0;
 }
@@ -900,17 +1015,20 @@ static void render_stat(struct textbuf *tb, struct mem_cgroup *memcg, const stru
 	put(tb, "slab_reclaimable 0\nslab_unreclaimable 0\nslab 0\n"
 		"workingset_refault_anon 0\nworkingset_refault_file 0\nworkingset_activate_anon 0\n"
 		"workingset_activate_file 0\nworkingset_restore_anon 0\nworkingset_restore_file 0\n"
-		"workingset_nodereclaim 0\npgscan 0\npgsteal 0\npgscan_kswapd 0\npgscan_direct 0\n"
-		"pgsteal_kswapd 0\npgsteal_direct 0\n");
+		"workingset_nodereclaim 0\n");
+	/* cowvm's reclaim of a group's pages is its limit (direct) reclaim */
+	put(tb, "pgscan %llu\npgsteal %llu\npgscan_kswapd 0\npgscan_direct %llu\npgsteal_kswapd 0\n"
+		"pgsteal_direct %llu\n", (unsigned long long)in->pgscan, (unsigned long long)in->pgsteal,
+	    (unsigned long long)in->pgscan, (unsigned long long)in->pgsteal);
 	put(tb, "pgfault %llu\npgmajfault %llu\n", (unsigned long long)in->pgfault,
 	    (unsigned long long)in->pgmajfault);
 }
 
 static void render_events(struct textbuf *tb, const struct cowvm_cgroup_events *ev)
 {
-	const uint64_t v[MEMCG_NR_MEMORY_EVENTS] = { ev->low, ev->high, ev->max, ev->oom, ev->oom_kill,
+	const uint64_t v[MEMCG_NR_MEMORY_FILE_EVENTS] = { ev->low, ev->high, ev->max, ev->oom, ev->oom_kill,
 						     ev->oom_group_kill };
-	for (int i = 0; i < MEMCG_NR_MEMORY_EVENTS; i++)
+	for (int i = 0; i < MEMCG_NR_MEMORY_FILE_EVENTS; i++)
 		put(tb, "%s %llu\n", memcg_event_names[i], (unsigned long long)v[i]);
 }
 
@@ -948,6 +1066,9 @@ int64_t cowvm_cgroup_read(cowvm_cgroup_t *memcg, const char *file, char *buf, si
 		put_limit(&tb, atomic_load(&memcg->high));
 	} else if (!strcmp(file, "memory.swap.max")) {
 		put_limit(&tb, atomic_load(&memcg->swap_max));
+	} else if (!strcmp(file, "memory.swap.events")) {
+		put(&tb, "high %llu\nmax %llu\nfail %llu\n", (unsigned long long)in.swap_events.high,
+		    (unsigned long long)in.swap_events.max, (unsigned long long)in.swap_events.fail);
 	} else if (!strcmp(file, "memory.oom.group")) {
 		put(&tb, "%d\n", in.oom_group);
 	} else if (!strcmp(file, "memory.events")) {
@@ -1051,7 +1172,28 @@ int mem_cgroup_check(struct cowvm *vm, bool (*is_user_page)(void *arg, uint64_t 
 	pthread_mutex_lock(&vm->cgroup_mutex);
 	struct mem_cgroup *m, *c;
 	list_for_each_entry(m, &vm->memcgs, all)
-		m->check_anon = m->check_shmem = 0;
+		m->check_anon = m->check_shmem = m->check_swap = 0;
+	struct swap_info_struct *si = vm->swap;
+	for (uint64_t off = 1; si && off < si->max; off++) {
+		struct mem_cgroup *owner = si->swap_cgroup[off];
+		if (!owner) {
+			if (si->swap_map[off] && si->swap_map[off] != SWAP_MAP_BAD && !mem_cgroup_disabled(vm))
+				CHECK_FAIL("used swap slot %llu is charged to no memory cgroup",
+					   (unsigned long long)off);
+			continue;
+		}
+		if (!si->swap_map[off])
+			CHECK_FAIL("free swap slot %llu is charged to a memory cgroup", (unsigned long long)off);
+		bool known = false;
+		list_for_each_entry(m, &vm->memcgs, all)
+			if (m == owner) {
+				known = true;
+				break;
+			}
+		if (!known)
+			CHECK_FAIL("swap slot %llu is charged to an unknown memory cgroup", (unsigned long long)off);
+		owner->check_swap++;
+	}
 	for (uint64_t pfn = 0; pfn < vm->nr_frames; pfn++) {
 		struct page *page = pfn_to_page(vm, pfn);
 		bool user = is_user_page(arg, pfn) && !mem_cgroup_disabled(vm);
@@ -1084,11 +1226,16 @@ int mem_cgroup_check(struct cowvm *vm, bool (*is_user_page)(void *arg, uint64_t 
 			CHECK_FAIL("memcg %s: counts %ld anon %ld shmem pages, %ld and %ld are charged to it",
 				   path, (long)atomic_load(&m->nr_anon), (long)atomic_load(&m->nr_shmem),
 				   m->check_anon, m->check_shmem);
-		uint64_t subtree = 0, children = 0;
+		if (atomic_load(&m->nr_swap) != m->check_swap)
+			CHECK_FAIL("memcg %s: counts %ld swap slots, %ld are charged to it", path,
+				   (long)atomic_load(&m->nr_swap), m->check_swap);
+		uint64_t subtree = 0, children = 0, swap_subtree = 0;
 		unsigned structs = 0;
 		list_for_each_entry(c, &vm->memcgs, all) {
-			if (mem_cgroup_is_descendant(c, m))
+			if (mem_cgroup_is_descendant(c, m)) {
 				subtree += (uint64_t)(c->check_anon + c->check_shmem);
+				swap_subtree += (uint64_t)c->check_swap;
+			}
 			if (c->parent == m) {
 				children += atomic_load(&c->usage);
 				structs++;
@@ -1097,6 +1244,10 @@ int mem_cgroup_check(struct cowvm *vm, bool (*is_user_page)(void *arg, uint64_t 
 		if (atomic_load(&m->usage) != subtree)
 			CHECK_FAIL("memcg %s: memory.current %llu pages, its subtree holds %llu", path,
 				   (unsigned long long)atomic_load(&m->usage), (unsigned long long)subtree);
+		if (atomic_load(&m->swap_usage) != swap_subtree)
+			CHECK_FAIL("memcg %s: memory.swap.current %llu slots, its subtree holds %llu", path,
+				   (unsigned long long)atomic_load(&m->swap_usage),
+				   (unsigned long long)swap_subtree);
 		if (atomic_load(&m->usage) < children)
 			CHECK_FAIL("memcg %s: usage %llu below its children's %llu", path,
 				   (unsigned long long)atomic_load(&m->usage), (unsigned long long)children);

@@ -62,6 +62,8 @@ struct swap_info_struct {
 	spinlock_t lock;                /* swap_map, clusters, inuse_pages, swap_cache[] */
 	unsigned char *swap_map;        /* per slot: count | SWAP_HAS_CACHE; lock */
 	struct page **swap_cache;       /* per slot: the swap-cache page or NULL; lock */
+	struct mem_cgroup **swap_cgroup; /* per slot: the group its swap charge is on (swap_cgroup.c's
+					 * map), NULL for a free slot or an uncharged one; lock */
 	struct swap_cluster_info *cluster_info; /* lock */
 	uint64_t nr_clusters;
 	struct list_head free_clusters, nonfull_clusters; /* lock */
@@ -137,6 +139,16 @@ void kswapd_resume(struct cowvm *vm);
  * kswapd below the low watermark; when no frame is left, direct reclaim and one retry.  Caller
  * holds no spinlock, no page lock and no anon_vma lock. */
 struct page *alloc_page_may_reclaim(struct cowvm *vm, bool zeroed);
+
+/* ---- memcontrol.c: swap charges and reclaim within a group ------------------------------------ */
+int mem_cgroup_try_charge_swap(struct cowvm *vm, struct page *page, swp_entry_t entry); /* 0/-ENOMEM */
+void mem_cgroup_uncharge_swap(struct swap_info_struct *si, uint64_t off); /* si->lock held */
+long mem_cgroup_get_nr_swap_pages(struct mem_cgroup *memcg);
+bool mem_cgroup_page_in_subtree(const struct page *page, const struct mem_cgroup *memcg);
+void count_memcg_reclaim(struct mem_cgroup *memcg, uint64_t scanned, uint64_t stolen);
+/* vmscan.c: shrink the LRU lists, looking only at pages charged to memcg's subtree, until nr
+ * pages are freed or they have all been looked at a few times.  Returns the pages freed. */
+uint64_t shrink_memcg(struct cowvm *vm, struct mem_cgroup *memcg, uint64_t nr);
 
 /* ---- memory.c -------------------------------------------------------------------------------- */
 /* swapin_range: fault every swap PTE of [start, end) of mm back in (dput before SNAP/MERGE);

@@ -78,13 +78,19 @@ struct page *swap_cache_get_folio(struct cowvm *vm, swp_entry_t entry)
 
 /*
  * add_to_swap - give an anon page a slot and put it in the swap cache, dirty (it must be
- * written before it can be freed).  Page locked.  False when the device is full.
+ * written before it can be freed).  The slot is charged to the page's memory cgroup
+ * (folio_alloc_swap -> mem_cgroup_try_charge_swap).  Page locked.  False when the device is
+ * full or a group is at its memory.swap.max.
  */
 bool add_to_swap(struct cowvm *vm, struct page *page)
 {
 	swp_entry_t entry = get_swap_page(vm);
-	if (!entry.val)
+	if (mem_cgroup_try_charge_swap(vm, page, entry)) { /* a full device counts a swap fail */
+		if (!entry.val)
+			return false;
+		put_swap_folio(vm, entry);
 		return false;
+	}
 	add_to_swap_cache(vm, page, entry);
 	SetPageDirty(page);
 	return true;

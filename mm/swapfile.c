@@ -90,9 +90,10 @@ int swap_init(struct cowvm *vm, const char *path, uint64_t bytes)
 	si->nr_clusters = (si->max + SWAPFILE_CLUSTER - 1) / SWAPFILE_CLUSTER;
 	si->swap_map = calloc(si->max, 1);
 	si->swap_cache = calloc(si->max, sizeof(struct page *));
+	si->swap_cgroup = calloc(si->max, sizeof(struct mem_cgroup *));
 	si->cluster_info = calloc(si->nr_clusters, sizeof(struct swap_cluster_info));
 	err = -ENOMEM;
-	if (!si->swap_map || !si->swap_cache || !si->cluster_info)
+	if (!si->swap_map || !si->swap_cache || !si->swap_cgroup || !si->cluster_info)
 		goto free_maps;
 	spin_lock_init(&si->lock);
 	INIT_LIST_HEAD(&si->free_clusters);
@@ -111,6 +112,7 @@ int swap_init(struct cowvm *vm, const char *path, uint64_t bytes)
 free_maps:
 	free(si->swap_map);
 	free(si->swap_cache);
+	free(si->swap_cgroup);
 	free(si->cluster_info);
 close_fd:
 	close(si->fd);
@@ -148,6 +150,7 @@ void swap_exit(struct cowvm *vm)
 	free(si->path);
 	free(si->swap_map);
 	free(si->swap_cache);
+	free(si->swap_cgroup);
 	free(si->cluster_info);
 	free(si);
 }
@@ -162,9 +165,10 @@ static struct swap_info_struct *swap_info_of(struct cowvm *vm, swp_entry_t entry
 	return si;
 }
 
-/* A slot's map became 0: back to its cluster.  si->lock held. */
+/* A slot's map became 0: its swap charge goes back, the slot to its cluster.  si->lock held. */
 static void swap_range_free(struct swap_info_struct *si, uint64_t offset)
 {
+	mem_cgroup_uncharge_swap(si, offset);
 	uint64_t c = offset / SWAPFILE_CLUSTER;
 	struct swap_cluster_info *ci = &si->cluster_info[c];
 	bool was_full = ci->count == SWAPFILE_CLUSTER;

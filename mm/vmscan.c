@@ -278,15 +278,21 @@ uint64_t reclaim_pages(struct cowvm *vm, struct reclaim_list *list)
 
 /*
  * Take up to nr pages from the tail of list (rotating each to the head, so the next call sees
- * others), with a reference each; shmem pages are passed over.  Returns how many.
+ * others), with a reference each; shmem pages are passed over.  With memcg (reclaim within a
+ * group) only pages charged to its subtree are taken and rotated: the others keep their place,
+ * as they would on their own groups' lists in Linux.  Returns how many.
  */
 static int isolate_lru_pages(struct cowvm *vm, struct list_head *list, struct page **out, int nr,
-			     long list_size)
+			     long list_size, struct mem_cgroup *memcg)
 {
 	int n = 0;
 	spin_lock(&vm->lru_lock);
-	for (long seen = 0; seen < list_size && n < nr && !list_empty(list); seen++) {
-		struct page *page = list_entry(list->prev, struct page, lru);
+	struct list_head *pos = list->prev;
+	for (long seen = 0; seen < list_size && n < nr && pos != list; seen++) {
+		struct page *page = list_entry(pos, struct page, lru);
+		pos = pos->prev;
+		if (memcg && !mem_cgroup_page_in_subtree(page, memcg))
+			continue;
 		list_del(&page->lru);
 		list_add(&page->lru, list);
 		if (PageShmem(page) || !get_page_unless_zero(page))
@@ -297,13 +303,31 @@ static int isolate_lru_pages(struct cowvm *vm, struct list_head *list, struct pa
 	return n;
 }
 
+/* The anon LRU sizes: the machine's, or (memcg) of the pages charged to memcg's subtree. */
+static void lru_sizes(struct cowvm *vm, struct mem_cgroup *memcg, long *active, long *inactive)
+{
+	if (!memcg) {
+		*active = global_node_page_state(vm, NR_ACTIVE_ANON);
+		*inactive = global_node_page_state(vm, NR_INACTIVE_ANON);
+		return;
+	}
+	struct page *page;
+	*active = *inactive = 0;
+	spin_lock(&vm->lru_lock);
+	list_for_each_entry(page, &vm->lru_active_anon, lru)
+		*active += mem_cgroup_page_in_subtree(page, memcg);
+	list_for_each_entry(page, &vm->lru_inactive_anon, lru)
+		*inactive += mem_cgroup_page_in_subtree(page, memcg);
+	spin_unlock(&vm->lru_lock);
+}
+
 /* shrink_active_list: the oldest active pages lose their accessed bits and go inactive (anon
  * pages are deactivated whether referenced or not, as Linux does). */
-static int shrink_active_list(struct cowvm *vm, int nr)
+static int shrink_active_list(struct cowvm *vm, int nr, struct mem_cgroup *memcg)
 {
 	struct page *pages[SWAP_CLUSTER_MAX];
 	int n = isolate_lru_pages(vm, &vm->lru_active_anon, pages, nr,
-				  global_node_page_state(vm, NR_ACTIVE_ANON));
+				  global_node_page_state(vm, NR_ACTIVE_ANON), memcg);
 	for (int i = 0; i < n; i++) {
 		if (page_mapcount(pages[i]) > 0 && trylock_page(pages[i])) {
 			folio_referenced(vm, pages[i]); /* page lock: its anon_vma stays put */
@@ -316,46 +340,62 @@ static int shrink_active_list(struct cowvm *vm, int nr)
 	return n;
 }
 
-static uint64_t shrink_inactive_list(struct cowvm *vm, int nr, bool kswapd, int *scanned)
+static uint64_t shrink_inactive_list(struct cowvm *vm, int nr, bool kswapd, int *scanned,
+				     struct mem_cgroup *memcg)
 {
 	struct page *pages[SWAP_CLUSTER_MAX];
 	int n = isolate_lru_pages(vm, &vm->lru_inactive_anon, pages, nr,
-				  global_node_page_state(vm, NR_INACTIVE_ANON));
+				  global_node_page_state(vm, NR_INACTIVE_ANON), memcg);
 	*scanned = n;
 	count_vm_events(vm, kswapd ? PGSCAN_KSWAPD : PGSCAN_DIRECT, (uint64_t)n);
 	uint64_t freed = shrink_folio_list(vm, pages, n, false);
 	count_vm_events(vm, kswapd ? PGSTEAL_KSWAPD : PGSTEAL_DIRECT, freed);
+	count_memcg_reclaim(memcg, (uint64_t)n, freed);
 	return freed;
 }
 
 /* inactive_is_low: below 1 GiB of LRU pages the lists are kept the same size (inactive_ratio 1). */
-static bool inactive_is_low(struct cowvm *vm)
+static bool inactive_is_low(struct cowvm *vm, struct mem_cgroup *memcg)
 {
-	return global_node_page_state(vm, NR_INACTIVE_ANON) < global_node_page_state(vm, NR_ACTIVE_ANON);
+	long active, inactive;
+	lru_sizes(vm, memcg, &active, &inactive);
+	return inactive < active;
 }
 
 /*
- * try_to_free_pages / balance_pgdat: shrink until nr pages are free or every LRU page has been
- * looked at a few times.  Without a swap device anonymous pages cannot be reclaimed (Linux's
- * can_reclaim_anon_pages), so nothing is scanned.
+ * do_try_to_free_pages (try_to_free_pages / balance_pgdat, or with memcg the group's limit
+ * reclaim, shrink_node_memcgs over its subtree): shrink until nr pages are free or every LRU
+ * page of the scope has been looked at a few times.  Without a swap device anonymous pages
+ * cannot be reclaimed (Linux's can_reclaim_anon_pages), so nothing is scanned.
  */
-uint64_t try_to_free_pages(struct cowvm *vm, uint64_t nr, bool kswapd)
+static uint64_t do_try_to_free_pages(struct cowvm *vm, uint64_t nr, bool kswapd, struct mem_cgroup *memcg)
 {
 	if (!vm->swap)
 		return 0;
 	uint64_t freed = 0;
-	long budget = 4 * (global_node_page_state(vm, NR_ACTIVE_ANON) +
-			   global_node_page_state(vm, NR_INACTIVE_ANON)) + 2 * SWAP_CLUSTER_MAX;
+	long active, inactive;
+	lru_sizes(vm, memcg, &active, &inactive);
+	long budget = 4 * (active + inactive) + 2 * SWAP_CLUSTER_MAX;
 	while (freed < nr && budget > 0) {
 		int moved = 0, scanned = 0;
-		if (inactive_is_low(vm))
-			moved = shrink_active_list(vm, SWAP_CLUSTER_MAX);
-		freed += shrink_inactive_list(vm, SWAP_CLUSTER_MAX, kswapd, &scanned);
+		if (inactive_is_low(vm, memcg))
+			moved = shrink_active_list(vm, SWAP_CLUSTER_MAX, memcg);
+		freed += shrink_inactive_list(vm, SWAP_CLUSTER_MAX, kswapd, &scanned, memcg);
 		if (!moved && !scanned)
 			break;
 		budget -= moved + scanned;
 	}
 	return freed;
+}
+
+uint64_t try_to_free_pages(struct cowvm *vm, uint64_t nr, bool kswapd)
+{
+	return do_try_to_free_pages(vm, nr, kswapd, NULL);
+}
+
+uint64_t shrink_memcg(struct cowvm *vm, struct mem_cgroup *memcg, uint64_t nr)
+{
+	return do_try_to_free_pages(vm, nr, false, memcg);
 }
 
 int64_t cowvm_reclaim(cowvm_t *vm, uint64_t nr)
