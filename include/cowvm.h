@@ -89,6 +89,28 @@ typedef struct task_struct cowvm_task_t;
  * made and processes moved; their counters stay 0).  For measuring what charging costs. */
 #define COWVM_CONFIG_NO_MEMCG 0x8u
 
+/*
+ * Transparent huge pages, as /sys/kernel/mm/transparent_hugepage/ (kept in flags so that the
+ * config struct keeps its size; 0 gives this project's host: enabled madvise, defrag madvise,
+ * use_zero_page 1).  cowvm_thp_setting reads them back in sysfs form.  What they decide today:
+ * THPeligible in smaps (the policy of thp_vma_allowable_order); cowvm does not yet map huge
+ * pages (docs/fidelity.md).  An unknown value (enabled ALWAYS|NEVER, defrag above NEVER) is
+ * -EINVAL from cowvm_create.
+ */
+#define COWVM_CONFIG_THP_ENABLED_MASK  0x3000u
+#define COWVM_CONFIG_THP_MADVISE       0x0000u /* enabled: [madvise] (default) */
+#define COWVM_CONFIG_THP_ALWAYS        0x1000u /* enabled: [always] */
+#define COWVM_CONFIG_THP_NEVER         0x2000u /* enabled: [never] */
+#define COWVM_CONFIG_THP_NO_ZERO_PAGE  0x4000u /* use_zero_page 0 */
+#define COWVM_CONFIG_THP_DEFRAG_MASK   0x70000u
+#define COWVM_CONFIG_THP_DEFRAG_MADVISE 0x00000u /* defrag: [madvise] (default) */
+#define COWVM_CONFIG_THP_DEFRAG_ALWAYS  0x10000u
+#define COWVM_CONFIG_THP_DEFRAG_DEFER   0x20000u
+#define COWVM_CONFIG_THP_DEFRAG_DEFER_MADVISE 0x30000u /* defer+madvise */
+#define COWVM_CONFIG_THP_DEFRAG_NEVER   0x40000u
+#define COWVM_CONFIG_THP_FLAGS (COWVM_CONFIG_THP_ENABLED_MASK | COWVM_CONFIG_THP_NO_ZERO_PAGE | \
+				COWVM_CONFIG_THP_DEFRAG_MASK)
+
 struct cowvm_config {
 	uint64_t phys_bytes; /* physical memory; a multiple of 4 KiB, 64 KiB .. 1 TiB; 0 = 64 MiB */
 	unsigned flags;      /* COWVM_CONFIG_* */
@@ -123,6 +145,13 @@ struct cowvm_machine_info {
 	uint64_t host_rss_bytes;      /* of it, resident in the host now */
 };
 int cowvm_machine_info(cowvm_t *vm, struct cowvm_machine_info *out); /* 0 or -EINVAL */
+/*
+ * cowvm_thp_setting: a THP policy file as /sys/kernel/mm/transparent_hugepage/NAME reads, for
+ * NAME "enabled" ("always [madvise] never"), "defrag" ("always defer defer+madvise [madvise]
+ * never") or "use_zero_page" ("1"), with a newline, into buf (NUL-terminated).  Returns its
+ * length, -EINVAL for an unknown name or NULL argument, -ERANGE when len is too small.
+ */
+int cowvm_thp_setting(cowvm_t *vm, const char *name, char *buf, size_t len);
 
 /* ---- tasks ------------------------------------------------------------------------------ */
 

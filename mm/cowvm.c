@@ -16,7 +16,8 @@ cowvm_t *cowvm_create(const struct cowvm_config *cfg)
 	if (!PAGE_ALIGNED(bytes) || bytes < (64ull << 10) || bytes > (1ull << 40) ||
 	    cfg->nr_cpus > MAX_CPUS ||
 	    (cfg->flags & ~(COWVM_CONFIG_NO_POISON | COWVM_CONFIG_PREFAULT | COWVM_CONFIG_NO_SOFT_DIRTY |
-			    COWVM_CONFIG_HOST_4K | COWVM_CONFIG_NO_MEMCG))) {
+			    COWVM_CONFIG_HOST_4K | COWVM_CONFIG_NO_MEMCG | COWVM_CONFIG_THP_FLAGS)) ||
+	    !thp_config_valid(cfg->flags)) {
 		errno = EINVAL;
 		return NULL;
 	}

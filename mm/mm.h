@@ -495,6 +495,13 @@ void update_hiwater_vm(struct mm_struct *mm);
 struct mm_struct *mm_alloc(struct cowvm *vm);
 void mm_free(struct mm_struct *mm);
 
+/* ---- transparent huge pages (huge_memory.c) ------------------------------------------------ */
+
+bool thp_config_valid(unsigned flags); /* the COWVM_CONFIG_THP_* bits name known values */
+/* May vma (with vm_flags) hold a PMD-sized anonymous folio?  in_pf: for a fault, which checks
+ * its own 2 MiB range; otherwise the VMA must hold an aligned 2 MiB. */
+bool thp_vma_allowable(const struct vm_area_struct *vma, unsigned long vm_flags, bool in_pf);
+
 /* ---- tracing ---------------------------------------------------------------------------------- */
 
 /*

@@ -319,15 +319,6 @@ static void show_map_vma(struct sbuf *sb, struct vm_area_struct *vma)
 	sb_printf(sb, "\n");
 }
 
-/* thp_vma_allowable_order, roughly: MADV_HUGEPAGE private memory holding an aligned 2 MiB. */
-static int thp_eligible(const struct vm_area_struct *vma)
-{
-	if (!(vma->vm_flags & VM_HUGEPAGE) || (vma->vm_flags & VM_NOHUGEPAGE) || vma->vm_file)
-		return 0;
-	uint64_t first = (vma->vm_start + PMD_SIZE - 1) & ~(PMD_SIZE - 1);
-	return first + PMD_SIZE <= vma->vm_end;
-}
-
 static void show_smap_fields(struct sbuf *sb, const struct mem_size_stats *mss, bool rollup)
 {
 	put_kb(sb, "Rss:", mss->resident);
@@ -385,7 +376,7 @@ int64_t cowvm_proc_smaps(cowvm_task_t *t, char *buf, size_t size)
 		put_kb(&sb, "KernelPageSize:", PAGE_SIZE);
 		put_kb(&sb, "MMUPageSize:", PAGE_SIZE);
 		show_smap_fields(&sb, &mss, false);
-		sb_printf(&sb, "%-16s%8d\n", "THPeligible:", thp_eligible(vma));
+		sb_printf(&sb, "%-16s%8d\n", "THPeligible:", thp_vma_allowable(vma, vma->vm_flags, false) ? 1 : 0);
 		sb_printf(&sb, "%-16s%8d\n", "ProtectionKey:", 0);
 		sb_printf(&sb, "VmFlags: ");
 		unsigned long f = shown_vm_flags(mm->vm, vma->vm_flags);

@@ -49,6 +49,7 @@ int scenario_run_text(const char *name, const char *text, const struct run_opts 
 		}
 		s->swap_bytes = opts->swap_bytes;
 	}
+	s->thp_flags = opts->thp_flags;
 	struct step_log log;
 	struct console c = console_of(opts, out);
 	log_init(&log, s->name, s);

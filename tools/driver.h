@@ -23,6 +23,7 @@ struct run_opts {
 	FILE *err;              /* failures and bad input; NULL = stderr */
 	const char *swap_path;  /* --swap FILE:SIZE: every scenario's machine swaps to FILE ... */
 	uint64_t swap_bytes;    /* ... of SIZE bytes (its own `swap` line's size is replaced) */
+	unsigned thp_flags;     /* --thp: COWVM_CONFIG_THP_* for every scenario's machine */
 };
 
 /*

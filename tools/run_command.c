@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "driver.h"
+#include "lang/words.h"
 #include "run/swapdev.h"
 
 void cowvm_usage(FILE *f)
@@ -56,6 +57,11 @@ static void run_usage(FILE *f)
 	      "                   and removed when it does not exist, else left in place) of SIZE\n"
 	      "                   (a unit is required: 64M, 512K, 1G); it replaces a scenario's\n"
 	      "                   own `swap SIZE` line.  Scenarios swap with `pageout P LOC`\n"
+	      "  --thp K=V,...    the machine's transparent-huge-page policy, as the files of\n"
+	      "                   /sys/kernel/mm/transparent_hugepage/: enabled=always|madvise|never,\n"
+	      "                   defrag=always|defer|defer+madvise|madvise|never, use_zero_page=0|1\n"
+	      "                   (default: this host's enabled=madvise defrag=madvise use_zero_page=1);\n"
+	      "                   today it decides smaps THPeligible (huge mappings are not built yet)\n"
 	      "  -h, --help       this text\n"
 	      "\n"
 	      "Failures and bad input are reported on standard error as FILE:LINE: message.\n"
@@ -89,7 +95,7 @@ int run_command(int argc, char **argv)
 		{ "trace", optional_argument, NULL, 't' },  { "json", no_argument, NULL, 'j' },
 		{ "show", required_argument, NULL, 's' }, { "dot", no_argument, NULL, 'd' },
 		{ "dot-dir", required_argument, NULL, 'D' }, { "help", no_argument, NULL, 'h' },
-		{ "swap", required_argument, NULL, 'S' },
+		{ "swap", required_argument, NULL, 'S' }, { "thp", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_opts opts = { .err = stderr };
@@ -122,6 +128,14 @@ int run_command(int argc, char **argv)
 			char why[160];
 			if (!swapdev_parse_spec(optarg, &opts.swap_path, &opts.swap_bytes, why, sizeof why)) {
 				fprintf(stderr, "cowvm run: --swap %s\n", why);
+				return 2;
+			}
+			break;
+		}
+		case 'T': {
+			char why[200];
+			if (!thp_parse_spec(optarg, &opts.thp_flags, why, sizeof why)) {
+				fprintf(stderr, "cowvm run: --thp %s\n", why);
 				return 2;
 			}
 			break;

@@ -233,6 +233,7 @@ struct scenario {
 	uint64_t swap_bytes;       /* `swap` (or the driver's --swap), 0 = no swap device */
 	char *swap_path;           /* the swap file (--swap FILE:SIZE); NULL = a file in a temporary
 				      directory the runner makes and removes */
+	unsigned thp_flags;        /* COWVM_CONFIG_THP_* of the machine (the driver's --thp) */
 	struct op *ops;
 	int nr_ops;
 	char **task_names;         /* id -> name */

@@ -271,3 +271,53 @@ const char *view_name(enum view_kind v)
 {
 	return v < NR_VIEWS ? view_names[v] : "?";
 }
+
+bool thp_parse_spec(const char *spec, unsigned *flags, char *why, size_t whylen)
+{
+	static const struct { const char *key, *value; unsigned mask, bits; } words[] = {
+		{ "enabled", "always", COWVM_CONFIG_THP_ENABLED_MASK, COWVM_CONFIG_THP_ALWAYS },
+		{ "enabled", "madvise", COWVM_CONFIG_THP_ENABLED_MASK, COWVM_CONFIG_THP_MADVISE },
+		{ "enabled", "never", COWVM_CONFIG_THP_ENABLED_MASK, COWVM_CONFIG_THP_NEVER },
+		{ "defrag", "always", COWVM_CONFIG_THP_DEFRAG_MASK, COWVM_CONFIG_THP_DEFRAG_ALWAYS },
+		{ "defrag", "defer", COWVM_CONFIG_THP_DEFRAG_MASK, COWVM_CONFIG_THP_DEFRAG_DEFER },
+		{ "defrag", "defer+madvise", COWVM_CONFIG_THP_DEFRAG_MASK, COWVM_CONFIG_THP_DEFRAG_DEFER_MADVISE },
+		{ "defrag", "madvise", COWVM_CONFIG_THP_DEFRAG_MASK, COWVM_CONFIG_THP_DEFRAG_MADVISE },
+		{ "defrag", "never", COWVM_CONFIG_THP_DEFRAG_MASK, COWVM_CONFIG_THP_DEFRAG_NEVER },
+		{ "use_zero_page", "1", COWVM_CONFIG_THP_NO_ZERO_PAGE, 0 },
+		{ "use_zero_page", "0", COWVM_CONFIG_THP_NO_ZERO_PAGE, COWVM_CONFIG_THP_NO_ZERO_PAGE },
+	};
+	unsigned out = *flags;
+	const char *p = spec;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		const char *eq = memchr(p, '=', n);
+		bool found = false;
+		for (size_t i = 0; eq && i < sizeof words / sizeof words[0]; i++) {
+			size_t klen = (size_t)(eq - p), vlen = n - klen - 1;
+			if (strlen(words[i].key) == klen && !strncmp(words[i].key, p, klen) &&
+			    strlen(words[i].value) == vlen && !strncmp(words[i].value, eq + 1, vlen)) {
+				out = (out & ~words[i].mask) | words[i].bits;
+				found = true;
+				break;
+			}
+		}
+		if (!found) {
+			snprintf(why, whylen, "'%.*s': say enabled=always|madvise|never, "
+				 "defrag=always|defer|defer+madvise|madvise|never or use_zero_page=0|1",
+				 (int)n, p);
+			return false;
+		}
+		p += n + (comma != NULL);
+		if (comma && !*p) {
+			snprintf(why, whylen, "'%s': a trailing comma", spec);
+			return false;
+		}
+	}
+	if (p == spec) {
+		snprintf(why, whylen, "an empty setting");
+		return false;
+	}
+	*flags = out;
+	return true;
+}

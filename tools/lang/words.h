@@ -19,6 +19,10 @@ const char *errno_name(int error);    /* EFAULT -> "EFAULT"; "errno 123" style f
 int prot_by_name(const char *name);
 void prot_to_text(int prot, char out[4]); /* "rw-" as /proc/pid/maps */
 
+/* "enabled=always,defrag=never,use_zero_page=0" (any of them, in any order; the sysfs words
+ * of /sys/kernel/mm/transparent_hugepage/) -> COWVM_CONFIG_THP_* bits replacing those in
+ * *flags; false with a reason in why on an unknown key or value. */
+bool thp_parse_spec(const char *spec, unsigned *flags, char *why, size_t whylen);
 int advice_by_name(const char *name); /* "dontfork" or "MADV_DONTFORK" -> MADV_DONTFORK; -1 */
 const char *advice_name(int advice);  /* "dontfork"; NULL if unknown */
 

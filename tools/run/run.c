@@ -1120,7 +1120,7 @@ int run_scenario(const struct scenario *s, struct step_log *log)
 	r.pins = calloc((size_t)s->nr_pins + 1, sizeof *r.pins);
 	r.snapshots = calloc((size_t)s->nr_snapshots + 1, sizeof *r.snapshots);
 	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : RUN_DEFAULT_PHYS_BYTES,
-				    .nr_cpus = 1 };
+				    .nr_cpus = 1, .flags = s->thp_flags };
 	struct swapdev sd;
 	int swap_error = swapdev_setup(&sd, s, &cfg);
 	if (r.tasks && r.regions && r.marks && r.pins && r.snapshots && !swap_error)
