@@ -4,7 +4,8 @@
 #   make asan-test       the suite under AddressSanitizer + UBSan (in build/asan)
 #   make tsan-test       the thread and Dirty COW tests under ThreadSanitizer (in build/tsan)
 #   make demo            run examples/fork-cow.cows with a fault trace
-#   make examples        run every example scenario (their expectations must hold)
+#   make examples        run every example scenario (their expectations must hold) and
+#                        examples/embed (a snapshot fuzzer over a cowvm guest)
 #   make compare         replay tests/scenarios/ on the host kernel and compare (as root)
 #   make bench           benchmarks against the host kernel, the cost curve, build/bench.{json,md}
 #   make bench-quick     the same, smaller (a few seconds; CI keeps build/bench.json)
@@ -177,8 +178,15 @@ fuzz-libfuzzer:
 demo: $(BUILD)/cowvm
 	$(BUILD)/cowvm run --trace examples/fork-cow.cows
 
-examples: $(BUILD)/cowvm
+# ... and the embedding example: a snapshot fuzzer over a parser in a cowvm guest, built as a
+# user would build it (C11, -pedantic, only include/cowvm.h); it fails unless it finds the bug.
+examples: $(BUILD)/cowvm $(BUILD)/examples/fuzz-parser
 	$(BUILD)/cowvm run examples/*.cows
+	$(BUILD)/examples/fuzz-parser 100000
+
+$(BUILD)/examples/fuzz-parser: examples/embed/fuzz_parser.c include/cowvm.h $(BUILD)/libcowvm.a
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -pedantic $(filter-out -std=gnu11 -D_GNU_SOURCE,$(CFLAGS)) $(LDFLAGS) -o $@ $< $(BUILD)/libcowvm.a $(LDLIBS)
 
 # Every corpus scenario on cowvm and on the host kernel, step by step (frames need root).
 compare: $(BUILD)/cowvm

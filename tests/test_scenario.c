@@ -452,6 +452,11 @@ static const struct {
 	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nexpect merge first_conflict == elsewhere\n",
 	  5, "unknown region 'elsewhere'" },
 	{ "spawn P\nspawn C\nmmap P b 1 page\ndget P C merge b b\nexpect error EBADX\n", 5, "unknown errno name" },
+	{ "spawn P\nrestore P clean\n", 2, "unknown snapshot 'clean' (take it first with `snapshot P as clean`)" },
+	{ "spawn P\nsnapshot P clean\n", 2, "expected 'as NAME'" },
+	{ "spawn P\nsnapshot P as 9lives\n", 2, "'9lives' is not a name" },
+	{ "spawn P\nsnapshot Q as s\n", 2, "unknown process 'Q'" },
+	{ "spawn P\nsnapshot P as s extra\n", 2, "unexpected 'extra'" },
 };
 
 Test(scenario_parse, malformed_input_is_an_error_that_names_the_line)
@@ -559,6 +564,42 @@ Test(scenario_run, bad_input_found_while_running_exits_2_and_tears_down)
 					 "brk A -2 pages\nread A heap[2]\n", false, false);
 	cr_assert_eq(c.status, RUN_BAD_INPUT);
 	cr_assert(strstr(c.err, "heap.cows:5: region 'heap' has 1 page now"), "%s", c.err);
+	captured_free(&c);
+}
+
+Test(scenario_run, restore_goes_back_to_the_snapshot_and_reports_what_it_cannot)
+{
+	/* contents and mappings come back; a second snapshot of the same name replaces the first */
+	struct captured c = run_captured("snap.cows",
+					 "spawn A\nmmap A b 2 pages\nwrite A b[0] \"one\"\nsnapshot A as s\n"
+					 "write A b[0] \"two\"\nmunmap A b[1]\nrestore A s\n"
+					 "expect mem A b[0] == \"one\"\nexpect vmas A == 1\n"
+					 "write A b[0] \"three\"\nsnapshot A as s\nwrite A b[0] \"four\"\n"
+					 "restore A s\nexpect mem A b[0] == \"three\"\ncheck\n", false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s%s", c.out, c.err);
+	captured_free(&c);
+
+	/* a pinned page refuses the snapshot: EBUSY, which the scenario can expect */
+	c = run_captured("busy.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\npin A b as p\n"
+			 "snapshot A as s\nexpect error EBUSY\nunpin p\nsnapshot A as s\nrestore A s\n",
+			 false, false);
+	cr_assert_eq(c.status, RUN_OK, "%s%s", c.out, c.err);
+	captured_free(&c);
+
+	/* a snapshot is gone with its process: restoring to it is bad input, not a crash */
+	c = run_captured("gone.cows", "spawn A\nmmap A b 1 page\nfork A B\nsnapshot B as s\nexit B\n"
+			 "restore A s\n", false, false);
+	cr_assert_eq(c.status, RUN_BAD_INPUT);
+	cr_assert(strstr(c.err, "gone.cows:6: snapshot 's' is gone: the process it was taken of (at "
+			 "line 4) has exited"), "%s", c.err);
+	captured_free(&c);
+
+	/* the same after a failed snapshot */
+	c = run_captured("failed.cows", "spawn A\nmmap A b 1 page\nwrite A b 1\npin A b as p\n"
+			 "snapshot A as s\nexpect error EBUSY\nrestore A s\n", false, false);
+	cr_assert_eq(c.status, RUN_BAD_INPUT);
+	cr_assert(strstr(c.err, "failed.cows:7: snapshot 's' does not exist: taking it at line 5 failed"),
+		  "%s", c.err);
 	captured_free(&c);
 }
 

@@ -805,6 +805,9 @@ static const char *host_cannot(const struct op *op)
 	case OP_DPUT:
 	case OP_DGET:
 		return "dput/dget are cowvm-only (Determinator's Put and Get)";
+	case OP_SNAPSHOT:
+	case OP_RESTORE:
+		return "snapshots are cowvm-only (the host has no system call that rolls an address space back)";
 	case OP_FAIL_ALLOC:
 		return op->mode == COWVM_FAIL_OFF ? NULL : "allocation failures are injected in cowvm only";
 	case OP_CLEAR_REFS:

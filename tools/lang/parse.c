@@ -9,7 +9,9 @@
  *     mmap may not reuse a name, so one name always means one address;
  *   - a mark is made by `mark` and may be made again (later expectations use the newest);
  *   - a pin is made by `pin ... as NAME` and released by `unpin NAME`; the name can be reused
- *     after that, as a task's can after its exit.
+ *     after that, as a task's can after its exit;
+ *   - a snapshot is made by `snapshot P as NAME` (again: the newest counts) and stays known to
+ *     the end; whether its process still lives when `restore` uses it is the runner's to say.
  * The first malformed line stops the parse: the message names it and says what was expected.
  * `expect` lines have their own grammar, in scenario_parse_expect.c.
  */
@@ -759,6 +761,39 @@ static bool parse_unpin(struct parser *p, struct op *op)
 	return true;
 }
 
+/* snapshot P as NAME: take (or take again) snapshot NAME of P's process */
+static bool parse_snapshot(struct parser *p, struct op *op)
+{
+	const char *w = NULL;
+	if (!use_task(p, &op->task))
+		return false;
+	if (!parse_next_is(p, "as"))
+		return parse_fail(p, "expected 'as NAME' after the process (snapshot P as NAME)");
+	p->pos++;
+	if (!take_word(p, &w, "the snapshot's name after 'as'"))
+		return false;
+	if (!is_identifier(w))
+		return parse_fail(p, "'%s' is not a name (letters, digits and _, not starting with a digit)", w);
+	op->snapshot = find_name(p->s->snapshot_names, p->s->nr_snapshots, w);
+	if (op->snapshot < 0)
+		op->snapshot = add_name(&p->s->snapshot_names, &p->s->nr_snapshots, w, NULL, NULL, 0);
+	if (op->snapshot < 0)
+		return parse_fail(p, "out of memory");
+	return parse_expect_end(p);
+}
+
+/* restore P NAME: P's process goes back to snapshot NAME */
+static bool parse_restore(struct parser *p, struct op *op)
+{
+	const char *w = NULL;
+	if (!use_task(p, &op->task) || !take_word(p, &w, "the snapshot's name (restore P NAME)"))
+		return false;
+	op->snapshot = find_name(p->s->snapshot_names, p->s->nr_snapshots, w);
+	if (op->snapshot < 0)
+		return parse_fail(p, "unknown snapshot '%s' (take it first with `snapshot P as %s`)", w, w);
+	return parse_expect_end(p);
+}
+
 /* pin_write NAME[+OFF] DATA */
 static bool parse_pin_write(struct parser *p, struct op *op)
 {
@@ -1179,6 +1214,8 @@ static const struct command {
 	{ "process_madvise", OP_PROCESS_MADVISE, CMD_RESULT, parse_process_madvise },
 	{ "rlimit", OP_RLIMIT, CMD_RESULT, parse_rlimit },
 	{ "caps", OP_CAPS, CMD_RESULT, parse_caps },
+	{ "snapshot", OP_SNAPSHOT, CMD_RESULT, parse_snapshot },
+	{ "restore", OP_RESTORE, CMD_RESULT, parse_restore },
 	{ "fail_alloc", OP_FAIL_ALLOC, 0, parse_fail_alloc },
 	{ "mark", OP_MARK, 0, parse_mark },
 	{ "check", OP_CHECK, 0, parse_check },
@@ -1356,6 +1393,9 @@ void scenario_free(struct scenario *s)
 	for (int i = 0; i < s->nr_pins; i++)
 		free(s->pin_names[i]);
 	free(s->pin_names);
+	for (int i = 0; i < s->nr_snapshots; i++)
+		free(s->snapshot_names[i]);
+	free(s->snapshot_names);
 	free(s->swap_path);
 	free(s->name);
 	free(s);

@@ -11,8 +11,9 @@
  * Ownership: a struct scenario owns every string and array it points to; scenario_free frees
  * them all.
  *
- * Names are of four kinds: tasks, regions, marks, and pins (a pin or GET reference made by
- * `pin ... as NAME`, released by `unpin NAME`).
+ * Names are of five kinds: tasks, regions, marks, pins (a pin or GET reference made by
+ * `pin ... as NAME`, released by `unpin NAME`) and snapshots (`snapshot P as NAME`, which a
+ * later `restore P NAME` goes back to).
  */
 #ifndef COWVM_TOOLS_LANG_SCENARIO_H
 #define COWVM_TOOLS_LANG_SCENARIO_H
@@ -59,6 +60,8 @@ enum op_kind {
 	OP_PROCESS_MADVISE, /* process_madvise P Q LOC [SIZE] ADVICE [flags N]: P advises Q's memory */
 	OP_RLIMIT,          /* rlimit P memlock|stack CUR|unlimited [MAX|unlimited] */
 	OP_CAPS,            /* caps P none | ipc_lock sys_nice ... (the process's capabilities) */
+	OP_SNAPSHOT,        /* snapshot P as NAME: cowvm_snapshot of P's process */
+	OP_RESTORE,         /* restore P NAME: cowvm_restore of P's process to snapshot NAME */
 	OP_FAIL_ALLOC,      /* fail_alloc next | after N | nth N | cap N | off */
 	OP_MARK,            /* mark M */
 	OP_CHECK,           /* check */
@@ -207,6 +210,7 @@ struct op {
 				      caps: the COWVM_CAP_* mask */
 	unsigned foll;             /* pin: COWVM_FOLL_* */
 	int pin;                   /* pin, unpin: the pin it makes or releases */
+	int snapshot;              /* snapshot, restore: the snapshot it takes or goes back to */
 	struct pin_ref pin_ref;    /* pin_write */
 	int mode;                  /* fail_alloc: COWVM_FAIL_*; rlimit: RLIMIT_MEMLOCK or _STACK */
 	int mark;                  /* mark */
@@ -240,6 +244,8 @@ struct scenario {
 	int nr_marks;
 	char **pin_names;          /* pins: made by `pin ... as NAME` */
 	int nr_pins;
+	char **snapshot_names;     /* snapshots: made by `snapshot P as NAME` */
+	int nr_snapshots;
 };
 
 struct parse_error {

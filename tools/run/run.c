@@ -512,6 +512,50 @@ static void run_clear_refs(struct run *r, const struct op *op)
 	set_result(r, op, -ret, ret);
 }
 
+/* ---- snapshots ------------------------------------------------------------------------------------ */
+
+/* snapshot P as NAME: a snapshot of P's process; taking NAME again frees the older one. */
+static void run_snapshot(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	if (!t)
+		return;
+	struct run_snapshot *rs = &r->snapshots[op->snapshot];
+	if (rs->snap && r->processes[rs->process].live_threads > 0)
+		cowvm_snapshot_free(rs->snap);
+	rs->snap = cowvm_snapshot(t);
+	rs->process = r->tasks[op->task].process;
+	rs->made_at = op->line;
+	set_result(r, op, rs->snap ? 0 : errno, rs->snap ? 0 : -1);
+}
+
+/* restore P NAME: back to the snapshot, which must still exist (its process alive); restoring
+ * another process's snapshot is the library's -EINVAL. */
+static void run_restore(struct run *r, const struct op *op)
+{
+	cowvm_task_t *t = task_of(r, op->task);
+	if (!t)
+		return;
+	const struct run_snapshot *rs = &r->snapshots[op->snapshot];
+	const char *name = r->s->snapshot_names[op->snapshot];
+	if (!rs->made_at) {
+		run_bad_input(r, op->line, "snapshot '%s' is not taken yet", name);
+		return;
+	}
+	if (!rs->snap) {
+		run_bad_input(r, op->line, "snapshot '%s' does not exist: taking it at line %d failed",
+			      name, rs->made_at);
+		return;
+	}
+	if (r->processes[rs->process].live_threads == 0) {
+		run_bad_input(r, op->line, "snapshot '%s' is gone: the process it was taken of (at line %d) "
+			      "has exited", name, rs->made_at);
+		return;
+	}
+	int ret = cowvm_restore(t, rs->snap);
+	set_result(r, op, -ret, ret);
+}
+
 /* ---- dput and dget ------------------------------------------------------------------------------ */
 
 /*
@@ -820,6 +864,8 @@ static void (*const runners[NR_OPS])(struct run *, const struct op *) = {
 	[OP_PROCESS_MADVISE] = run_process_madvise,
 	[OP_RLIMIT] = run_rlimit,
 	[OP_CAPS] = run_caps,
+	[OP_SNAPSHOT] = run_snapshot,
+	[OP_RESTORE] = run_restore,
 	[OP_FAIL_ALLOC] = run_fail_alloc,
 	[OP_MARK] = run_mark,
 	[OP_CHECK] = run_check,
@@ -1051,6 +1097,7 @@ static void free_run(struct run *r)
 		free_mark(&r->marks[i]);
 	free(r->marks);
 	free(r->pins);
+	free(r->snapshots);
 	free(r->tasks);
 	free(r->regions);
 	free(r->kbuf);
@@ -1071,11 +1118,12 @@ int run_scenario(const struct scenario *s, struct step_log *log)
 	r.regions = calloc((size_t)s->nr_regions + 1, sizeof *r.regions);
 	r.marks = calloc((size_t)s->nr_marks + 1, sizeof *r.marks);
 	r.pins = calloc((size_t)s->nr_pins + 1, sizeof *r.pins);
+	r.snapshots = calloc((size_t)s->nr_snapshots + 1, sizeof *r.snapshots);
 	struct cowvm_config cfg = { .phys_bytes = s->phys_bytes ? s->phys_bytes : RUN_DEFAULT_PHYS_BYTES,
 				    .nr_cpus = 1 };
 	struct swapdev sd;
 	int swap_error = swapdev_setup(&sd, s, &cfg);
-	if (r.tasks && r.regions && r.marks && r.pins && !swap_error)
+	if (r.tasks && r.regions && r.marks && r.pins && r.snapshots && !swap_error)
 		r.vm = cowvm_create(&cfg);
 	if (!r.vm) {
 		int error = swap_error ? -swap_error : errno;

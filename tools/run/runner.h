@@ -94,6 +94,7 @@ struct run {
 	struct run_region *regions;     /* by region id */
 	struct run_mark *marks;         /* by mark id */
 	struct run_pin *pins;           /* by pin id */
+	struct run_snapshot *snapshots; /* by snapshot id */
 
 	const struct op *op;            /* the line being run */
 	/* the last operation that can fail: its result, for expect error / expect result */
@@ -117,6 +118,14 @@ struct run {
 	bool in_fault;
 	int fault_tree;
 	int trace_depth;                /* the stream's depth now (ENTER +1, LEAVE -1) */
+};
+
+/* A snapshot the scenario took (`snapshot P as NAME`), by snapshot id.  The library frees it
+ * when its process exits, so the runner keeps the process to know whether it still may be used. */
+struct run_snapshot {
+	cowvm_snapshot_t *snap;   /* NULL before it is taken, or if taking it failed */
+	int process;              /* index into run.processes */
+	int made_at;              /* the line that took it */
 };
 
 /* ---- run.c ------------------------------------------------------------------------ */
