@@ -97,8 +97,14 @@ uninstall:
 		$(DESTDIR)$(LIBDIR)/libcowvm.so $(DESTDIR)$(BINDIR)/cowvm \
 		$(DESTDIR)$(MANDIR)/man1/cowvm.1 $(DESTDIR)$(PKGCONFIGDIR)/cowvm.pc
 
-$(BUILD)/cowvm: $(TOOL_SRC) $(BUILD)/libcowvm.a $(HEADERS)
-	$(CC) $(CFLAGS) -Itools $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libcowvm.a $(LDLIBS)
+# The explorer's page (cowvm run --html) is tools/render/explorer.html, made into a C header.
+EXPLORER_PAGE := $(BUILD)/gen/render/html_page.h
+$(EXPLORER_PAGE): tools/render/explorer.html tools/render/page_to_c.awk
+	@mkdir -p $(dir $@)
+	awk -f tools/render/page_to_c.awk $< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/cowvm: $(TOOL_SRC) $(BUILD)/libcowvm.a $(HEADERS) $(EXPLORER_PAGE)
+	$(CC) $(CFLAGS) -Itools -I$(BUILD)/gen $(LDFLAGS) -o $@ $(TOOL_SRC) $(BUILD)/libcowvm.a $(LDLIBS)
 
 # Criterion suites; the suites that race host threads use cmocka, because Criterion cannot
 # start under TSan; the scenario suite also links the tool's sources (all but main in
@@ -109,10 +115,11 @@ $(CMOCKA_TESTS): $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DTU_CMOCKA -Itests $(LDFLAGS) -o $@ $< tests/testutil.c $(BUILD)/libcowvm.a -lcmocka $(LDLIBS)
 
-TOOL_TESTS := $(BUILD)/tests/test_scenario $(BUILD)/tests/test_compare $(BUILD)/tests/test_trace
-$(TOOL_TESTS): $(BUILD)/tests/%: tests/%.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS)
+TOOL_TESTS := $(BUILD)/tests/test_scenario $(BUILD)/tests/test_compare $(BUILD)/tests/test_trace \
+              $(BUILD)/tests/test_explorer
+$(TOOL_TESTS): $(BUILD)/tests/%: tests/%.c $(TOOL_LIB_SRC) tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a $(HEADERS) $(EXPLORER_PAGE)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -Itools $(LDFLAGS) -o $@ $< $(TOOL_LIB_SRC) tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)
+	$(CC) $(CFLAGS) -DTEST_BUILD_DIR='"$(BUILD)"' -Itests -Itools -I$(BUILD)/gen $(LDFLAGS) -o $@ $< $(TOOL_LIB_SRC) tests/testutil.c $(BUILD)/libcowvm.a -lcriterion $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(BUILD)/libcowvm.a
 	@mkdir -p $(dir $@)

@@ -31,8 +31,37 @@ static int not_run(const char *name, const struct run_opts *opts, FILE *out, int
 	struct log_event ev = { .kind = LOG_SUMMARY };
 	ev.summary.status = RUN_BAD_INPUT;
 	log_append(&log, &ev);
+	if (opts->html)
+		html_add_log(opts->html, &log);
 	log_free(&log);
 	return RUN_BAD_INPUT;
+}
+
+/* --dot-steps: a picture of the state after every step; the number of files that could not be
+ * written (each reported on standard error). */
+static int dot_steps(const struct step_log *log, const struct run_opts *opts, FILE *out)
+{
+	int written = 0, failed = 0, svgs = 0;
+	struct dot_files files;
+	for (int i = 0; i < log->nr_steps; i++) {
+		const struct log_state *st = log_state_at(log, log->steps[i].state);
+		if (!st)
+			continue;
+		int err = dot_write_step_files(log, st, log->steps[i].line, opts->dot_dir, i, &files);
+		if (err) {
+			fflush(out);
+			fprintf(opts->err ? opts->err : stderr, "%s: cannot write %s: %s\n", log->file,
+				files.dot, strerror(err));
+			failed++;
+			continue;
+		}
+		written++;
+		svgs += files.rendered == 0;
+	}
+	if (!opts->json && written)
+		fprintf(out, "%s: wrote %d step picture%s to %s (NAME-stepN.dot%s)\n", log->file, written,
+			written == 1 ? "" : "s", opts->dot_dir ? opts->dot_dir : ".", svgs ? " and .svg" : "");
+	return failed;
 }
 
 int scenario_run_text(const char *name, const char *text, const struct run_opts *opts, FILE *out)
@@ -57,10 +86,18 @@ int scenario_run_text(const char *name, const char *text, const struct run_opts 
 		log.capture |= LOG_CAPTURE_END;
 	if (opts->trace || opts->brief || opts->json)
 		log.capture |= LOG_CAPTURE_TRACE;
+	if (opts->html)
+		log.capture |= LOG_CAPTURE_STEPS | LOG_CAPTURE_TRACE;
+	if (opts->dot_steps)
+		log.capture |= LOG_CAPTURE_STEPS;
 	log.observer = opts->json ? json_event : text_event;
 	log.observer_arg = &c;
 	run_scenario(s, &log);
 	int status = c.status;
+	if (opts->html)
+		html_add_log(opts->html, &log);
+	if (opts->dot_steps && dot_steps(&log, opts, out) && status == RUN_OK)
+		status = RUN_EXPECTATION_FAILED;
 	log_free(&log);
 	scenario_free(s);
 	return status;

@@ -19,7 +19,9 @@ struct run_opts {
 	bool json;              /* JSON lines instead of text on `out` */
 	unsigned show_at_end;   /* bit (1 << VIEW_*) per view to show when the scenario ends */
 	bool dot;               /* write the final state as Graphviz (and SVG when dot exists) */
-	const char *dot_dir;    /* where --dot writes, NULL = the current directory */
+	bool dot_steps;         /* --dot-steps: NAME-stepN.dot (and .svg) after every step */
+	const char *dot_dir;    /* where --dot and --dot-steps write, NULL = the current directory */
+	struct html_writer *html; /* --html: each scenario's finished log is added to the page */
 	FILE *err;              /* failures and bad input; NULL = stderr */
 	const char *swap_path;  /* --swap FILE:SIZE: every scenario's machine swaps to FILE ... */
 	uint64_t swap_bytes;    /* ... of SIZE bytes (its own `swap` line's size is replaced) */

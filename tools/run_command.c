@@ -3,7 +3,9 @@
  * with getopt_long; each file then runs on its own fresh machine (scenario_run_file), and the
  * exit status is the worst of the files' (bad input 2 > failed 1 > ok 0).
  */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "commands.h"
 #include "driver.h"
 #include "lang/words.h"
+#include "render/render.h"
 #include "run/swapdev.h"
 
 void cowvm_usage(FILE *f)
@@ -52,7 +55,13 @@ static void run_usage(FILE *f)
 	      "                   vmstat frames graph\n"
 	      "  --dot            when a scenario ends, write NAME.dot (processes -> VMAs -> pages\n"
 	      "                   -> frames) and render NAME.svg if Graphviz's dot is installed\n"
-	      "  --dot-dir DIR    where --dot writes (default: the current directory)\n"
+	      "  --dot-steps      write NAME-stepN.dot (and .svg) for the state after every step N\n"
+	      "  --dot-dir DIR    where --dot and --dot-steps write (default: the current\n"
+	      "                   directory; it must exist)\n"
+	      "  --html FILE      write the explorer: one self-contained HTML page for the run of\n"
+	      "                   every FILE, a timeline of every step (arrow keys, clicks, the URL\n"
+	      "                   fragment #step=N) showing each step's VMAs, PTEs, frames, the\n"
+	      "                   sharing graph, what changed, the fault trees and expectations\n"
 	      "  --swap FILE:SIZE give every machine a swap device: the host file FILE (created\n"
 	      "                   and removed when it does not exist, else left in place) of SIZE\n"
 	      "                   (a unit is required: 64M, 512K, 1G); it replaces a scenario's\n"
@@ -96,9 +105,11 @@ int run_command(int argc, char **argv)
 		{ "show", required_argument, NULL, 's' }, { "dot", no_argument, NULL, 'd' },
 		{ "dot-dir", required_argument, NULL, 'D' }, { "help", no_argument, NULL, 'h' },
 		{ "swap", required_argument, NULL, 'S' }, { "thp", required_argument, NULL, 'T' },
+		{ "html", required_argument, NULL, 'H' }, { "dot-steps", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct run_opts opts = { .err = stderr };
+	const char *html = NULL;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -124,6 +135,8 @@ int run_command(int argc, char **argv)
 			break;
 		case 'd': opts.dot = true; break;
 		case 'D': opts.dot_dir = optarg; break;
+		case 'H': html = optarg; break;
+		case 'P': opts.dot_steps = true; break;
 		case 'S': {
 			char why[160];
 			if (!swapdev_parse_spec(optarg, &opts.swap_path, &opts.swap_bytes, why, sizeof why)) {
@@ -151,11 +164,32 @@ int run_command(int argc, char **argv)
 		fprintf(stderr, "cowvm run: no scenario file given (see cowvm run --help)\n");
 		return 2;
 	}
+	struct stat sb;
+	int bad = !opts.dot_dir ? 0 : stat(opts.dot_dir, &sb) ? errno : !S_ISDIR(sb.st_mode) ? ENOTDIR : 0;
+	if (bad) { /* bad input, before any scenario runs */
+		fprintf(stderr, "cowvm run: --dot-dir %s: %s\n", opts.dot_dir, strerror(bad));
+		return 2;
+	}
+	if (html) {
+		int error = 0;
+		if (!(opts.html = html_open(html, &error))) {
+			fprintf(stderr, "cowvm run: --html %s: cannot write it: %s\n", html, strerror(error));
+			return 2;
+		}
+	}
 	int worst = RUN_OK;
 	for (int i = optind; i < argc; i++) {
 		int status = scenario_run_file(argv[i], &opts, stdout);
 		if (status > worst)
 			worst = status;
+	}
+	if (opts.html) {
+		int error = html_close(opts.html);
+		if (error) {
+			fprintf(stderr, "cowvm run: --html %s: cannot write it: %s\n", html, strerror(error));
+			return 2;
+		}
+		fprintf(stdout, "wrote %s (open it in a browser; #step=N selects a step)\n", html);
 	}
 	return worst;
 }

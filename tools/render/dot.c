@@ -281,6 +281,24 @@ static void write_frames(struct graph *g, FILE *f)
 	}
 }
 
+/* What the colours and line styles mean, as a small cluster of its own. */
+static void write_legend(FILE *f)
+{
+	fputs("\tsubgraph cluster_legend {\n\t\tlabel=\"legend\"; style=dashed; color=\"#aab7b8\"; fontsize=10;\n"
+	      "\t\tnode [fontsize=9];\n"
+	      "\t\tlg_proc [shape=box, style=\"rounded,filled\", fillcolor=\"#d6eaf8\", label=\"process\"];\n"
+	      "\t\tlg_excl [shape=box, style=filled, fillcolor=\"#d5f5e3\", label=\"frame one PTE maps\"];\n"
+	      "\t\tlg_shared [shape=box, style=filled, fillcolor=\"#f5b041\", label=\"frame several PTEs map\"];\n"
+	      "\t\tlg_zero [shape=box, style=filled, fillcolor=\"#d5d8dc\", peripheries=2, label=\"zero page\"];\n"
+	      "\t\tlg_pin [shape=cds, style=filled, fillcolor=\"#d7bde2\", label=\"pin\"];\n"
+	      "\t\tlg_a [shape=point]; lg_b [shape=point]; lg_a -> lg_b [label=\"rw: writable PTE\"];\n"
+	      "\t\tlg_c [shape=point]; lg_d [shape=point]; lg_c -> lg_d [style=dashed, label=\"ro: read-only PTE\"];\n"
+	      "\t\tlg_e [shape=point]; lg_f [shape=point]; lg_e -> lg_f [color=\"#c0392b\", penwidth=2, label=\"to a shared frame\"];\n"
+	      "\t\tlg_g [shape=point]; lg_h [shape=point]; lg_g -> lg_h [style=bold, color=\"#7d3c98\", label=\"held by a pin\"];\n"
+	      "\t\tlg_i [shape=point]; lg_j [shape=point]; lg_i -> lg_j [style=dotted, label=\"dput SNAP image\"];\n"
+	      "\t}\n", f);
+}
+
 void dot_graph(FILE *f, const struct step_log *log, const struct log_state *st, int line)
 {
 	struct graph g = { .log = log, .st = st };
@@ -310,6 +328,7 @@ void dot_graph(FILE *f, const struct step_log *log, const struct log_state *st, 
 	write_pins(&g, f, edges);
 	fclose(edges);
 	write_frames(&g, f);
+	write_legend(f);
 	fputs(edge_text, f);
 	fprintf(f, "}\n");
 	free(edge_text);
@@ -335,6 +354,12 @@ static int render_svg(const char *dotfile, const char *svg)
 int dot_write_files(const struct step_log *log, const struct log_state *st, int line,
 		    const char *dir, struct dot_files *out)
 {
+	return dot_write_step_files(log, st, line, dir, -1, out);
+}
+
+int dot_write_step_files(const struct step_log *log, const struct log_state *st, int line,
+			 const char *dir, int step, struct dot_files *out)
+{
 	char name[256];
 	snprintf(name, sizeof name, "%s", log->file);
 	char *base = basename(name), *dotc = strrchr(base, '.');
@@ -342,8 +367,11 @@ int dot_write_files(const struct step_log *log, const struct log_state *st, int 
 		*dotc = 0;
 	if (!strcmp(base, "<stdin>"))
 		base = "stdin";
-	snprintf(out->dot, sizeof out->dot, "%s/%s.dot", dir ? dir : ".", base);
-	snprintf(out->svg, sizeof out->svg, "%s/%s.svg", dir ? dir : ".", base);
+	char suffix[24] = "";
+	if (step >= 0)
+		snprintf(suffix, sizeof suffix, "-step%d", step);
+	snprintf(out->dot, sizeof out->dot, "%s/%s%s.dot", dir ? dir : ".", base, suffix);
+	snprintf(out->svg, sizeof out->svg, "%s/%s%s.svg", dir ? dir : ".", base, suffix);
 	out->rendered = ENOENT;
 	FILE *f = fopen(out->dot, "w");
 	if (!f)

@@ -5,6 +5,7 @@
  *   json.c    the same events as JSON lines (docs/json.md)
  *   views.c   the /proc views of one state (maps, smaps, pagemap, ptes, frames ...), text or JSON
  *   dot.c     the Graphviz picture of one state (show graph, --dot)
+ *   html.c    the explorer: one HTML page for the finished logs of a run (--html)
  *   common.c  what they share: JSON strings, file:line messages
  * A renderer reads the log and writes to its streams or files; it never calls the runner or
  * the library.  A new renderer is one new file and a line here.
@@ -61,6 +62,21 @@ struct dot_files {
  * installed.  Returns 0, or the errno of the .dot file that could not be written. */
 int dot_write_files(const struct step_log *log, const struct log_state *st, int line,
 		    const char *dir, struct dot_files *out);
+/* The same as DIR/NAME-stepSTEP.dot and .svg (--dot-steps: the state after step STEP). */
+int dot_write_step_files(const struct step_log *log, const struct log_state *st, int line,
+			 const char *dir, int step, struct dot_files *out);
+
+/* ---- html.c -------------------------------------------------------------------------------------- */
+
+/* The explorer (`cowvm run --html FILE`): html_open writes the page's head (NULL and *error set
+ * when FILE cannot be written), html_add_log the data of one finished log (its states after
+ * every step: capture LOG_CAPTURE_STEPS | LOG_CAPTURE_TRACE), html_close the script and the end;
+ * it returns 0 or the errno of a failed write. */
+struct html_writer;
+struct html_writer *html_open(const char *path, int *error);
+void html_add_log(struct html_writer *w, const struct step_log *log);
+int html_close(struct html_writer *w);
+const char *html_path(const struct html_writer *w);
 
 /* ---- common.c ------------------------------------------------------------------------------------ */
 
