@@ -216,7 +216,7 @@ static void screenshot(const char *html, const char *name, int step)
 	cr_assert_eq(access(png, R_OK), 0, "no screenshot %s", png);
 }
 
-Test(explorer, fork_cow_every_step_and_the_cow_break_at_line_27, .timeout = 240)
+Test(explorer, fork_cow_every_step_and_the_cow_break_at_line_27)
 {
 	need_chromium();
 	const char *html = TEST_BUILD_DIR "/explorer-fork-cow.html";
@@ -262,7 +262,7 @@ Test(explorer, fork_cow_every_step_and_the_cow_break_at_line_27, .timeout = 240)
 	screenshot(html, "fork-cow", write_step);
 }
 
-Test(explorer, dput_copy_shares_the_middle, .timeout = 240)
+Test(explorer, dput_copy_shares_the_middle)
 {
 	need_chromium();
 	const char *html = TEST_BUILD_DIR "/explorer-dput-copy.html";
@@ -291,7 +291,7 @@ Test(explorer, dput_copy_shares_the_middle, .timeout = 240)
 	screenshot(html, "dput-copy", step);
 }
 
-Test(explorer, pinned_page_is_copied_at_fork, .timeout = 240)
+Test(explorer, pinned_page_is_copied_at_fork)
 {
 	need_chromium();
 	const char *html = TEST_BUILD_DIR "/explorer-pin-fork-copy.html";
@@ -321,7 +321,7 @@ Test(explorer, pinned_page_is_copied_at_fork, .timeout = 240)
 	screenshot(html, "pin-fork-copy", step);
 }
 
-Test(explorer, scenario_text_cannot_inject_markup, .timeout = 120)
+Test(explorer, scenario_text_cannot_inject_markup)
 {
 	need_chromium();
 	const char *src = TEST_BUILD_DIR "/explorer-inject.cows", *html = TEST_BUILD_DIR "/explorer-inject.html";
