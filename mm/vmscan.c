@@ -22,6 +22,7 @@
  * Locks: page lock (trylock) -> anon_vma root lock (read, rmap_walk) -> the mapping mm's
  * mmap_lock (read, trylock: a VMA's bounds and tables stay put) -> PTL -> si->lock.
  */
+#include <sched.h>
 #include "swap.h"
 
 #define SWAP_CLUSTER_MAX 32
@@ -520,14 +521,28 @@ void kswapd_stop(struct cowvm *vm)
 
 struct page *alloc_page_may_reclaim(struct cowvm *vm, bool zeroed)
 {
+	/*
+	 * __alloc_pages_slowpath, reduced: direct reclaim and a new try, at most
+	 * MAX_RECLAIM_RETRIES times; give up (the caller's VM_FAULT_OOM) once reclaim has made no
+	 * progress a few times in a row, as should_reclaim_retry does.  A pass that frees
+	 * nothing may only mean that kswapd holds the pages it is writing out meanwhile: let it
+	 * run before the next try.
+	 */
+	enum { MAX_RECLAIM_RETRIES = 16, MAX_NO_PROGRESS = 4 };
+	int no_progress = 0;
 	for (int attempt = 0;; attempt++) {
 		struct page *page = zeroed ? alloc_zeroed_user_page(vm) : alloc_page(vm);
-		if (page || !vm->swap || attempt == 2) {
+		if (page || !vm->swap || attempt == MAX_RECLAIM_RETRIES) {
 			wakeup_kswapd(vm);
 			return page;
 		}
 		/* __alloc_pages_direct_reclaim; a second pass frees what the first wrote out */
-		if (!try_to_free_pages(vm, SWAP_CLUSTER_MAX, false) && attempt == 1)
-			return NULL;
+		if (try_to_free_pages(vm, SWAP_CLUSTER_MAX, false)) {
+			no_progress = 0;
+		} else {
+			if (++no_progress == MAX_NO_PROGRESS)
+				return NULL;
+			sched_yield();
+		}
 	}
 }
